@@ -1,0 +1,19 @@
+# physml: one DAG, three studies. Rules live in workflow/rules, science in src/physml.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ensembles.smk"
+include: "workflow/rules/observables.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

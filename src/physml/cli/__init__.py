@@ -1,0 +1,1 @@
+"""The ``physml`` command line: one verb per pipeline step (see ``physml --help``)."""

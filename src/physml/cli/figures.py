@@ -1,0 +1,31 @@
+"""CLI verb ``figure``: render a named figure from its input artifacts."""
+
+from __future__ import annotations
+
+import argparse
+
+from physml.cli.common import add_runtime_options, setup_runtime
+from physml.figures.phi4 import plot_phi4_hmc
+from physml.figures.render import save_figure
+from physml.io.artifacts import read_artifact
+
+FIGURES = {"phi4_hmc": plot_phi4_hmc}
+
+
+def cmd_figure(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    datasets = [read_artifact(p) for p in args.inputs]
+    fig = FIGURES[args.name](datasets)
+    for path in save_figure(fig, args.out, name=f"fig_{args.name}", rule=args.rule or "figure",
+                            inputs=args.inputs):
+        print(f"wrote {path}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("figure", help="render a named figure (PDF, PNG and a provenance sidecar)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("name", choices=sorted(FIGURES), help="figure name (without the fig_ prefix)")
+    p.add_argument("inputs", nargs="+", help="input artifacts (.nc)")
+    p.add_argument("--out", required=True, help="output path without extension")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_figure)

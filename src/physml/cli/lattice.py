@@ -1,0 +1,73 @@
+"""CLI verbs of the lattice study: ``hmc``, ``measure``."""
+
+from __future__ import annotations
+
+import argparse
+
+from physml.cli.common import add_runtime_options, save, setup_runtime
+from physml.io.artifacts import read_artifact
+from physml.lattice.phi4 import Phi4
+from physml.mc.ensembles import hmc_ensemble
+from physml.observables import measure
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_hmc_options(p: argparse.ArgumentParser, step_size: float, n_steps: int) -> None:
+    p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
+    p.add_argument("--n-configs", type=_positive_int, required=True,
+                   help="configurations to store (a multiple of --n-chains)")
+    p.add_argument("--n-chains", type=_positive_int, default=64, help="independent chains run as one batch")
+    p.add_argument("--n-therm", type=int, default=500, help="thermalisation trajectories per chain")
+    p.add_argument("--meas-interval", type=_positive_int, default=2, help="trajectories between stored configurations")
+    p.add_argument("--step-size", type=float, default=step_size, help="leapfrog step size")
+    p.add_argument("--n-steps", type=_positive_int, default=n_steps, help="leapfrog steps per trajectory")
+    p.add_argument("--therm-step-size", type=float, default=None,
+                   help="leapfrog step size during thermalisation (default: --step-size)")
+    p.add_argument("--start", choices=("cold", "random"), default="cold", help="initial fields")
+    p.add_argument("--seed", type=int, required=True, help="random seed")
+    p.add_argument("--out", required=True, help="output ensemble .nc")
+    add_runtime_options(p, device=True)
+
+
+def cmd_hmc_phi4(args: argparse.Namespace) -> None:
+    device = setup_runtime(args)
+    if args.kappa < 0 or args.lam < 0:
+        raise SystemExit(f"error: need kappa >= 0 and lam >= 0, got kappa={args.kappa}, lam={args.lam}")
+    ds = hmc_ensemble(Phi4(args.kappa, args.lam), L=args.L, n_configs=args.n_configs,
+                      n_chains=args.n_chains, n_therm=args.n_therm, meas_interval=args.meas_interval,
+                      step_size=args.step_size, n_steps=args.n_steps, seed=args.seed, start=args.start,
+                      therm_step_size=args.therm_step_size, device=device, show_progress=args.progress)
+    print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
+    save(ds, args, "hmc phi4", theory="phi4")
+
+
+def cmd_measure(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    ds = read_artifact(args.ensemble)
+    obs = measure(ds)
+    obs.attrs["history"] = ds.attrs.get("history", "")
+    save(obs, args, "measure", inputs=[args.ensemble], seed=int(ds.attrs.get("seed", -1)))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    hmc = sub.add_parser("hmc", help="HMC ensemble of a lattice theory")
+    theories = hmc.add_subparsers(dest="theory", required=True, metavar="THEORY")
+    p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action (PHYSICS.md 1)",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
+    p.add_argument("--lam", type=float, default=0.022, help="quartic coupling lambda")
+    _add_hmc_options(p, step_size=0.125, n_steps=8)
+    p.set_defaults(func=cmd_hmc_phi4)
+
+    m = sub.add_parser("measure", help="observables with Gamma-method errors of an ensemble",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    m.add_argument("ensemble", help="ensemble .nc (theory detected from the file)")
+    m.add_argument("--out", required=True, help="output observables .nc")
+    add_runtime_options(m)
+    m.set_defaults(func=cmd_measure)

@@ -1,0 +1,34 @@
+"""Entry point of the ``physml`` command; each study registers its verbs here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from physml import __version__
+from physml.cli import figures, lattice
+
+MODULES = [lattice, figures]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="physml", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"physml {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for module in MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"physml {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""HMC ensembles as xarray Datasets (the ``ensemble.nc`` artifact).
+
+Layout: the field variable (``phi`` or ``theta``) has dims ``(config, *site_dims)``;
+configurations are ordered chain by chain, so ``config = chain * n_meas + m``.
+Per-configuration ``chain``, ``trajectory`` and ``action``; per-trajectory
+``acceptance`` (0/1) and ``delta_h`` over dims ``(hmc_traj, chain)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import xarray as xr
+
+from physml.mc.hmc import sample_hmc
+
+
+def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
+                 meas_interval: int, step_size: float, n_steps: int, seed: int,
+                 start: str = "random", therm_step_size: float | None = None,
+                 device: torch.device | str = "cpu", dtype=torch.float64,
+                 show_progress: bool = True) -> xr.Dataset:
+    """Sample ``n_configs`` configurations from ``n_chains`` chains (``n_configs`` must be
+    a multiple of ``n_chains``) and return them as an ensemble Dataset."""
+    if n_chains < 1 or n_configs < n_chains or n_configs % n_chains:
+        raise ValueError(f"n_configs ({n_configs}) must be a positive multiple of "
+                         f"n_chains ({n_chains})")
+    if start not in ("random", "cold"):
+        raise ValueError(f"start must be 'random' or 'cold', got {start!r}")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    if start == "random":
+        x0 = theory.random_start(n_chains, L, gen, dtype=dtype, device=device)
+    else:
+        x0 = theory.cold_start(n_chains, L, dtype=dtype, device=device)
+    res = sample_hmc(theory, x0, n_meas=n_configs // n_chains, step_size=step_size,
+                     n_steps=n_steps, generator=gen, n_therm=n_therm,
+                     meas_interval=meas_interval, therm_step_size=therm_step_size,
+                     show_progress=show_progress, desc=f"hmc {theory.name} L={L}")
+    n_meas = res.samples.shape[0]
+    field = res.samples.transpose(0, 1).reshape(n_configs, *res.samples.shape[2:])
+    chain = np.repeat(np.arange(n_chains), n_meas)
+    ds = xr.Dataset(
+        {
+            theory.field_name: (("config", *theory.site_dims), field.cpu().numpy()),
+            "chain": ("config", chain),
+            "trajectory": ("config", np.tile(res.trajectory.numpy(), n_chains)),
+            "action": ("config", res.action.T.reshape(-1).cpu().numpy(),
+                       {"long_name": "action S of the configuration"}),
+            "acceptance": (("hmc_traj", "chain_id"), res.accepted.cpu().numpy().astype(np.int8),
+                           {"long_name": "Metropolis accept (1) or reject (0) per trajectory"}),
+            "delta_h": (("hmc_traj", "chain_id"), res.delta_h.cpu().numpy(),
+                        {"long_name": "H(end) - H(start) of each trajectory"}),
+        },
+        coords={"config": np.arange(n_configs), "hmc_traj": np.arange(1, res.accepted.shape[0] + 1),
+                "chain_id": np.arange(n_chains)},
+        attrs={"theory": theory.name, "source": "hmc", "L": L,
+               "acceptance_rate": float(res.accepted[n_therm:].double().mean()),
+               "n_therm": n_therm, "meas_interval": meas_interval,
+               "step_size": step_size, "n_steps": n_steps, "start": start},
+    )
+    ds.attrs.update({k: v for k, v in dataclasses.asdict(theory).items() if k != "name"})
+    return ds

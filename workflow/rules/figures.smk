@@ -1,0 +1,20 @@
+# Named figure targets: `snakemake fig_NAME` rebuilds one figure and what it needs.
+
+
+rule fig_phi4_hmc:
+    input:
+        observables=[f"{phi4_dir(k)}/observables.nc" for k in PHI4["kappa"]],
+    output:
+        figure_outputs("fig_phi4_hmc"),
+    log:
+        "results/logs/figures/fig_phi4_hmc.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{PHYSML} figure phi4_hmc {input.observables} --threads {threads} --rule {rule}"
+        " --out results/figures/fig_phi4_hmc > {log} 2>&1"
+
+
+ALL_TARGETS.extend(figure_outputs("fig_phi4_hmc"))
