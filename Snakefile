@@ -11,6 +11,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/ensembles.smk"
 include: "workflow/rules/observables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/phases.smk"
 
 
 rule all:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 
 from physml.cli.common import add_runtime_options, setup_runtime
+from physml.figures.phases import plot_phase_diagram, plot_phase_observables, plot_phase_trajectories
 from physml.figures.phi4 import plot_phi4_hmc
 from physml.figures.render import save_figure
 from physml.io.artifacts import read_artifact
 
-FIGURES = {"phi4_hmc": plot_phi4_hmc}
+FIGURES = {"phi4_hmc": plot_phi4_hmc,
+           "phase_diagram": plot_phase_diagram, "phase_observables": plot_phase_observables,
+           "phase_trajectories": plot_phase_trajectories}
 
 
 def cmd_figure(args: argparse.Namespace) -> None:

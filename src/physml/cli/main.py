@@ -7,8 +7,9 @@ import sys
 
 from physml import __version__
 from physml.cli import figures, lattice
+from physml.cli import phases as phases_cli
 
-MODULES = [lattice, figures]
+MODULES = [lattice, figures, phases_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,8 +17,8 @@ import torch
 
 def neighbour_sum(phi: torch.Tensor) -> torch.Tensor:
     """sum over +-mu of phi_{x+-mu} on the periodic lattice (last two axes)."""
-    return (torch.roll(phi, 1, -2) + torch.roll(phi, -1, -2)
-            + torch.roll(phi, 1, -1) + torch.roll(phi, -1, -1))
+    out = torch.roll(phi, 1, -2).add_(torch.roll(phi, -1, -2))
+    return out.add_(torch.roll(phi, 1, -1)).add_(torch.roll(phi, -1, -1))
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,19 @@ class Phi4:
 
     def action_density(self, phi: torch.Tensor) -> torch.Tensor:
         """Per-site action s_x (its sum over sites is S), shape of ``phi``."""
-        hop = phi * (torch.roll(phi, -1, -2) + torch.roll(phi, -1, -1))
         phi2 = phi * phi
-        return -2.0 * self.kappa * hop + (1.0 - 2.0 * self.lam) * phi2 + self.lam * phi2 * phi2
+        density = phi2 * (self.lam * phi2 + (1.0 - 2.0 * self.lam))
+        hop = torch.roll(phi, -1, -2).add_(torch.roll(phi, -1, -1)).mul_(phi)
+        return density.add_(hop, alpha=-2.0 * self.kappa)
 
     def action(self, phi: torch.Tensor) -> torch.Tensor:
         """S[phi] per configuration, shape ``(batch,)``."""
-        return self.action_density(phi).sum(dim=(-2, -1))
+        return self.action_density(phi).flatten(-2).sum(-1)
 
     def force(self, phi: torch.Tensor) -> torch.Tensor:
         """-dS/dphi_x = 2 kappa sum_{+-mu} phi_{x+-mu} + 2 phi_x (2 lambda (1 - phi_x^2) - 1)."""
-        return 2.0 * self.kappa * neighbour_sum(phi) + 2.0 * phi * (
-            2.0 * self.lam * (1.0 - phi * phi) - 1.0)
+        local = (phi * phi).mul_(-4.0 * self.lam).add_(4.0 * self.lam - 2.0).mul_(phi)
+        return local.add_(neighbour_sum(phi), alpha=2.0 * self.kappa)
 
     site_dims = ("x", "y")
     field_name = "phi"

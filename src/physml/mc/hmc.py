@@ -39,16 +39,19 @@ class HMCResult:
 def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps: int):
     """Integrate Hamilton's equations with the kick-drift-kick leapfrog; returns (x, p)."""
     p = p + 0.5 * step_size * theory.force(x)
+    x = x.clone()
     for i in range(n_steps):
-        x = theory.project(x + step_size * p)
-        p = p + (step_size if i < n_steps - 1 else 0.5 * step_size) * theory.force(x)
+        x = theory.project(x.add_(p, alpha=step_size))
+        p.add_(theory.force(x), alpha=step_size if i < n_steps - 1 else 0.5 * step_size)
     return x, p
 
 
 def hmc_step(theory, x: torch.Tensor, step_size: float, n_steps: int,
              generator: torch.Generator):
     """One HMC trajectory per chain; returns (new x, accepted mask, Delta H)."""
-    p = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    # Momenta drawn in float32 (several times faster than float64 on CPU) and then
+    # used exactly as drawn: H is evaluated on these values, so the chain stays exact.
+    p = torch.randn(x.shape, generator=generator, dtype=torch.float32, device=x.device).to(x.dtype)
     reduce_dims = tuple(range(1, x.dim()))
     h0 = 0.5 * (p * p).sum(reduce_dims) + theory.action(x)
     x_new, p_new = leapfrog(theory, x, p, step_size, n_steps)

@@ -1,0 +1,132 @@
+"""CLI verbs of the phase-diagram study: ``physml phases cell`` and ``physml phases gather``.
+
+The study is pure numpy, so this module never imports torch: the Snakemake rules run it as
+``python -m physml.cli.phases VERB ...`` (same verbs and options as ``physml phases VERB``),
+which saves the torch import (seconds of CPU) in each of the many small cell jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from physml.io.artifacts import read_artifact, write_artifact
+from physml.phases.cells import CellSpec, gather, run_cell
+from physml.phases.classify import analyse_grid
+from physml.phases.teacher_student import ACTIVATIONS, Architecture
+from physml.progress import progress
+
+RUNTIME_KEYS = {"out", "func", "threads", "rule", "progress", "verb", "phases_verb", "inputs"}
+
+
+def _steps(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(float(s)) for s in text.split(",") if s.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated step counts, got {text!r}") from exc
+
+
+def _write(ds, args, verb: str, seed: int, inputs=()):
+    config = {k: v for k, v in vars(args).items() if k not in RUNTIME_KEYS}
+    path = write_artifact(ds, args.out, config=config, rule=args.rule or verb, seed=seed, inputs=inputs)
+    print(f"wrote {path}")
+
+
+def cmd_cell(args: argparse.Namespace) -> None:
+    spec = CellSpec(lr=args.lr, sigma_w=args.sigma_w, n_runs=args.n_runs, n_steps=args.n_steps,
+                    batch_size=args.batch_size, n_batches=args.n_batches, n_test=args.n_test,
+                    n_eval=args.n_eval, snapshot_steps=args.snapshots, seed=args.seed,
+                    arch=Architecture(3, args.n1, args.n2, args.activation),
+                    divergence_threshold=args.divergence_threshold, check_every=args.check_every)
+    bar = progress(total=spec.n_steps, desc=f"cell lr={spec.lr:g} sigma_w={spec.sigma_w:g}",
+                   enabled=args.progress)
+    done = [0]
+
+    def advance(step):
+        bar.update(step - done[0])
+        done[0] = step
+
+    ds = run_cell(spec, progress=advance)
+    bar.close()
+    n_div = int(ds["diverged"].sum())
+    final = ds.isel(time=-1)
+    print(f"T={spec.temperature:g} sigma_w={spec.sigma_w:g}: median test loss "
+          f"{float(final['test_loss'].median()):.4g}, median q {float(final['overlap_q'].median()):.3f}, "
+          f"{n_div}/{spec.n_runs} divergent")
+    _write(ds, args, "phases cell", args.seed)
+
+
+def cmd_gather(args: argparse.Namespace) -> None:
+    grid = analyse_grid(gather([read_artifact(p) for p in args.inputs]), args.ferro_max_test_loss,
+                        args.glass_min_overlap, args.boundary_fraction)
+    grid.attrs["model"] = args.model
+    print(f"grid: {dict(grid.sizes)}")
+    _write(grid, args, "phases gather", int(grid.attrs.get("seed", -1)), inputs=args.inputs)
+
+
+def _runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads (the rule sets OPENBLAS_NUM_THREADS to this; keep 1)")
+    p.add_argument("--rule", default=None, help="name recorded in the artifact's 'rule' attribute")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _add_verbs(sub) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    c = sub.add_parser("cell", formatter_class=fmt,
+                       help="train and measure all runs of one (lr, sigma_W) grid cell as one batch")
+    c.add_argument("--lr", type=float, required=True, help="SGD learning rate (T = lr / batch size)")
+    c.add_argument("--sigma-w", type=float, required=True, help="initial weight scale sigma_W")
+    c.add_argument("--n-runs", type=int, default=20, help="runs (teacher + student) in the cell")
+    c.add_argument("--n-steps", type=int, default=30000, help="SGD steps per run")
+    c.add_argument("--batch-size", type=int, default=4, help="mini-batch size B")
+    c.add_argument("--n-batches", type=int, default=1000, help="mini-batches per epoch (training set = B x this)")
+    c.add_argument("--n-test", type=int, default=1000, help="held-out test points per run")
+    c.add_argument("--n-eval", type=int, default=500, help="training points for the drift-noise ratio")
+    c.add_argument("--snapshots", type=_steps, default=(0, 30000),
+                   help="comma-separated steps at which observables are measured")
+    c.add_argument("--activation", choices=ACTIVATIONS, default="tanh", help="hidden-layer activation")
+    c.add_argument("--n1", type=int, default=32, help="first hidden width")
+    c.add_argument("--n2", type=int, default=16, help="second hidden width (rows of the trained W)")
+    c.add_argument("--divergence-threshold", type=float, default=100.0,
+                   help="a run whose mini-batch loss exceeds this stops as divergent")
+    c.add_argument("--check-every", type=int, default=100, help="steps between divergence checks")
+    c.add_argument("--seed", type=int, required=True, help="seed; run r uses generators [seed, r, k]")
+    c.add_argument("--out", required=True, help="output cell .nc")
+    _runtime(c)
+    c.set_defaults(func=cmd_cell)
+
+    g = sub.add_parser("gather", formatter_class=fmt, help="stack cell artifacts into the (T, sigma_w, run) grid")
+    g.add_argument("inputs", nargs="+", help="cell .nc files (a full rectangular grid)")
+    g.add_argument("--model", default="tanh", help="model name recorded in the grid")
+    g.add_argument("--ferro-max-test-loss", type=float, default=0.1,
+                   help="ferromagnetic (learns) below this test loss / loss of the zero output")
+    g.add_argument("--glass-min-overlap", type=float, default=0.5,
+                   help="a non-learning run is spin-glass when its feature overlap q is above this")
+    g.add_argument("--boundary-fraction", type=float, default=0.68,
+                   help="fraction of runs satisfying the drift-versus-noise criterion on the ferro/para line")
+    g.add_argument("--out", required=True, help="output grid .nc")
+    _runtime(g)
+    g.set_defaults(func=cmd_gather)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("phases", help="phase diagram of learning (PHYSICS.md 5)")
+    _add_verbs(p.add_subparsers(dest="phases_verb", required=True, metavar="VERB"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m physml.cli.phases VERB ...`` without importing torch."""
+    parser = argparse.ArgumentParser(prog="physml phases", description=__doc__)
+    _add_verbs(parser.add_subparsers(dest="phases_verb", required=True, metavar="VERB"))
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"physml phases {args.phases_verb}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

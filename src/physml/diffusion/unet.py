@@ -1,0 +1,138 @@
+"""Score network: a fully convolutional U-Net on the periodic lattice.
+
+In the style of the score_sde tutorial network (Song et al.): a Gaussian
+Fourier embedding of the diffusion time t, added (through a dense layer) to
+the features of every block; GroupNorm; SiLU; skip connections from each
+encoder level to the decoder level of the same resolution; the output divided
+by the marginal standard deviation sigma(t) of the SDE, so that the network
+only has to learn the O(1) quantity sigma(t) * score.
+
+Every convolution uses **circular padding**, so the network respects the
+lattice's periodic boundary and runs on any L divisible by its downsampling
+factor 2^(len(channels) - 1): a model trained at L = 16 generates at L = 32.
+Downsampling is a stride-2 circular 3x3 convolution, upsampling a 2x2
+transposed convolution with stride 2 (each coarse site feeds exactly its own
+2x2 block, so no padding is involved and periodicity is exact).
+
+Input ``(batch, in_channels, L, L)``, time ``(batch,)``; output like the input.
+``in_channels`` is 1 for a scalar field, 2 for U(1) link angles (mu = 0, 1).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from physml.diffusion.sde import SDE
+
+
+class GaussianFourierProjection(nn.Module):
+    """Fixed random Fourier features [sin(2 pi W t), cos(2 pi W t)], W ~ N(0, scale^2)."""
+
+    def __init__(self, embed_dim: int, scale: float = 16.0):
+        super().__init__()
+        if embed_dim % 2:
+            raise ValueError(f"embed_dim must be even, got {embed_dim}")
+        # a buffer: saved with the model, never trained
+        self.register_buffer("W", torch.randn(embed_dim // 2) * scale)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        proj = t[:, None] * self.W[None, :] * (2 * math.pi)
+        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+
+
+def _groups(channels: int, groups: int) -> int:
+    return math.gcd(channels, groups)
+
+
+class Block(nn.Module):
+    """conv (circular) -> + dense(time embedding) -> GroupNorm -> SiLU.
+
+    ``mode``: ``same`` (3x3, stride 1), ``down`` (3x3, stride 2) or ``up`` (2x2 transposed
+    convolution with stride 2, which maps each coarse site to its own 2x2 block).
+    """
+
+    def __init__(self, c_in: int, c_out: int, embed_dim: int, groups: int, mode: str = "same"):
+        super().__init__()
+        if mode not in ("same", "down", "up"):
+            raise ValueError(f"unknown block mode {mode!r}")
+        self.mode = mode
+        if mode == "up":  # each site -> its 2x2 block: no padding, exactly periodic
+            self.conv = nn.ConvTranspose2d(c_in, c_out, 2, stride=2, bias=False)
+        else:
+            self.conv = nn.Conv2d(c_in, c_out, 3, stride=2 if mode == "down" else 1, padding=1,
+                                  padding_mode="circular", bias=False)
+        self.dense = nn.Linear(embed_dim, c_out)
+        self.norm = nn.GroupNorm(_groups(c_out, groups), c_out)
+        self.act = nn.SiLU()
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv(h) + self.dense(emb)[:, :, None, None]
+        return self.act(self.norm(h))
+
+
+class UNet(nn.Module):
+    """Time-dependent score network s_theta(x, t) = net(x, t) / sigma(t).
+
+    ``channels`` gives the width of each resolution level (its length is the depth:
+    ``[16, 32, 64]`` has three levels, L, L/2, L/4); ``blocks_per_level`` extra
+    stride-1 residual blocks deepen every encoder level.
+    """
+
+    def __init__(self, sde: SDE, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
+                 embed_dim: int = 64, fourier_scale: float = 16.0, groups: int = 4,
+                 blocks_per_level: int = 0):
+        super().__init__()
+        channels = [int(c) for c in channels]
+        if not channels or min(channels) < 1:
+            raise ValueError(f"channels must be a non-empty list of positive ints, got {channels}")
+        self.sde = sde
+        self.in_channels = int(in_channels)
+        self.channels = channels
+        self.hparams = {"in_channels": self.in_channels, "channels": channels,
+                        "embed_dim": int(embed_dim), "fourier_scale": float(fourier_scale),
+                        "groups": int(groups), "blocks_per_level": int(blocks_per_level)}
+        self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale),
+                                   nn.Linear(embed_dim, embed_dim), nn.SiLU())
+        self.enc = nn.ModuleList()
+        self.extra = nn.ModuleList()
+        c_prev = self.in_channels
+        for i, c in enumerate(channels):
+            self.enc.append(Block(c_prev, c, embed_dim, groups, "same" if i == 0 else "down"))
+            self.extra.append(nn.ModuleList(Block(c, c, embed_dim, groups) for _ in range(blocks_per_level)))
+            c_prev = c
+        self.dec = nn.ModuleList()
+        for i in range(len(channels) - 1, 0, -1):
+            c_in = channels[i] if i == len(channels) - 1 else 2 * channels[i]
+            self.dec.append(Block(c_in, channels[i - 1], embed_dim, groups, "up"))
+        c_last = 2 * channels[0] if len(channels) > 1 else channels[0]
+        self.out = nn.Conv2d(c_last, self.in_channels, 3, padding=1, padding_mode="circular")
+
+    @property
+    def downsampling(self) -> int:
+        """L must be a multiple of this."""
+        return 2 ** (len(self.channels) - 1)
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.hparams)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % self.downsampling or x.shape[-2] % self.downsampling:
+            raise ValueError(f"lattice {tuple(x.shape[-2:])} not divisible by the U-Net's "
+                             f"downsampling factor {self.downsampling}")
+        emb = self.embed(t)
+        skips = []
+        h = x
+        for block, extra in zip(self.enc, self.extra):
+            h = block(h, emb)
+            for res in extra:
+                h = h + res(h, emb)
+            skips.append(h)
+        skips.pop()  # the deepest level feeds the decoder directly
+        for block in self.dec:
+            h = torch.cat([block(h, emb), skips.pop()], dim=1)
+        h = self.out(h)
+        return h / self.sde.marginal_std(t).reshape(-1, 1, 1, 1)

@@ -1,0 +1,153 @@
+"""Figures of the phase diagram of learning (inputs: the gathered, analysed grids, one per model)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
+
+from physml.phases.classify import PHASES
+
+PHASE_COLORS = ("#4c9be8", "#f2a541", "#9b59b6")  # ferro, para, glass
+PHASE_NAMES = {"ferro": "ferromagnetic (learns)", "para": "paramagnetic", "glass": "spin glass (jammed)"}
+
+
+def _edges(values: np.ndarray) -> np.ndarray:
+    """Cell edges on a log axis: geometric midpoints, extended by half a step at the ends."""
+    v = np.log(np.sort(np.asarray(values, dtype=float)))
+    if len(v) == 1:
+        return np.exp(v[0] + np.array([-0.5, 0.5]))
+    mid = 0.5 * (v[1:] + v[:-1])
+    return np.exp(np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]]))
+
+
+def _plane(ax, grid: xr.Dataset, values: xr.DataArray, **kwargs):
+    """pcolormesh of a (T, sigma_w) field over the (1/sigma_W, T) plane, log axes."""
+    inv = 1 / grid["sigma_w"].values
+    order = np.argsort(inv)
+    z = values.transpose("T", "sigma_w").values[:, order]
+    mesh = ax.pcolormesh(_edges(inv), _edges(grid["T"].values), z, shading="flat", **kwargs)
+    ax.set(xscale="log", yscale="log", xlabel=r"$1/\sigma_W$", ylabel=r"$T = \alpha/|B|$")
+    return mesh
+
+
+def _boundaries(ax, grid: xr.Dataset, legend: bool = True):
+    """The two spin-glass lines and the drift-versus-noise ferro/para line."""
+    ax.axvline(grid.attrs["inv_sigma_w_tanh_line"], color="k", ls="--", lw=1.5,
+               label=r"$\sigma_W^2 = 1/2$ (tanh density bimodal)")
+    ax.axvline(grid.attrs["inv_sigma_w_preactivation_line"], color="k", ls=":", lw=1.5,
+               label=r"$\sigma_W^2\langle a^2\rangle = 1/2$ (pre-activations)")
+    inv = 1 / grid["sigma_w"].values
+    order = np.argsort(inv)
+    ax.plot(inv[order], grid["T_ferro_para"].values[order], color="crimson", marker="o", ms=3, lw=1.5,
+            label=f"drift = noise ({grid.attrs['boundary_fraction']:.0%} of runs)")
+    if legend:
+        ax.legend(fontsize=7, loc="lower left")
+
+
+def _label_phases(ax, grid: xr.Dataset, phase: xr.DataArray):
+    for T in grid["T"].values:
+        for sw in grid["sigma_w"].values:
+            k = int(phase.sel(T=T, sigma_w=sw))
+            ax.text(1 / sw, T, PHASES[k][0].upper(), ha="center", va="center", fontsize=7,
+                    color="w", weight="bold")
+
+
+def _title(grid: xr.Dataset) -> str:
+    return (f"{grid.attrs.get('model', '')}: {grid.attrs['arch_activation']} "
+            f"{grid.attrs['arch_n_in']}-{grid.attrs['arch_n1']}-{grid.attrs['arch_n2']}-1, "
+            f"B={grid.attrs['batch_size']}, {grid.sizes['run']} runs/cell")
+
+
+def _times(grid: xr.Dataset, n: int = 4) -> list[int]:
+    """Up to n snapshot times (> 0), spread on a log scale, ending at the last one."""
+    t = grid["time"].values[grid["time"].values > 0]
+    idx = np.unique(np.round(np.linspace(0, len(t) - 1, min(n, len(t)))).astype(int))
+    return [int(t[i]) for i in idx]
+
+
+def plot_phase_diagram(grids: list[xr.Dataset]):
+    """Mean test loss over the (1/sigma_W, T) plane at the end of training with the majority
+    phase of each cell and the boundaries; beside it the phase map at earlier training lengths."""
+    times = _times(grids[0])
+    fig, axes = plt.subplots(len(grids), 1 + len(times), squeeze=False,
+                             figsize=(5.2 + 2.6 * len(times), 4.4 * len(grids)),
+                             gridspec_kw={"width_ratios": [2] + [1] * len(times)})
+    cmap = ListedColormap(PHASE_COLORS)
+    norm = BoundaryNorm(np.arange(-0.5, len(PHASES)), cmap.N)
+    for row, grid in zip(axes, grids):
+        final = grid.isel(time=-1)
+        loss = final["test_loss"].where(final["diverged"] == 0).mean("run")
+        mesh = _plane(row[0], grid, loss, cmap="viridis", norm=LogNorm())
+        fig.colorbar(mesh, ax=row[0], label="mean test loss")
+        _label_phases(row[0], grid, final["phase"])
+        _boundaries(row[0], grid)
+        row[0].set_title(f"{_title(grid)}\nafter {int(final['time'])} steps", fontsize=9)
+        for ax, t in zip(row[1:], times):
+            _plane(ax, grid, grid["phase"].sel(time=t), cmap=cmap, norm=norm)
+            _boundaries(ax, grid, legend=False)
+            ax.set_title(f"phases after {t} steps", fontsize=9)
+            ax.set_ylabel("")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS]
+    fig.legend(handles, [f"{p[0].upper()}: {PHASE_NAMES[p]}" for p in PHASES], loc="lower center",
+               ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+OBSERVABLES = (("field_alignment", "alignment with the field h = Z^T y", None),
+               ("grad_norm", "gradient norm |dL/dW|", "log"),
+               ("overlap_q", "overlap q with the initial features", None),
+               ("saturation", r"saturation $\langle s^2\rangle$", None))
+
+
+def plot_phase_observables(grids: list[xr.Dataset]):
+    """Run-averaged observables at the end of training over the (1/sigma_W, T) plane."""
+    fig, axes = plt.subplots(len(grids), len(OBSERVABLES), squeeze=False,
+                             figsize=(4.2 * len(OBSERVABLES), 3.8 * len(grids)))
+    for row, grid in zip(axes, grids):
+        final = grid.isel(time=-1)
+        for ax, (name, label, scale) in zip(row, OBSERVABLES):
+            values = final[name].mean("run")
+            mesh = _plane(ax, grid, values, cmap="magma", norm=LogNorm() if scale == "log" else None)
+            fig.colorbar(mesh, ax=ax)
+            _boundaries(ax, grid, legend=False)
+            ax.set_title(f"{grid.attrs.get('model', '')}: {label}", fontsize=9)
+    fig.suptitle(f"observables after {int(grids[0]['time'][-1])} SGD steps (mean over runs); "
+                 "lines as in fig_phase_diagram", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def representative_cells(grid: xr.Dataset) -> dict[str, tuple[float, float]]:
+    """For each phase present at the end, the (T, sigma_w) cell with the largest fraction of it."""
+    frac = grid["phase_fraction"].isel(time=-1)
+    cells = {}
+    for phase in PHASES:
+        f = frac.sel(phase=phase)
+        if float(f.max()) > 0:
+            best = f.argmax(dim=("T", "sigma_w"))
+            cells[phase] = (float(grid["T"][int(best["T"])]), float(grid["sigma_w"][int(best["sigma_w"])]))
+    return cells
+
+
+def plot_phase_trajectories(grids: list[xr.Dataset], n_runs: int = 3):
+    """Singular values of W against SGD steps in one cell of each phase (main model)."""
+    grid = grids[0]
+    cells = representative_cells(grid)
+    fig, axes = plt.subplots(1, len(cells), squeeze=False, figsize=(4.6 * len(cells), 3.9))
+    t = grid["time"].values
+    for ax, (phase, (T, sw)) in zip(axes[0], cells.items()):
+        cell = grid.sel(T=T, sigma_w=sw)
+        for r in range(min(n_runs, cell.sizes["run"])):
+            sv = cell["singular_values"].isel(run=r).transpose("time", "sv").values
+            ax.plot(t, sv, color=f"C{r}", lw=0.8, alpha=0.8)
+        frac = float(cell["phase_fraction"].isel(time=-1).sel(phase=phase))
+        ax.set(xscale="symlog", yscale="log", xlabel="SGD steps", ylabel="singular values of W",
+               title=f"{PHASE_NAMES[phase]}: T={T:g}, $\\sigma_W$={sw:g}\n({frac:.0%} of runs in this phase; "
+                     f"{min(n_runs, cell.sizes['run'])} runs, one colour each)")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig

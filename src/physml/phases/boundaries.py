@@ -1,0 +1,110 @@
+"""Semi-analytic phase boundaries of the (1/sigma_W, T) plane.
+
+**Spin-glass line.**  For z ~ N(0, sigma^2) the density of s = tanh(z) is
+
+    p(s) = exp(-artanh(s)^2 / (2 sigma^2)) / (sqrt(2 pi) sigma (1 - s^2)),
+
+and log p(s) = (1 - 1/(2 sigma^2)) s^2 + O(s^4): s = 0 is a maximum (unimodal density)
+for sigma^2 < 1/2 and a minimum (bimodal, features pushed towards +-1) for sigma^2 > 1/2.
+:func:`critical_tanh_variance` finds the transition numerically by counting the modes of
+p(s); the tests check it lands on 1/2.  Identifying sigma^2 with sigma_W^2 gives the paper's
+line 1/sigma_W = sqrt(2).  The network's own pre-activations u = W a have variance
+sigma_W^2 <a^2> (<a^2> the second moment of the first-layer features a = f(M x)), so they
+cross 1/2 at 1/sigma_W = sqrt(2 <a^2>) (:func:`preactivation_line`; <a^2> about 0.34 for
+tanh features of x ~ N(0, I_3), M ~ N(0, 1/3)).
+
+**Ferro/para line.**  The drift-versus-noise ratio of the extreme eigenvalues of W W^T
+(:func:`physml.phases.cells.drift_noise_ratio`) scales exactly like 1/T at fixed W, so at
+the initialisation each run has a temperature T*_r = T x ratio_r below which the gradient
+drift of both extreme eigenvalues beats the noise-induced drift.  The line is drawn where a
+fraction ``fraction`` (68%) of the runs satisfy the criterion: T_c(sigma_W) is the
+(1 - fraction) quantile of T*_r over the runs of that sigma_W column (:func:`ferro_para_line`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy import integrate, special
+
+
+def tanh_log_density(s: np.ndarray, sigma: float) -> np.ndarray:
+    """log p(s) of s = tanh(z), z ~ N(0, sigma^2), for |s| < 1."""
+    s = np.asarray(s, dtype=np.float64)
+    return (-np.arctanh(s) ** 2 / (2 * sigma ** 2) - np.log1p(-s * s)
+            - np.log(np.sqrt(2 * np.pi) * sigma))
+
+
+def tanh_density(s: np.ndarray, sigma: float) -> np.ndarray:
+    """Density p(s) of s = tanh(z), z ~ N(0, sigma^2)."""
+    return np.exp(tanh_log_density(s, sigma))
+
+
+def count_modes(sigma: float, n_grid: int = 200001) -> int:
+    """Number of local maxima of p(s) on a uniform grid of (-1, 1) (log density, float64)."""
+    s = np.linspace(-1, 1, n_grid + 2)[1:-1]
+    with np.errstate(over="ignore"):
+        logp = tanh_log_density(s, sigma)
+    inner = (logp[1:-1] > logp[:-2]) & (logp[1:-1] >= logp[2:])
+    return int(inner.sum())
+
+
+def critical_tanh_variance(lo: float = 0.1, hi: float = 2.0, tol: float = 1e-5) -> float:
+    """Variance sigma^2 at which the density of tanh(z) turns from one mode to two (bisection)."""
+    if count_modes(np.sqrt(lo)) != 1 or count_modes(np.sqrt(hi)) != 2:
+        raise ValueError(f"bracket [{lo}, {hi}] does not contain the unimodal/bimodal transition")
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if count_modes(np.sqrt(mid)) == 1:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def feature_second_moment(activation: str = "tanh", n_in: int = 3) -> float:
+    """<a^2> = E f(m . x)^2 for x ~ N(0, I_n_in) and a first-layer row m ~ N(0, I / n_in).
+
+    m . x ~ N(0, r) given r = |m|^2 ~ chi^2_{n_in} / n_in; integrated by quadrature."""
+    if activation == "identity":
+        return 1.0
+    if activation == "relu":
+        return 0.5
+    if activation != "tanh":
+        raise ValueError(f"unknown activation {activation!r}")
+    z, w = special.roots_hermitenorm(80)
+    w = w / w.sum()
+
+    def given_r(r):
+        return float(np.sum(w * np.tanh(np.sqrt(r) * z) ** 2))
+
+    k = n_in / 2
+    density = lambda r: (n_in ** k * r ** (k - 1) * np.exp(-n_in * r / 2)  # noqa: E731
+                         / (2 ** k * special.gamma(k)))
+    value, _ = integrate.quad(lambda r: density(r) * given_r(r), 0, np.inf, limit=200)
+    return value
+
+
+def spin_glass_line(critical_variance: float | None = None) -> float:
+    """1/sigma_W of the paper's spin-glass line sigma_W^2 = sigma_c^2 (= 1/2): sqrt(2)."""
+    var = critical_tanh_variance() if critical_variance is None else critical_variance
+    return float(1 / np.sqrt(var))
+
+
+def preactivation_line(feature_m2: float, critical_variance: float | None = None) -> float:
+    """1/sigma_W where the pre-activation variance sigma_W^2 <a^2> crosses sigma_c^2."""
+    var = critical_tanh_variance() if critical_variance is None else critical_variance
+    return float(np.sqrt(feature_m2 / var))
+
+
+def ferro_para_line(grid: xr.Dataset, fraction: float = 0.68) -> xr.DataArray:
+    """T_c(sigma_W): the temperature below which ``fraction`` of the runs have a gradient drift
+    of both extreme eigenvalues of W W^T that beats the noise-induced drift, at initialisation."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+    init = grid.sel(time=0)
+    ratio = np.minimum(init["drift_noise_max"], init["drift_noise_min"])
+    t_star = (ratio * grid["T"]).stack(sample=("T", "run"))
+    line = t_star.quantile(1 - fraction, dim="sample", skipna=True).drop_vars("quantile")
+    return line.rename("T_ferro_para").assign_attrs(
+        long_name=f"T below which {fraction:.0%} of runs satisfy the drift-versus-noise criterion")

@@ -1,0 +1,257 @@
+"""One grid cell of the phase diagram: train R runs at (lr, sigma_W) and measure them.
+
+:func:`run_cell` trains all runs of a cell as one batch (:func:`teacher_student.train_sgd`)
+and returns an :class:`xarray.Dataset` with per-run observables at every snapshot time
+(``time`` = SGD steps done; 0 is the initialisation):
+
+- ``train_loss``, ``test_loss``: 1/2 MSE on the run's training set and on its held-out set;
+  ``test_loss_rel`` divides by ``baseline_loss`` = 1/2 <y_test^2>, the loss of the zero output.
+- ``grad_norm``: Frobenius norm of the full-training-set gradient dL/dW.
+- ``overlap_q``: overlap of the features s = f(W f(M x)) on the test points with the initial
+  ones, q = sum s_0 . s_t / sqrt(sum s_0^2 sum s_t^2) (1: unchanged, 0: decorrelated).
+- ``field_alignment``: alignment of the features with the external field h = Z^T y
+  (y the teacher output), <h . s> / sqrt(<|h|^2> <|s|^2>).  (The loss is
+  1/2 y^2 - h . s + 1/2 (Z . s)^2: h couples to the "spins" s like a magnetic field.)
+- ``teacher_overlap``: the same overlap between student and teacher features.
+- ``saturation``: <s^2> over test points and units (1: features saturated at +-1).
+- ``singular_values``: the singular values of W, largest first.
+- ``drift_noise_max`` / ``drift_noise_min``: the drift-versus-noise ratio of the largest /
+  smallest eigenvalue of W W^T (:func:`drift_noise_ratio`); > 1 means the gradient drift of
+  that eigenvalue beats the drift the SGD noise induces.
+
+Per run (no time axis): ``diverged``, ``diverged_step``, ``feature_m2`` (second moment of the
+first-layer features, for the pre-activation spin-glass line of :mod:`boundaries`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from physml.phases import teacher_student as ts
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything that determines a cell's numbers."""
+
+    lr: float
+    sigma_w: float
+    n_runs: int = 20
+    n_steps: int = 30000
+    batch_size: int = 4
+    n_batches: int = 1000
+    n_test: int = 1000
+    n_eval: int = 1000
+    snapshot_steps: tuple[int, ...] = (0, 30000)
+    seed: int = 1
+    arch: ts.Architecture = field(default_factory=ts.Architecture)
+    divergence_threshold: float = 100.0
+    check_every: int = 100
+
+    def __post_init__(self):
+        problems = []
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not self.sigma_w >= 0:
+            problems.append(f"sigma_w must be >= 0, got {self.sigma_w}")
+        for name in ("n_runs", "batch_size", "n_batches", "n_test", "n_eval", "check_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_steps < 0:
+            problems.append(f"n_steps must be >= 0, got {self.n_steps}")
+        bad = [s for s in self.snapshot_steps if not 0 <= s <= self.n_steps]
+        if bad:
+            problems.append(f"snapshot steps {bad} outside 0..n_steps={self.n_steps}")
+        if problems:
+            raise ValueError("invalid cell: " + "; ".join(problems))
+
+    @property
+    def temperature(self) -> float:
+        return self.lr / self.batch_size
+
+    def snapshots(self) -> list[int]:
+        """Snapshot steps, with 0 and n_steps always included."""
+        return sorted(set(self.snapshot_steps) | {0, self.n_steps})
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per run sum(a b) / sqrt(sum a^2 sum b^2) over all axes but the first."""
+    axes = tuple(range(1, a.ndim))
+    return (a * b).sum(axes) / np.sqrt((a * a).sum(axes) * (b * b).sum(axes))
+
+
+def drift_noise_ratio(runs: ts.Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray,
+                      lr: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drift-versus-noise ratio of the extreme eigenvalues of W W^T, per run: (largest, smallest).
+
+    An SGD step W -> W - lr g_B (g_B the mean per-sample gradient g_n = delta_n a_n^T over a
+    mini-batch of B points) moves the eigenvalue x_i = sigma_i^2 of W W^T (singular vectors
+    u_i, v_i) by, to second order in lr,
+
+        E[dx_i] = -2 lr sigma_i u_i^T G v_i                                  (gradient drift)
+                  + lr^2 / B [ E|xi^T u_i|^2
+                    + sum_{j != i} E(sigma_j u_i^T xi v_j + sigma_i u_j^T xi v_i)^2 / (x_i - x_j) ]
+                                                                             (noise-induced drift)
+
+    with G = <g_n> and xi = g_n - G the per-sample fluctuation (the Ito and Coulomb
+    terms of the Dyson-Brownian-motion Langevin equation of arXiv:2407.16427).  The first
+    term is O(lr), the second O(lr^2/B) = O(lr T): the ratio |gradient drift| / |noise
+    drift| returned here scales like 1/T.  Moments are averaged over the points (x, y).
+    """
+    a, u, s = ts.hidden(runs, x, W)
+    e = np.einsum("rnk,rk->rn", s, runs.Z) - y
+    delta = e[:, :, None] * runs.Z[:, None, :] * ts.activation_derivative(runs.arch.activation, u, s)
+    a, delta = a.astype(np.float64), delta.astype(np.float64)
+    U, sig, Vt = np.linalg.svd(W.astype(np.float64), full_matrices=False)  # U (R,n2,n2), Vt (R,n2,n1)
+    p = np.einsum("rnk,rki->rni", delta, U)          # u_i . delta_n
+    q = np.einsum("rnl,ril->rni", a, Vt)             # v_j . a_n
+    a2 = (a * a).sum(axis=2)                         # |a_n|^2
+    x_eig = sig ** 2
+    others = np.arange(sig.shape[1])
+    out = []
+    for i in (0, sig.shape[1] - 1):
+        row = p[:, :, i, None] * q                   # u_i^T g_n v_j  (R, N, n2)
+        col = p * q[:, :, i, None]                   # u_j^T g_n v_i
+        xi_row = row - row.mean(axis=1, keepdims=True)
+        xi_col = col - col.mean(axis=1, keepdims=True)
+        drift = 2 * lr * sig[:, i] * np.abs(row[:, :, i].mean(axis=1))
+        # E|xi^T u_i|^2 = E[(u_i . delta_n)^2 |a_n|^2] - |G^T u_i|^2
+        g_row = np.einsum("rn,rnl->rl", p[:, :, i], a) / a.shape[1]
+        ito = (p[:, :, i] ** 2 * a2).mean(axis=1) - (g_row ** 2).sum(axis=1)
+        var = ((sig[:, None, :] * xi_row + sig[:, i, None, None] * xi_col) ** 2).mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            coulomb = np.where(others == i, 0.0, var / (x_eig[:, i, None] - x_eig)).sum(axis=1)
+            noise = lr ** 2 / batch_size * np.abs(ito + coulomb)
+            out.append(drift / noise)
+    return out[0], out[1]
+
+
+def measure(runs: ts.Runs, data: ts.Dataset, W: np.ndarray, W0: np.ndarray, lr: float,
+            n_eval: int) -> dict[str, np.ndarray]:
+    """Per-run observables of the middle matrices ``W`` (R, n2, n1); see the module docstring."""
+    _, _, s = ts.hidden(runs, data.x_test, W)
+    _, _, s0 = ts.hidden(runs, data.x_test, W0)
+    _, _, s_teacher = ts.hidden(runs, data.x_test, runs.W_teacher)
+    h = data.y_test[:, :, None] * runs.Z[:, None, :]
+    x_eval = data.x_train[:, :n_eval]
+    y_eval = data.y_train[:, :n_eval]
+    train_loss, grad = ts.loss_and_grad(runs, data.x_train, data.y_train, W)
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(W).all(axis=(1, 2))
+        sv = np.full(W.shape[:2], np.nan)
+        if finite.any():
+            sv[finite] = np.linalg.svd(W[finite].astype(np.float64), compute_uv=False)
+            dn_max, dn_min = np.full(len(W), np.nan), np.full(len(W), np.nan)
+            sub = runs.select(np.flatnonzero(finite))
+            dn_max[finite], dn_min[finite] = drift_noise_ratio(
+                sub, x_eval[finite], y_eval[finite], W[finite], lr, data.batch_size)
+        else:
+            dn_max = dn_min = np.full(len(W), np.nan)
+        return {
+            "train_loss": train_loss,
+            "test_loss": ts.loss(runs, data.x_test, data.y_test, W),
+            "grad_norm": np.sqrt((grad.astype(np.float64) ** 2).sum(axis=(1, 2))),
+            "overlap_q": _cosine(s0, s),
+            "field_alignment": _cosine(h, s),
+            "teacher_overlap": _cosine(s_teacher, s),
+            "saturation": (s.astype(np.float64) ** 2).mean(axis=(1, 2)),
+            "singular_values": sv,
+            "drift_noise_max": dn_max,
+            "drift_noise_min": dn_min,
+        }
+
+
+VARIABLES = {
+    "train_loss": ("1/2 MSE on the training set", "1"),
+    "test_loss": ("1/2 MSE on the held-out test set", "1"),
+    "test_loss_rel": ("test loss / loss of the zero output", "1"),
+    "grad_norm": ("Frobenius norm of the full training-set gradient dL/dW", "1"),
+    "overlap_q": ("overlap q of the features with the initial features", "1"),
+    "field_alignment": ("alignment of the features with the external field h = Z^T y", "1"),
+    "teacher_overlap": ("overlap of the student features with the teacher features", "1"),
+    "saturation": ("mean squared feature <s^2> (1: saturated)", "1"),
+    "singular_values": ("singular values of the trained middle matrix W", "1"),
+    "drift_noise_max": ("gradient drift / noise-induced drift of the largest eigenvalue of W W^T", "1"),
+    "drift_noise_min": ("gradient drift / noise-induced drift of the smallest eigenvalue of W W^T", "1"),
+}
+
+
+def run_cell(spec: CellSpec, progress=None) -> xr.Dataset:
+    """Train the cell's runs as one batch and measure them at every snapshot time."""
+    runs = ts.draw_runs(spec.n_runs, spec.sigma_w, spec.seed, arch=spec.arch)
+    data = ts.draw_data(runs, spec.batch_size, spec.n_batches, spec.n_test)
+    steps = spec.snapshots()
+    result = ts.train_sgd(runs, data, spec.lr, spec.n_steps, snapshot_steps=steps,
+                          divergence_threshold=spec.divergence_threshold,
+                          check_every=spec.check_every, progress=progress)
+    per_time = [measure(runs, data, W, runs.W0, spec.lr, spec.n_eval) for W in result.snapshots]
+    baseline = 0.5 * np.mean(data.y_test.astype(np.float64) ** 2, axis=1)
+    a = ts.features(runs, data.x_test).astype(np.float64)
+    ds = xr.Dataset(coords={"time": ("time", np.array(steps, np.int64), {"long_name": "SGD steps done"}),
+                            "run": np.arange(spec.n_runs), "sv": np.arange(spec.arch.n2)})
+    for name in per_time[0]:
+        stacked = np.stack([m[name] for m in per_time]).astype(np.float64)
+        dims = ("time", "run", "sv") if name == "singular_values" else ("time", "run")
+        ds[name] = (dims, stacked)
+    ds["test_loss_rel"] = ds["test_loss"] / xr.DataArray(baseline, dims="run")
+    for name, (long_name, units) in VARIABLES.items():
+        ds[name].attrs.update(long_name=long_name, units=units)
+    ds["baseline_loss"] = ("run", baseline, {"long_name": "1/2 <y_test^2>: loss of the zero output"})
+    ds["feature_m2"] = ("run", (a ** 2).mean(axis=(1, 2)),
+                        {"long_name": "second moment <a^2> of the first-layer features"})
+    ds["diverged"] = ("run", result.diverged.astype(np.int8), {"long_name": "1: run stopped as divergent"})
+    ds["diverged_step"] = ("run", result.diverged_step, {"long_name": "step of the divergence stop (-1: none)"})
+    ds.attrs.update(cell_attrs(spec))
+    return ds
+
+
+def cell_attrs(spec: CellSpec) -> dict:
+    """Plain attributes describing a cell (NetCDF-safe)."""
+    d = asdict(spec)
+    arch = d.pop("arch")
+    d["snapshot_steps"] = ",".join(map(str, spec.snapshots()))
+    d.update({f"arch_{k}": v for k, v in arch.items()})
+    d["T"] = spec.temperature
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def gather(cells: list[xr.Dataset]) -> xr.Dataset:
+    """Stack cell datasets into the grid artifact with dims (T, sigma_w, run, ...).
+
+    Every (T, sigma_w) pair of the rectangular grid must be present exactly once, and all
+    cells must agree on everything but lr and sigma_w."""
+    if not cells:
+        raise ValueError("gather: no cells")
+    keys = [(float(c.attrs["T"]), float(c.attrs["sigma_w"])) for c in cells]
+    if len(set(keys)) != len(keys):
+        raise ValueError("gather: duplicate (T, sigma_w) cells")
+    Ts, sws = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
+    missing = [(T, s) for T in Ts for s in sws if (T, s) not in keys]
+    if missing:
+        raise ValueError(f"gather: grid is not rectangular, missing (T, sigma_w) = {missing}")
+    ignore = {"lr", "sigma_w", "T"}
+    ref = {k: v for k, v in cells[0].attrs.items() if k in set(cell_attrs_keys()) - ignore}
+    for c in cells[1:]:
+        other = {k: v for k, v in c.attrs.items() if k in ref}
+        if other != ref:
+            diff = sorted(k for k in ref if ref[k] != other.get(k))
+            raise ValueError(f"gather: cells disagree on {diff}")
+    by_key = dict(zip(keys, cells))
+    rows = []
+    for T in Ts:
+        row = [by_key[(T, s)].drop_attrs() for s in sws]
+        rows.append(xr.concat(row, dim="sigma_w"))
+    grid = xr.concat(rows, dim="T").assign_coords(T=("T", Ts), sigma_w=("sigma_w", sws))
+    grid["T"].attrs.update(long_name="SGD temperature T = lr / B")
+    grid["sigma_w"].attrs.update(long_name="initial weight scale sigma_W")
+    grid = grid.transpose("T", "sigma_w", "run", ...)
+    grid["lr"] = ("T", [float(by_key[(T, sws[0])].attrs["lr"]) for T in Ts], {"long_name": "learning rate"})
+    grid.attrs.update(ref)
+    return grid
+
+
+def cell_attrs_keys() -> list[str]:
+    return list(cell_attrs(CellSpec(lr=1.0, sigma_w=1.0)).keys())

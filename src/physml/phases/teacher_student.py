@@ -1,0 +1,391 @@
+"""Teacher-student MLP n_in -> n1 -> n2 -> 1 (default 3 -> 32 -> 16 -> 1), trained in batches of runs.
+
+The setup of arXiv:2509.01349 (PHYSICS.md section 5), written so that the R independent
+runs of a grid cell train as one batched numpy computation:
+
+    features   a = f(M x)            M: (n1, n_in)  first layer, shared by teacher and student
+    output     y = Z . f(W a)        W: (n2, n1)    middle layer, the only trained matrix
+                                     Z: (n2,)       readout, shared by teacher and student
+    loss       L = 1/(2B) sum_b (y_b - t_b)^2       (1/2 MSE over a mini-batch of B points)
+
+with f = tanh (or relu / identity for the universality collection), no biases, inputs
+x ~ N(0, I_n_in) and targets t = teacher output.  Teacher weights are N(0, 1/fan_in); the
+student's W starts N(0, sigma_W^2 / n1).  SGD: W <- W - lr dL/dW with the hand-written
+
+    dL/dW = (1/B) sum_b  delta_b a_b^T,   delta_b = (y_b - t_b) Z * f'(W a_b)   (shape n2 x n1).
+
+Data follow the authors' code (phase_ml ``generate.py``): each run has its own fixed
+training set of ``n_batches`` mini-batches of B points, visited in the same order every
+epoch, and a held-out test set.  The temperature of the SGD noise is T = lr / B.
+
+**Conventions of the batched arrays** (R = runs, leading axis everywhere):
+``M`` (R, n1, n_in), ``W`` (R, n2, n1), ``Z`` (R, n2), inputs ``x`` (R, N, n_in), outputs
+(R, N).  Run r draws everything from its own generators seeded by ``[seed, run_offset + r, k]``
+(k = 0 teacher, 1 student initialisation, 2 training data, 3 test data), so
+``draw_runs(R, ...)`` is exactly the stack of ``draw_runs(1, ..., run_offset=r)``: a run's
+numbers never depend on how many runs share its batch, and batched and one-at-a-time
+training agree to float tolerance (tests/test_phases_model.py).
+
+**Speed.** :func:`train_sgd` precomputes the first-layer features of every training point
+(M is fixed), keeps W transposed as V = W^T of shape (R, n1, n2) and updates it in place with
+preallocated buffers: about ten numpy calls per SGD step for all runs together.  Run it
+with one BLAS thread per process (``OPENBLAS_NUM_THREADS=1``) and split runs across
+processes instead: threads only slow these tiny matrix products down.
+
+Public API (stable; the RMT study reuses it):
+
+- :class:`Architecture`, :class:`Runs`, :class:`Dataset`, :class:`TrainResult`
+- :func:`draw_runs` -- teachers, shared layers and student initialisations of R runs
+- :func:`draw_data` -- training and test sets of R runs (teacher targets included)
+- :func:`features`, :func:`forward`, :func:`loss` -- batched forward pass
+- :func:`loss_and_grad` -- batched loss and hand-written gradient dL/dW
+- :func:`train_sgd` -- batched SGD with per-run divergence stop and W snapshots
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+ACTIVATIONS = ("tanh", "relu", "identity")
+
+# generator stream index per kind of random draw (the third entry of a run's seed)
+_STREAM_TEACHER, _STREAM_STUDENT, _STREAM_TRAIN, _STREAM_TEST = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Widths n_in -> n1 -> n2 -> 1 and the activation f of both hidden layers."""
+
+    n_in: int = 3
+    n1: int = 32
+    n2: int = 16
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if min(self.n_in, self.n1, self.n2) < 1:
+            raise ValueError(f"widths must be positive, got {self.n_in}, {self.n1}, {self.n2}")
+
+
+@dataclass
+class Runs:
+    """R teacher-student pairs.  ``W0`` is the student's initial middle matrix."""
+
+    arch: Architecture
+    M: np.ndarray          # (R, n1, n_in) first layer, shared
+    W_teacher: np.ndarray  # (R, n2, n1)
+    Z: np.ndarray          # (R, n2) readout, shared
+    W0: np.ndarray         # (R, n2, n1) student initialisation, N(0, sigma_w^2 / n1)
+    sigma_w: float
+    seed: int
+    run_offset: int = 0
+
+    @property
+    def n_runs(self) -> int:
+        return self.M.shape[0]
+
+    def select(self, idx) -> "Runs":
+        """The runs ``idx`` (a slice or index array) as a new :class:`Runs`."""
+        idx = np.atleast_1d(np.arange(self.n_runs)[idx])
+        offset = self.run_offset + int(idx[0]) if len(idx) else self.run_offset
+        return Runs(self.arch, self.M[idx], self.W_teacher[idx], self.Z[idx], self.W0[idx],
+                    self.sigma_w, self.seed, offset)
+
+
+@dataclass
+class Dataset:
+    """Fixed training set (``n_batches`` mini-batches of ``batch_size``) and test set of R runs."""
+
+    x_train: np.ndarray  # (R, n_batches * batch_size, n_in)
+    y_train: np.ndarray  # (R, n_batches * batch_size) teacher outputs
+    x_test: np.ndarray   # (R, n_test, n_in)
+    y_test: np.ndarray   # (R, n_test)
+    batch_size: int
+
+    @property
+    def n_batches(self) -> int:
+        return self.x_train.shape[1] // self.batch_size
+
+    def select(self, idx) -> "Dataset":
+        idx = np.atleast_1d(np.arange(self.x_train.shape[0])[idx])
+        return Dataset(self.x_train[idx], self.y_train[idx], self.x_test[idx], self.y_test[idx],
+                       self.batch_size)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_sgd`.
+
+    ``snapshots[i]`` is W (R, n2, n1) after ``snapshot_steps[i]`` SGD steps (step 0 = the
+    initialisation).  A divergent run keeps, from its stop on, the W it had when it stopped.
+    ``diverged_step`` is -1 for runs that never diverged, else the number of steps done when
+    the divergence was detected; ``last_batch_loss`` is the loss of the last mini-batch each
+    run saw (at its stop for a divergent run).
+    """
+
+    snapshot_steps: np.ndarray  # (S,)
+    snapshots: np.ndarray       # (S, R, n2, n1)
+    W: np.ndarray               # (R, n2, n1) final W (as stopped for divergent runs)
+    diverged: np.ndarray        # (R,) bool
+    diverged_step: np.ndarray   # (R,) int64
+    last_batch_loss: np.ndarray  # (R,)
+    n_steps: int
+    lr: float
+    batch_size: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        return self.lr / self.batch_size
+
+
+# --------------------------------------------------------------------------- drawing
+
+def _run_rng(seed: int, run: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), int(run), int(stream)])
+
+
+def draw_runs(n_runs: int, sigma_w: float, seed: int, *, arch: Architecture = Architecture(),
+              run_offset: int = 0, dtype=np.float32) -> Runs:
+    """Teachers and student initialisations of runs ``run_offset .. run_offset + n_runs - 1``.
+
+    Teacher: M ~ N(0, 1/n_in), W_teacher ~ N(0, 1/n1), Z ~ N(0, 1/n2) (variance 1/fan_in).
+    Student: the same M and Z, W0 = sigma_w / sqrt(n1) * G with G standard normal, drawn from
+    its own stream, so runs with equal seeds but different ``sigma_w`` share the direction G.
+    """
+    if sigma_w < 0:
+        raise ValueError(f"sigma_w must be >= 0, got {sigma_w}")
+    a = arch
+    M = np.empty((n_runs, a.n1, a.n_in))
+    Wt = np.empty((n_runs, a.n2, a.n1))
+    Z = np.empty((n_runs, a.n2))
+    W0 = np.empty((n_runs, a.n2, a.n1))
+    for r in range(n_runs):
+        g = _run_rng(seed, run_offset + r, _STREAM_TEACHER)
+        M[r] = g.standard_normal((a.n1, a.n_in)) / np.sqrt(a.n_in)
+        Wt[r] = g.standard_normal((a.n2, a.n1)) / np.sqrt(a.n1)
+        Z[r] = g.standard_normal(a.n2) / np.sqrt(a.n2)
+        W0[r] = _run_rng(seed, run_offset + r, _STREAM_STUDENT).standard_normal((a.n2, a.n1))
+    W0 *= sigma_w / np.sqrt(a.n1)
+    return Runs(a, M.astype(dtype), Wt.astype(dtype), Z.astype(dtype), W0.astype(dtype),
+                float(sigma_w), int(seed), int(run_offset))
+
+
+def draw_data(runs: Runs, batch_size: int, n_batches: int, n_test: int, *,
+              dtype=None) -> Dataset:
+    """Each run's training set (``n_batches`` x ``batch_size`` points) and test set
+    (``n_test`` points), x ~ N(0, I), labelled by that run's teacher."""
+    if batch_size < 1 or n_batches < 1 or n_test < 1:
+        raise ValueError("batch_size, n_batches and n_test must be positive")
+    dtype = dtype or runs.M.dtype
+    R, n_in = runs.n_runs, runs.arch.n_in
+    n_train = batch_size * n_batches
+    x_train = np.empty((R, n_train, n_in), dtype=dtype)
+    x_test = np.empty((R, n_test, n_in), dtype=dtype)
+    for r in range(R):
+        run = runs.run_offset + r
+        x_train[r] = _run_rng(runs.seed, run, _STREAM_TRAIN).standard_normal((n_train, n_in))
+        x_test[r] = _run_rng(runs.seed, run, _STREAM_TEST).standard_normal((n_test, n_in))
+    y_train = forward(runs, x_train, runs.W_teacher)
+    y_test = forward(runs, x_test, runs.W_teacher)
+    return Dataset(x_train, y_train, x_test, y_test, int(batch_size))
+
+
+# --------------------------------------------------------------------------- forward / gradient
+
+def activation(name: str, u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """f(u) for f in :data:`ACTIVATIONS`."""
+    if name == "tanh":
+        return np.tanh(u, out=out)
+    if name == "relu":
+        return np.maximum(u, 0, out=out)
+    if name == "identity":
+        if out is None:
+            return u.copy()
+        out[...] = u
+        return out
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activation_derivative(name: str, u: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """f'(u), given u and s = f(u)."""
+    if name == "tanh":
+        return 1 - s * s
+    if name == "relu":
+        return (u > 0).astype(u.dtype)
+    if name == "identity":
+        return np.ones_like(u)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def features(runs: Runs, x: np.ndarray) -> np.ndarray:
+    """First-layer features a = f(M x): (R, N, n_in) -> (R, N, n1)."""
+    return activation(runs.arch.activation, np.matmul(x, runs.M.transpose(0, 2, 1)))
+
+
+def hidden(runs: Runs, x: np.ndarray, W: np.ndarray, a: np.ndarray | None = None):
+    """(a, u, s): features a (R, N, n1), pre-activations u = W a and s = f(u) (R, N, n2)."""
+    a = features(runs, x) if a is None else a
+    u = np.matmul(a, W.transpose(0, 2, 1))
+    return a, u, activation(runs.arch.activation, u)
+
+
+def forward(runs: Runs, x: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Network output y = Z . f(W f(M x)) for every run: x (R, N, n_in), W (R, n2, n1) -> (R, N)."""
+    _, _, s = hidden(runs, x, W)
+    return np.einsum("rnk,rk->rn", s, runs.Z)
+
+
+def loss(runs: Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """1/2 MSE per run (R,) of W on the points (x, y)."""
+    e = forward(runs, x, W) - y
+    return 0.5 * np.mean(e * e, axis=1)
+
+
+def loss_and_grad(runs: Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray):
+    """Per-run loss (R,) and hand-written gradient dL/dW (R, n2, n1) on the points (x, y):
+    dL/dW = (1/N) sum_n delta_n a_n^T, delta_n = (y_n - t_n) Z * f'(u_n)."""
+    a, u, s = hidden(runs, x, W)
+    e = np.einsum("rnk,rk->rn", s, runs.Z) - y
+    delta = e[:, :, None] * runs.Z[:, None, :] * activation_derivative(runs.arch.activation, u, s)
+    grad = np.matmul(delta.transpose(0, 2, 1), a) / x.shape[1]
+    return 0.5 * np.mean(e * e, axis=1), grad
+
+
+# --------------------------------------------------------------------------- training
+
+def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
+              snapshot_steps: Iterable[int] = (), W_init: np.ndarray | None = None,
+              divergence_threshold: float = 100.0, check_every: int = 100,
+              progress=None) -> TrainResult:
+    """Plain SGD on the middle matrix of all runs at once; returns a :class:`TrainResult`.
+
+    Step k uses mini-batch ``k mod n_batches`` of each run's fixed training set (the authors'
+    fixed epoch order).  Every ``check_every`` steps (and at every snapshot and the end) each
+    still-active run's last mini-batch loss is checked: a run whose loss exceeds
+    ``divergence_threshold`` or whose W or loss is non-finite stops (its W is frozen as it
+    was; the other runs go on) and is marked divergent.  ``snapshot_steps`` (values in
+    0..n_steps) are the steps after which W is stored.  ``W_init`` overrides ``runs.W0``.
+    ``progress`` is an optional callable ``progress(steps_done)`` called at each check.
+
+    The arithmetic is in the dtype of ``data.x_train`` (float32 by default).
+    """
+    if n_steps < 0 or check_every < 1:
+        raise ValueError("need n_steps >= 0 and check_every >= 1")
+    arch = runs.arch
+    R, B, nb = runs.n_runs, data.batch_size, data.n_batches
+    dtype = data.x_train.dtype
+    snaps = np.array(sorted(set(int(s) for s in snapshot_steps)), dtype=np.int64)
+    if len(snaps) and (snaps[0] < 0 or snaps[-1] > n_steps):
+        raise ValueError(f"snapshot steps must lie in 0..{n_steps}")
+
+    # fixed first-layer features and targets, laid out per mini-batch: (nb, R, B, n1), (nb, R, B, 1)
+    a_all = features(runs, data.x_train).astype(dtype)
+    A = np.ascontiguousarray(a_all.reshape(R, nb, B, arch.n1).transpose(1, 0, 2, 3))
+    Tgt = np.ascontiguousarray(data.y_train.astype(dtype).reshape(R, nb, B).transpose(1, 0, 2))[..., None]
+    A_T = [A[b].transpose(0, 2, 1) for b in range(nb)]
+
+    W0 = runs.W0 if W_init is None else W_init
+    V = np.ascontiguousarray(W0.transpose(0, 2, 1)).astype(dtype)      # V = W^T (R, n1, n2)
+    Zcol = runs.Z.astype(dtype)[:, :, None]                             # (R, n2, 1)
+    Zscaled = (runs.Z.astype(dtype) * dtype.type(lr / B))[:, None, :]   # (R, 1, n2): lr/B * Z
+    u = np.empty((R, B, arch.n2), dtype)
+    s = np.empty_like(u)
+    d = np.empty_like(u)
+    y = np.empty((R, B, 1), dtype)
+    e = np.empty_like(y)
+    g = np.empty_like(V)
+    one = dtype.type(1)
+    act = arch.activation
+
+    diverged = np.zeros(R, bool)
+    div_step = np.full(R, -1, np.int64)
+    last_loss = np.full(R, np.nan)
+    W_stopped = np.zeros((R, arch.n2, arch.n1), dtype)
+    snapshots = np.empty((len(snaps), R, arch.n2, arch.n1), dtype)
+
+    def current_W():
+        Wc = V.transpose(0, 2, 1).copy()
+        Wc[diverged] = W_stopped[diverged]
+        return Wc
+
+    def check(step):
+        if step == 0:
+            return
+        batch_loss = 0.5 * np.mean(e[:, :, 0].astype(np.float64) ** 2, axis=1)
+        active = ~diverged
+        last_loss[active] = batch_loss[active]
+        bad = active & ((batch_loss > divergence_threshold) | ~np.isfinite(batch_loss)
+                        | ~np.isfinite(V).all(axis=(1, 2)))
+        if bad.any():
+            W_stopped[bad] = V[bad].transpose(0, 2, 1)
+            diverged[bad] = True
+            div_step[bad] = step
+            Zscaled[bad] = 0
+            V[bad] = 0
+
+    stops = sorted(set(range(check_every, n_steps, check_every)) | set(snaps.tolist()) | {n_steps})
+    i_snap = 0
+    step = 0
+    with np.errstate(all="ignore"):
+        for stop in stops:
+            while step < stop:
+                b = step % nb
+                Ab = A[b]
+                np.matmul(Ab, V, out=u)                       # u = W a      (R, B, n2)
+                if act == "tanh":
+                    np.tanh(u, out=s)
+                    np.multiply(s, s, out=d)
+                    np.subtract(one, d, out=d)                # f'(u) = 1 - s^2
+                elif act == "relu":
+                    np.maximum(u, 0, out=s)
+                    np.greater(u, 0, out=d)
+                else:
+                    s[...] = u
+                    d.fill(one)
+                np.matmul(s, Zcol, out=y)                     # y = Z . s    (R, B, 1)
+                np.subtract(y, Tgt[b], out=e)                 # e = y - t
+                np.multiply(d, e, out=d)
+                np.multiply(d, Zscaled, out=d)                # delta * lr/B
+                np.matmul(A_T[b], d, out=g)                   # lr * dL/dW^T (R, n1, n2)
+                np.subtract(V, g, out=V)
+                step += 1
+            check(step)
+            while i_snap < len(snaps) and snaps[i_snap] == step:
+                snapshots[i_snap] = current_W()
+                i_snap += 1
+            if progress is not None:
+                progress(step)
+    return TrainResult(snaps, snapshots, current_W(), diverged, div_step, last_loss,
+                       int(n_steps), float(lr), int(B))
+
+
+def train_sequential(runs: Runs, data: Dataset, lr: float, n_steps: int, **kwargs) -> TrainResult:
+    """:func:`train_sgd` one run at a time (for tests and benchmarks); same results."""
+    parts = [train_sgd(runs.select(slice(r, r + 1)), data.select(slice(r, r + 1)), lr, n_steps,
+                       **kwargs) for r in range(runs.n_runs)]
+    cat = lambda name, axis=0: np.concatenate([getattr(p, name) for p in parts], axis=axis)  # noqa: E731
+    return TrainResult(parts[0].snapshot_steps, cat("snapshots", 1), cat("W"), cat("diverged"),
+                       cat("diverged_step"), cat("last_batch_loss"), int(n_steps), float(lr),
+                       data.batch_size)
+
+
+def temperature(lr: float, batch_size: int) -> float:
+    """SGD temperature T = lr / B."""
+    return lr / batch_size
+
+
+def learning_rate(T: float, batch_size: int) -> float:
+    """Learning rate of temperature T: lr = T B."""
+    return T * batch_size
+
+
+__all__: Sequence[str] = (
+    "ACTIVATIONS", "Architecture", "Runs", "Dataset", "TrainResult", "draw_runs", "draw_data",
+    "activation", "activation_derivative", "features", "hidden", "forward", "loss",
+    "loss_and_grad", "train_sgd", "train_sequential", "temperature", "learning_rate",
+)

@@ -1,0 +1,276 @@
+"""Spectral analysis of weight matrices (PHYSICS.md section 4).
+
+Conventions
+-----------
+* A weight matrix W has shape ``(rows, cols)``; ``N = max(rows, cols)``, ``M = min(rows, cols)``
+  and the aspect ratio is ``q = M / N <= 1``.  :func:`gram_eigenvalues` returns the M
+  eigenvalues of the smaller Gram matrix (``W^T W`` or ``W W^T``; their non-zero eigenvalues
+  coincide), ascending and **not** normalised.  Marchenko-Pastur analyses use
+  ``x = lambda / N``, the eigenvalues of ``(1/N) W^T W``.
+* Marchenko-Pastur (MP): for iid entries of variance sigma^2,
+  ``rho(x) = sqrt((x+ - x)(x - x-)) / (2 pi sigma^2 q x)`` on ``x+- = sigma^2 (1 +- sqrt q)^2``.
+  The CDF is computed by quadrature in the angle ``x = x- + (x+ - x-)(1 - cos theta)/2``, which
+  removes both square-root edges (and the 1/sqrt(x) edge at q = 1); it scales as
+  ``F(x; sigma^2) = F(x / sigma^2; 1)``.
+* Goodness of fit: the Kolmogorov-Smirnov *distance* D between the spectrum and the fitted MP
+  law, judged against the distribution of D over iid Gaussian matrices of the same shape put
+  through the same fit (:func:`mp_null_distances`).  A KS p-value on eigenvalues would be
+  meaningless: eigenvalues repel and are far more regular than independent draws.
+* Spacings: levels are unfolded with a smooth fit of the counting function (a Chebyshev
+  polynomial of the ensemble-averaged staircase, or a known CDF); nearest-neighbour spacings
+  are normalised to mean 1 and compared with the GOE Wigner surmise
+  ``P(s) = (pi/2) s exp(-pi s^2/4)`` and with Poisson ``P(s) = exp(-s)``.
+* The ratio of consecutive spacings ``r_n = min(s_n, s_{n+1}) / max(s_n, s_{n+1})`` needs no
+  unfolding; ``<r>`` is 2 ln 2 - 1 = 0.3863 for Poisson levels and 0.5307 for large GOE
+  matrices (Atas, Bogomolny, Giraud, Roux, PRL 110, 084101 (2013), numerical value).
+* Tails: the Hill estimator of the survival exponent alpha (``P(lambda > x) ~ x^-alpha``, so a
+  density ``~ x^-(1+alpha)``) from the k largest values, with standard error alpha/sqrt(k);
+  :func:`tail_fit` only claims an exponent when the Hill plot is flat over a window of k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+POISSON_MEAN_R = 2 * np.log(2) - 1
+GOE_MEAN_R = 0.5307
+
+_MP_GRID = 4097  # quadrature points of the MP CDF in the angle variable
+
+
+# --------------------------------------------------------------------------- eigenvalues
+
+def gram_eigenvalues(W: np.ndarray) -> np.ndarray:
+    """Ascending eigenvalues of the smaller Gram matrix of every matrix in ``W (..., rows, cols)``.
+
+    Returns ``(..., min(rows, cols))`` in float64 (unnormalised: divide by ``max(rows, cols)``
+    for the MP convention)."""
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim < 2:
+        raise ValueError(f"need matrices (..., rows, cols), got shape {W.shape}")
+    Wt = np.swapaxes(W, -1, -2)
+    gram = Wt @ W if W.shape[-1] <= W.shape[-2] else W @ Wt
+    return np.linalg.eigvalsh(gram)
+
+
+def aspect(shape: tuple[int, int]) -> tuple[int, float]:
+    """(N, q) of a matrix shape: N = max(rows, cols), q = min/max."""
+    rows, cols = int(shape[-2]), int(shape[-1])
+    return max(rows, cols), min(rows, cols) / max(rows, cols)
+
+
+# --------------------------------------------------------------------------- Marchenko-Pastur
+
+def mp_edges(sigma2: float, q: float) -> tuple[float, float]:
+    """Support ``(x-, x+) = sigma^2 (1 -+ sqrt q)^2`` of the MP law."""
+    if not 0 < q <= 1:
+        raise ValueError(f"aspect ratio q must lie in (0, 1], got {q}")
+    return sigma2 * (1 - np.sqrt(q)) ** 2, sigma2 * (1 + np.sqrt(q)) ** 2
+
+
+def mp_pdf(x: np.ndarray, sigma2: float, q: float) -> np.ndarray:
+    """MP density of the eigenvalues of (1/N) W^T W (zero outside the support)."""
+    lo, hi = mp_edges(sigma2, q)
+    x = np.asarray(x, dtype=float)
+    inside = (x > lo) & (x < hi)
+    out = np.zeros_like(x)
+    xi = x[inside]
+    out[inside] = np.sqrt((hi - xi) * (xi - lo)) / (2 * np.pi * sigma2 * q * xi)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _mp_unit_cdf_table(q: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x, F(x)) of the sigma^2 = 1 MP law on a grid, by quadrature in the angle variable."""
+    lo, hi = mp_edges(1.0, q)
+    theta = np.linspace(0, np.pi, _MP_GRID)
+    half = (hi - lo) / 2
+    x = lo + half * (1 - np.cos(theta))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        integrand = half ** 2 * np.sin(theta) ** 2 / (2 * np.pi * q * x)
+    if lo == 0:  # q = 1: sin^2(theta)/x -> 4 / (hi - lo) * ... finite limit at theta = 0
+        integrand[0] = half / (np.pi * q)
+    cdf = np.concatenate([[0.0], np.cumsum((integrand[1:] + integrand[:-1]) / 2 * np.diff(theta))])
+    return x, cdf / cdf[-1]
+
+
+def mp_cdf(x: np.ndarray, sigma2: float, q: float) -> np.ndarray:
+    """MP cumulative distribution function."""
+    grid, cdf = _mp_unit_cdf_table(float(q))
+    return np.interp(np.asarray(x, dtype=float) / sigma2, grid, cdf, left=0.0, right=1.0)
+
+
+def ks_distance(sample: np.ndarray, cdf) -> float:
+    """Kolmogorov-Smirnov distance sup |F_n - F| between a sample and a CDF callable."""
+    x = np.sort(np.ravel(sample))
+    n = len(x)
+    F = cdf(x)
+    i = np.arange(1, n + 1)
+    return float(max(np.max(i / n - F), np.max(F - (i - 1) / n)))
+
+
+def fit_mp(x: np.ndarray) -> np.ndarray:
+    """MP variance sigma^2 of the normalised eigenvalues ``x`` (last axis one spectrum).
+
+    The moment estimator: the MP mean is sigma^2, so sigma^2 = mean(x), exact and unbiased for
+    iid entries (it is sum W_ij^2 / (N M)).  Returns one value per spectrum."""
+    return np.mean(np.asarray(x, dtype=float), axis=-1)
+
+
+def mp_distance(x: np.ndarray, q: float) -> tuple[float, np.ndarray]:
+    """Pooled KS distance of spectra ``x (n_spectra, M)`` from MP after each spectrum is divided
+    by its own fitted sigma^2; returns (D, sigma2 per spectrum)."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    sigma2 = fit_mp(x)
+    return ks_distance(x / sigma2[:, None], lambda t: mp_cdf(t, 1.0, q)), sigma2
+
+
+def mp_null_distances(shape: tuple[int, int], n_spectra: int, n_null: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """``n_null`` draws of :func:`mp_distance` for ``n_spectra`` iid N(0, 1) matrices of ``shape``."""
+    N, q = aspect(shape)
+    out = np.empty(n_null)
+    for i in range(n_null):
+        G = rng.standard_normal((n_spectra, *shape))
+        out[i] = mp_distance(gram_eigenvalues(G) / N, q)[0]
+    return out
+
+
+@dataclass(frozen=True)
+class MPTest:
+    """Fit of MP to spectra of one shape, judged against the iid Gaussian null."""
+
+    distance: float        # pooled KS distance D of the spectra from their fitted MP laws
+    p_value: float         # fraction of null D >= observed ((k + 1) / (n_null + 1))
+    sigma2: np.ndarray     # fitted variance per spectrum
+    null_median: float     # median D of the null
+
+
+def mp_test(eigs: np.ndarray, shape: tuple[int, int], null: np.ndarray) -> MPTest:
+    """MP test of unnormalised Gram eigenvalues ``eigs (n_spectra, M)`` of matrices of ``shape``
+    against null distances ``null`` (from :func:`mp_null_distances` with the same n_spectra)."""
+    N, q = aspect(shape)
+    D, sigma2 = mp_distance(np.asarray(eigs) / N, q)
+    p = (np.sum(null >= D) + 1) / (len(null) + 1)
+    return MPTest(D, float(p), sigma2, float(np.median(null)))
+
+
+# --------------------------------------------------------------------------- unfolding, spacings
+
+def semicircle_cdf(x: np.ndarray, radius: float) -> np.ndarray:
+    """CDF of the Wigner semicircle of the given radius."""
+    t = np.clip(np.asarray(x, dtype=float) / radius, -1, 1)
+    return 0.5 + (t * np.sqrt(1 - t * t) + np.arcsin(t)) / np.pi
+
+
+def semicircle_pdf(x: np.ndarray, radius: float) -> np.ndarray:
+    """Density of the Wigner semicircle of the given radius."""
+    x = np.asarray(x, dtype=float)
+    return 2 / (np.pi * radius ** 2) * np.sqrt(np.clip(radius ** 2 - x * x, 0, None))
+
+
+def unfold_spectrum(eigs: np.ndarray, *, cdf=None, degree: int = 9, trim: float = 0.1) -> np.ndarray:
+    """Unfolded levels of spectra ``eigs (n_spectra, n)`` (or one spectrum ``(n,)``).
+
+    The smooth counting function is ``n * cdf(E)`` when ``cdf`` is given, else a Chebyshev
+    polynomial of ``degree`` least-squares fitted to the ensemble-averaged staircase (all
+    spectra pooled).  Levels in the outer ``trim`` fraction of each edge (where a smooth fit
+    is poor) are dropped.  Returns ``(n_spectra, n_kept)``; the mean unfolded spacing is ~1."""
+    eigs = np.sort(np.atleast_2d(np.asarray(eigs, dtype=float)), axis=-1)
+    n_spec, n = eigs.shape
+    if n < 3:
+        raise ValueError(f"need at least 3 levels per spectrum to unfold, got {n}")
+    if cdf is None:
+        pooled = np.sort(eigs.ravel())
+        staircase = (np.arange(1, pooled.size + 1) - 0.5) / n_spec
+        smooth = np.polynomial.Chebyshev.fit(pooled, staircase, degree)
+        unfolded = smooth(eigs)
+    else:
+        unfolded = n * cdf(eigs)
+    lo, hi = int(np.floor(trim * n)), n - int(np.floor(trim * n))
+    return unfolded[:, lo:hi]
+
+
+def spacings(unfolded: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour spacings of unfolded spectra (last axis), pooled and normalised to mean 1."""
+    s = np.diff(np.sort(np.atleast_2d(unfolded), axis=-1), axis=-1).ravel()
+    return s / s.mean()
+
+
+def spacing_ratios(eigs: np.ndarray) -> np.ndarray:
+    """Ratios r_n = min(s_n, s_{n+1}) / max(s_n, s_{n+1}) of consecutive spacings (last axis),
+    pooled over the leading axes.  No unfolding needed."""
+    s = np.diff(np.sort(np.atleast_2d(eigs), axis=-1), axis=-1)
+    a, b = s[..., :-1], s[..., 1:]
+    return (np.minimum(a, b) / np.maximum(a, b)).ravel()
+
+
+def wigner_surmise_pdf(s: np.ndarray) -> np.ndarray:
+    """GOE Wigner surmise (pi/2) s exp(-pi s^2/4) (mean 1)."""
+    s = np.asarray(s, dtype=float)
+    return np.pi / 2 * s * np.exp(-np.pi * s * s / 4)
+
+
+def wigner_surmise_cdf(s: np.ndarray) -> np.ndarray:
+    """CDF of the GOE Wigner surmise, 1 - exp(-pi s^2/4)."""
+    s = np.clip(np.asarray(s, dtype=float), 0, None)
+    return 1 - np.exp(-np.pi * s * s / 4)
+
+
+def poisson_spacing_pdf(s: np.ndarray) -> np.ndarray:
+    """Spacing density exp(-s) of uncorrelated (Poisson) levels."""
+    return np.exp(-np.clip(np.asarray(s, dtype=float), 0, None))
+
+
+def poisson_spacing_cdf(s: np.ndarray) -> np.ndarray:
+    """CDF 1 - exp(-s) of Poisson spacings."""
+    return 1 - np.exp(-np.clip(np.asarray(s, dtype=float), 0, None))
+
+
+def goe_matrices(n: int, size: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """``size`` GOE matrices n x n: off-diagonal variance scale^2 / n, diagonal 2 scale^2 / n
+    (semicircle radius 2 scale)."""
+    A = rng.standard_normal((size, n, n)) * scale / np.sqrt(n)
+    return (A + np.swapaxes(A, -1, -2)) / np.sqrt(2)
+
+
+# --------------------------------------------------------------------------- tails
+
+def hill_estimator(x: np.ndarray, k: int) -> tuple[float, float]:
+    """Hill estimate of the survival exponent alpha from the ``k`` largest positive values:
+    alpha = 1 / mean(ln x_(i) / x_(k+1)), i = 1..k; returns (alpha, alpha / sqrt(k))."""
+    x = np.sort(np.asarray(x, dtype=float).ravel())[::-1]
+    if not 1 <= k < len(x):
+        raise ValueError(f"need 1 <= k < {len(x)} values, got k = {k}")
+    if x[k] <= 0:
+        raise ValueError("the Hill estimator needs the k + 1 largest values to be positive")
+    alpha = 1.0 / np.mean(np.log(x[:k] / x[k]))
+    return float(alpha), float(alpha / np.sqrt(k))
+
+
+@dataclass(frozen=True)
+class TailFit:
+    """Hill plot of a sample and the verdict on whether it supports one exponent."""
+
+    k: np.ndarray          # numbers of top values used
+    alpha: np.ndarray      # Hill estimate of the survival exponent for each k
+    alpha_err: np.ndarray  # its standard error alpha / sqrt(k)
+    stable: bool           # all alpha(k) within 2 standard errors of the middle estimate
+    alpha_claim: float     # the middle estimate when stable, else nan
+    alpha_claim_err: float
+
+
+def tail_fit(x: np.ndarray, k_min: int, k_max: int, n_k: int = 8) -> TailFit:
+    """Hill plot over ``k`` log-spaced in [k_min, k_max]; the exponent is claimed only when
+    every estimate lies within two standard errors of the one at the geometric middle k
+    (a Hill plot that drifts with k means no power law is resolved)."""
+    ks = np.unique(np.geomspace(k_min, k_max, n_k).round().astype(int))
+    est = np.array([hill_estimator(x, int(k)) for k in ks])
+    alpha, err = est[:, 0], est[:, 1]
+    mid = len(ks) // 2
+    stable = bool(np.all(np.abs(alpha - alpha[mid]) <= 2 * err[mid]))
+    return TailFit(ks, alpha, err, stable, float(alpha[mid]) if stable else float("nan"),
+                   float(err[mid]) if stable else float("nan"))

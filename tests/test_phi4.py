@@ -1,0 +1,128 @@
+"""phi^4 action, force and HMC against exact results (PHYSICS.md section 1)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from physml.lattice.phi4 import Phi4, free_propagator
+from physml.mc.ensembles import hmc_ensemble
+from physml.mc.hmc import hmc_step, leapfrog
+from physml.observables.phi4 import _by_chain, measure_phi4, momentum_propagator
+from physml.stats.gamma import gamma_error
+
+
+def _fields(n=4, L=6, seed=0):
+    return torch.randn((n, L, L), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_action_matches_explicit_sum():
+    theory, phi = Phi4(0.3, 0.05), _fields(1, 4)[0]
+    L, total = 4, 0.0
+    for x in range(L):
+        for y in range(L):
+            hop = phi[x, y] * (phi[(x + 1) % L, y] + phi[x, (y + 1) % L])
+            total += -2 * 0.3 * hop + (1 - 2 * 0.05) * phi[x, y] ** 2 + 0.05 * phi[x, y] ** 4
+    assert torch.isclose(theory.action(phi[None])[0], total)
+
+
+def test_force_equals_autograd():
+    theory = Phi4(0.27, 0.022)
+    phi = _fields().requires_grad_(True)
+    (grad,) = torch.autograd.grad(theory.action(phi).sum(), phi)
+    assert torch.allclose(theory.force(phi.detach()), -grad, atol=1e-12)
+
+
+def test_z2_symmetry_of_action():
+    theory, phi = Phi4(0.5, 0.022), _fields()
+    assert torch.allclose(theory.action(phi), theory.action(-phi))
+
+
+def test_leapfrog_is_reversible():
+    theory, x = Phi4(0.5, 0.022), _fields(L=8) * 3
+    p = torch.randn_like(x)
+    x1, p1 = leapfrog(theory, x, p, 0.05, 20)
+    x2, p2 = leapfrog(theory, x1, -p1, 0.05, 20)
+    assert torch.allclose(x2, x, atol=1e-11) and torch.allclose(-p2, p, atol=1e-11)
+
+
+def test_leapfrog_energy_error_scales_as_dt_squared():
+    """At fixed trajectory length the energy violation of leapfrog is O(dt^2)."""
+    theory = Phi4(0.27, 0.022)
+    x = _fields(64, 8, seed=3)
+    p = torch.randn(x.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    def mean_abs_dh(dt):
+        n = round(1.0 / dt)
+        x1, p1 = leapfrog(theory, x, p, dt, n)
+        h0 = 0.5 * (p * p).sum((1, 2)) + theory.action(x)
+        h1 = 0.5 * (p1 * p1).sum((1, 2)) + theory.action(x1)
+        return (h1 - h0).abs().mean().item()
+    ratio = mean_abs_dh(0.1) / mean_abs_dh(0.05)
+    assert 3.5 < ratio < 4.5, ratio
+
+
+def test_hmc_step_rejects_to_old_configuration():
+    theory, x = Phi4(0.5, 0.022), _fields(32, 6) * 5
+    gen = torch.Generator().manual_seed(1)
+    x_new, acc, dh = hmc_step(theory, x, step_size=0.6, n_steps=3, generator=gen)
+    assert (~acc).any()
+    assert torch.equal(x_new[~acc], x[~acc])
+
+
+def test_free_field_propagator_at_every_momentum():
+    """lambda = 0, kappa = 0.2, 8x8: <|phi~(p)|^2>/V = 1/(2(1 - 2 kappa sum cos p)) within 3 sigma."""
+    kappa, L = 0.2, 8
+    ds = hmc_ensemble(Phi4(kappa, 0.0), L=L, n_configs=256 * 32, n_chains=256, n_therm=50,
+                      meas_interval=2, step_size=0.1, n_steps=10, seed=11, show_progress=False)
+    prop = momentum_propagator(torch.from_numpy(ds["phi"].values)).numpy()
+    exact = free_propagator(kappa, L).numpy()
+    pulls = np.empty((L, L))
+    for i in range(L):
+        for j in range(L):
+            est = gamma_error(_by_chain(prop[:, i, j], ds["chain"].values))
+            pulls[i, j] = (est.value - exact[i, j]) / est.error
+    assert np.abs(pulls).max() < 3, pulls
+    # The pulls of the L^2 / 2 + 2 independent momenta (p and -p coincide) are standard normal.
+    independent = [pulls[i, j] for i in range(L) for j in range(L) if (i, j) <= ((-i) % L, (-j) % L)]
+    assert stats.kstest(independent, "norm").pvalue > 0.01
+    obs = measure_phi4(ds)
+    chi2_exact = 1 / (2 * (1 - 4 * kappa))
+    assert abs(float(obs["chi2"]) - chi2_exact) < 3 * float(obs["chi2_err"])
+
+
+def test_symmetric_phase_has_zero_magnetisation():
+    ds = hmc_ensemble(Phi4(0.21, 0.022), L=8, n_configs=64 * 32, n_chains=64, n_therm=100,
+                      meas_interval=2, step_size=0.125, n_steps=8, seed=5, show_progress=False)
+    obs = measure_phi4(ds)
+    assert abs(float(obs["mag"])) < 3 * float(obs["mag_err"])
+    assert ds.attrs["acceptance_rate"] > 0.8
+
+
+def test_broken_phase_visits_both_sectors():
+    """kappa = 0.5: |M| is far from zero, while M is consistent with zero thanks to the Z2 move."""
+    ds = hmc_ensemble(Phi4(0.5, 0.022), L=8, n_configs=64 * 32, n_chains=64, n_therm=100,
+                      meas_interval=2, step_size=0.125, n_steps=8, seed=6, show_progress=False)
+    obs = measure_phi4(ds)
+    assert float(obs["abs_mag"]) > 4.0 and float(obs["abs_mag"]) > 50 * float(obs["abs_mag_err"])
+    assert abs(float(obs["mag"])) < 3 * float(obs["mag_err"])
+    phibar = obs["phibar"].values
+    assert 0.4 < np.mean(phibar > 0) < 0.6
+
+
+def test_same_seed_same_ensemble():
+    kwargs = dict(L=6, n_configs=32, n_chains=8, n_therm=5, meas_interval=1, step_size=0.1,
+                  n_steps=5, seed=3, show_progress=False)
+    a = hmc_ensemble(Phi4(0.27, 0.022), **kwargs)
+    b = hmc_ensemble(Phi4(0.27, 0.022), **kwargs)
+    assert np.array_equal(a["phi"].values, b["phi"].values)
+
+
+def test_bad_chain_count_is_rejected():
+    with pytest.raises(ValueError, match="multiple of n_chains"):
+        hmc_ensemble(Phi4(0.2, 0.0), L=4, n_configs=10, n_chains=3, n_therm=0, meas_interval=1,
+                     step_size=0.1, n_steps=1, seed=0, show_progress=False)
+
+
+def test_free_propagator_rejects_unstable_kappa():
+    with pytest.raises(ValueError, match="kappa"):
+        free_propagator(0.3, 8)

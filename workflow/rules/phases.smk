@@ -1,0 +1,127 @@
+# Phase diagram of learning (PHYSICS.md 5): one job per (model, lr, sigma_W) cell, a gather per
+# model, three named figures.  The cell jobs are pure numpy: they run the torch-free module
+# entry of the `physml phases` verbs with one BLAS thread (threads only slow these tiny
+# matrix products down; split runs over jobs instead).
+PHASES = config["phases"]
+PHASES_CLI = f"{sys.executable} -m physml.cli.phases"
+PHASE_MODELS = list(PHASES["models"])
+
+
+def phase_cell(model, lr, sigma_w):
+    return f"results/phases/{model}/lr{fmt(lr)}_sw{fmt(sigma_w)}/cell.nc"
+
+
+def phase_grid(model):
+    return f"results/phases/{model}/phase_grid.nc"
+
+
+rule phase_cell:
+    output:
+        cell="results/phases/{model}/lr{lr}_sw{sigma_w}/cell.nc",
+    log:
+        "results/logs/phases/{model}/lr{lr}_sw{sigma_w}.log",
+    benchmark:
+        "results/benchmarks/phases/{model}/lr{lr}_sw{sigma_w}.tsv"
+    wildcard_constraints:
+        model=r"[A-Za-z0-9_]+",
+        lr=r"\d+(\.\d+)?(e-?\d+)?",
+        sigma_w=r"\d+(\.\d+)?(e-?\d+)?",
+    params:
+        p=PHASES,
+        arch=lambda wc: PHASES["models"][wc.model],
+        snapshots=",".join(str(s) for s in PHASES["snapshot_steps"]),
+        # common random numbers: every cell of a model shares its teachers, data and init directions
+        seed=lambda wc: derive_seed(config["seed"], "phases", wc.model),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    shell:
+        "OPENBLAS_NUM_THREADS={threads} OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHASES_CLI} cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w}"
+        " --activation {params.arch[activation]} --n1 {params.arch[n1]} --n2 {params.arch[n2]}"
+        " --n-runs {params.p[n_runs]} --n-steps {params.p[n_steps]} --batch-size {params.p[batch_size]}"
+        " --n-batches {params.p[n_batches]} --n-test {params.p[n_test]} --n-eval {params.p[n_eval]}"
+        " --snapshots {params.snapshots} --divergence-threshold {params.p[divergence_threshold]}"
+        " --check-every {params.p[check_every]} --seed {params.seed}"
+        " --threads {threads} --rule {rule} --out {output.cell} > {log} 2>&1"
+
+
+rule phase_gather:
+    input:
+        cells=lambda wc: [phase_cell(wc.model, lr, sw) for lr in PHASES["lr"] for sw in PHASES["sigma_w"]],
+    output:
+        grid="results/phases/{model}/phase_grid.nc",
+    params:
+        c=PHASES["classify"],
+    log:
+        "results/logs/phases/{model}/gather.log",
+    wildcard_constraints:
+        model=r"[A-Za-z0-9_]+",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{PHASES_CLI} gather {input.cells} --model {wildcards.model} --rule {rule}"
+        " --ferro-max-test-loss {params.c[ferro_max_test_loss]}"
+        " --glass-min-overlap {params.c[glass_min_overlap]}"
+        " --boundary-fraction {params.c[boundary_fraction]}"
+        " --out {output.grid} > {log} 2>&1"
+
+
+def phase_figure_rule(name):
+    """The shell command of a phase figure from every model's grid."""
+    return (
+        f"{PHYSML} figure {name} {{input.grids}} --threads {{threads}} --rule {{rule}}"
+        f" --out results/figures/fig_{name} > {{log}} 2>&1"
+    )
+
+
+rule fig_phase_diagram:
+    input:
+        grids=[phase_grid(m) for m in PHASE_MODELS],
+    output:
+        figure_outputs("fig_phase_diagram"),
+    log:
+        "results/logs/figures/fig_phase_diagram.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        phase_figure_rule("phase_diagram")
+
+
+rule fig_phase_observables:
+    input:
+        grids=[phase_grid(m) for m in PHASE_MODELS],
+    output:
+        figure_outputs("fig_phase_observables"),
+    log:
+        "results/logs/figures/fig_phase_observables.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        phase_figure_rule("phase_observables")
+
+
+rule fig_phase_trajectories:
+    input:
+        grids=[phase_grid(m) for m in PHASE_MODELS],
+    output:
+        figure_outputs("fig_phase_trajectories"),
+    log:
+        "results/logs/figures/fig_phase_trajectories.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        phase_figure_rule("phase_trajectories")
+
+
+for _name in ("fig_phase_diagram", "fig_phase_observables", "fig_phase_trajectories"):
+    ALL_TARGETS.extend(figure_outputs(_name))
