@@ -12,6 +12,8 @@ include: "workflow/rules/ensembles.smk"
 include: "workflow/rules/observables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/phases.smk"
+include: "workflow/rules/diffusion.smk"
+include: "workflow/rules/rmt.smk"
 
 
 rule all:

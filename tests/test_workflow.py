@@ -84,3 +84,24 @@ def test_bad_config_fails_before_any_job(root, tmp_path):
     assert proc.returncode != 0
     assert "config key 'phi4.kappa.0'" in proc.stdout + proc.stderr
     assert not (wd / "results").exists()
+
+
+@pytest.mark.slow
+def test_provenance_audit_detects_tampering(workdir, tmp_path):
+    """`physml provenance` walks a figure back to its HMC ensembles and catches an edited input."""
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir / "results", copy / "results")
+    audit = [sys.executable, "-m", "physml", "provenance", "results/figures/fig_phi4_hmc.json"]
+    ok = subprocess.run(audit, cwd=copy, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "rule=hmc_phi4" in ok.stdout and "rule=measure" in ok.stdout
+    ens = copy / "results/phi4/hmc/L8_kappa0.5_lam0.022/ensemble.nc"
+    with open(ens, "r+b") as fh:  # flip one byte in the middle of the file
+        fh.seek(ens.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    bad = subprocess.run([*audit, "--json"], cwd=copy, capture_output=True, text=True)
+    assert bad.returncode == 1
+    problems = json.loads(bad.stdout)["problems"]
+    assert any("L8_kappa0.5_lam0.022/ensemble.nc" in p and "mismatch" in p for p in problems)

@@ -6,10 +6,12 @@ import argparse
 import sys
 
 from physml import __version__
-from physml.cli import figures, lattice
+from physml.cli import diffusion as diffusion_cli
+from physml.cli import figures, lattice, provenance
 from physml.cli import phases as phases_cli
+from physml.cli import rmt as rmt_cli
 
-MODULES = [lattice, figures, phases_cli]
+MODULES = [lattice, figures, provenance, phases_cli, rmt_cli, diffusion_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ this a geometric grid in the noise level) and returns fields in **physical
 units** (the model's normalisation undone):
 
 - :class:`EulerMaruyama`: x <- x + g(t)^2 s(x, t) dt + g(t) sqrt(dt) z on the reverse
-  SDE, no noise on the last step (so the output is the last step's mean);
+  SDE; the last step, from t_min to 0, adds no noise (so the output is its mean);
 - :class:`PredictorCorrector`: before each Euler-Maruyama predictor step,
   ``n_corrector`` Langevin corrector steps x <- x + eps s + sqrt(2 eps) z with
   eps = 2 (snr ||z|| / ||s||)^2 per configuration (Song et al.);
@@ -64,7 +64,10 @@ class Sampler(ABC):
 
     name = "sampler"
 
-    def __init__(self, n_steps: int = 500, t_min: float = 1e-3):
+    def __init__(self, n_steps: int = 500, t_min: float = 1e-3, grid: str = "linear"):
+        if grid not in GRIDS:
+            raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+        self.grid = grid
         if n_steps < 2:
             raise ValueError(f"n_steps must be >= 2, got {n_steps}")
         if not 0 < t_min < 1:
@@ -77,7 +80,8 @@ class Sampler(ABC):
     def _diffuse(self, model: ScoreModel, x: torch.Tensor, grid: torch.Tensor,
                  gen: torch.Generator, on_step: Callable[[int, torch.Tensor], None]) -> torch.Tensor:
         """Integrate from ``x`` ~ prior at ``grid[0] = 1`` to the end; call
-        ``on_step(k, x)`` after step k = 1 .. n_steps (x in normalised units)."""
+        ``on_step(k, x)`` after step k = 1 .. n_steps, which ends at ``grid[k]``
+        (at t = 0 for k = n_steps); x in normalised units."""
 
     @property
     def nfe(self) -> int:
@@ -95,9 +99,19 @@ class Sampler(ABC):
         return {"name": self.name, **{k: getattr(self, k) for k in params if k != "self"}}
 
     # ---- shared machinery --------------------------------------------------------
-    def time_grid(self, device, dtype=torch.float32) -> torch.Tensor:
-        """Times t_0 = 1 > ... > t_{n-1} = t_min at which the score is evaluated."""
-        return torch.linspace(1.0, self.t_min, self.n_steps, device=device, dtype=dtype)
+    def time_grid(self, sde, device, dtype=torch.float32) -> torch.Tensor:
+        """Times t_0 = 1 > ... > t_{n-1} = t_min at which the score is evaluated: uniform
+        in t (``linear``, Song et al.) or with geometrically spaced noise levels sigma(t)
+        (``log_sigma``), which keeps every step a fixed fraction of the noise variance
+        and so resolves fluctuations much smaller than the data scale."""
+        if self.grid == "linear":
+            return torch.linspace(1.0, self.t_min, self.n_steps, device=device, dtype=dtype)
+        lo, hi = (math.log(float(sde.marginal_std(torch.tensor(t, dtype=torch.float64))))
+                  for t in (self.t_min, 1.0))
+        std = torch.exp(torch.linspace(hi, lo, self.n_steps, dtype=torch.float64))
+        t = sde.time_for_std(std)
+        t[0], t[-1] = 1.0, self.t_min
+        return t.to(device=device, dtype=dtype)
 
     def snapshot_steps(self, taus: Sequence[float]) -> list[int]:
         """Step index (0 = prior sample, n_steps = final) nearest to each tau in [0, 1]."""
@@ -117,7 +131,7 @@ class Sampler(ABC):
         model.eval()
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
-        grid = self.time_grid(device, dtype)
+        grid = self.time_grid(model.sde, device, dtype)
         snap_steps = self.snapshot_steps(snapshot_taus)
         n_snap = min(int(n_snapshots), n) if snap_steps else 0
         snaps: list[torch.Tensor | None] = [None] * len(snap_steps)
@@ -152,11 +166,20 @@ class Sampler(ABC):
         bar.close()
         wall = time.perf_counter() - t0
         snapshots = torch.stack(snaps) if n_snap else None
-        snap_t = [1.0 if s == 0 else float(grid[s - 1]) if s < self.n_steps else 0.0 for s in snap_steps]
+        snap_t = [float(grid[s]) if s < self.n_steps else 0.0 for s in snap_steps]
         return SampleResult(x=torch.cat(outs), snapshots=snapshots,
                             snapshot_taus=[float(t) for t in snapshot_taus] if n_snap else [],
                             snapshot_t=snap_t if n_snap else [], nfe=self.nfe, wall_time=wall,
                             diagnostics={"batches": diags})
+
+
+GRIDS = ("linear", "log_sigma")
+
+
+def step_sizes(grid: torch.Tensor) -> list[float]:
+    """dt of the step taken at each grid time: to the next grid time, and for the last
+    step (taken without noise) from t_min to t = 0."""
+    return (grid[:-1] - grid[1:]).tolist() + [float(grid[-1])]
 
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -199,8 +222,7 @@ class EulerMaruyama(Sampler):
     name = "em"
 
     def _diffuse(self, model, x, grid, gen, on_step):
-        dt = float(grid[0] - grid[1])
-        for k, t in enumerate(grid, start=1):
+        for k, (t, dt) in enumerate(zip(grid, step_sizes(grid)), start=1):
             x = em_step(model, x, t, dt, gen, noise=k < len(grid))
             on_step(k, x)
         return x
@@ -212,9 +234,9 @@ class PredictorCorrector(Sampler):
 
     name = "pc"
 
-    def __init__(self, n_steps: int = 500, t_min: float = 1e-3, snr: float = 0.16,
-                 n_corrector: int = 1):
-        super().__init__(n_steps, t_min)
+    def __init__(self, n_steps: int = 500, t_min: float = 1e-3, grid: str = "linear",
+                 snr: float = 0.16, n_corrector: int = 1):
+        super().__init__(n_steps, t_min, grid)
         if snr <= 0 or n_corrector < 0:
             raise ValueError("need snr > 0 and n_corrector >= 0")
         self.snr = float(snr)
@@ -225,8 +247,7 @@ class PredictorCorrector(Sampler):
         return self.n_steps * (1 + self.n_corrector)
 
     def _diffuse(self, model, x, grid, gen, on_step):
-        dt = float(grid[0] - grid[1])
-        for k, t in enumerate(grid, start=1):
+        for k, (t, dt) in enumerate(zip(grid, step_sizes(grid)), start=1):
             for _ in range(self.n_corrector):
                 x = langevin_step(model, x, t, self.snr, gen)
             x = em_step(model, x, t, dt, gen, noise=k < len(grid))
@@ -240,16 +261,14 @@ class ProbabilityFlow(Sampler):
 
     name = "ode"
 
-    def __init__(self, n_steps: int = 250, t_min: float = 1e-3, denoise: bool = True):
-        super().__init__(n_steps, t_min)
+    def __init__(self, n_steps: int = 250, t_min: float = 1e-3, grid: str = "linear",
+                 denoise: bool = True):
+        super().__init__(n_steps, t_min, grid)
         self.denoise = bool(denoise)
 
     @property
     def nfe(self) -> int:
         return 2 * (self.n_steps - 1) + (1 if self.denoise else 0)
-
-    def time_grid(self, device, dtype=torch.float32):
-        return torch.linspace(1.0, self.t_min, self.n_steps, device=device, dtype=dtype)
 
     def _diffuse(self, model, x, grid, gen, on_step):
         def f(x, t):

@@ -59,6 +59,10 @@ class SDE(ABC):
     def config(self) -> dict[str, Any]:
         """Plain-JSON parameters; ``make_sde(**sde.config())`` rebuilds the SDE."""
 
+    @abstractmethod
+    def time_for_std(self, std) -> torch.Tensor:
+        """Inverse of :meth:`marginal_std`: the time t at which sigma(t) = ``std``."""
+
     def marginal_std(self, t) -> torch.Tensor:
         """Standard deviation sigma(t) of the perturbation kernel."""
         t = _as_tensor(t)
@@ -108,6 +112,10 @@ class VESDE(SDE):
         t = _as_tensor(t, x0)
         std = torch.sqrt((self.sigma ** (2.0 * t) - 1.0) / (2.0 * self._log_sigma))
         return x0, std
+
+    def time_for_std(self, std):
+        std = _as_tensor(std)
+        return torch.log1p(2.0 * self._log_sigma * std * std) / (2.0 * self._log_sigma)
 
     def prior_std(self) -> float:
         return math.sqrt((self.sigma ** (2.0 * self.T) - 1.0) / (2.0 * self._log_sigma))

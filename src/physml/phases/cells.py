@@ -83,50 +83,59 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axes) / np.sqrt((a * a).sum(axes) * (b * b).sum(axes))
 
 
-def drift_noise_ratio(runs: ts.Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray,
-                      lr: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Drift-versus-noise ratio of the extreme eigenvalues of W W^T, per run: (largest, smallest).
+def eigenvalue_drift(runs: ts.Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray, lr: float,
+                     batch_size: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient drift and noise-induced drift of one eigenvalue of W W^T per SGD step, per run.
 
-    An SGD step W -> W - lr g_B (g_B the mean per-sample gradient g_n = delta_n a_n^T over a
-    mini-batch of B points) moves the eigenvalue x_i = sigma_i^2 of W W^T (singular vectors
-    u_i, v_i) by, to second order in lr,
+    An SGD step W -> W - lr g_B (g_B the mean of the per-sample gradients g_n = delta_n a_n^T
+    over a mini-batch of B points drawn from (x, y)) moves the eigenvalue x_i = sigma_i^2 of
+    W W^T (singular vectors u_i, v_i; ``index`` i counts from the largest) by, to second order
+    in lr and with g_B = G + xi (G = <g_n>, Cov(xi) = Cov(g_n) / B),
 
-        E[dx_i] = -2 lr sigma_i u_i^T G v_i                                  (gradient drift)
-                  + lr^2 / B [ E|xi^T u_i|^2
-                    + sum_{j != i} E(sigma_j u_i^T xi v_j + sigma_i u_j^T xi v_i)^2 / (x_i - x_j) ]
-                                                                             (noise-induced drift)
+        E[dx_i] = -2 lr sigma_i u_i^T G v_i                                   (gradient drift)
+                  + lr^2 / B [ E|xi_n^T u_i|^2
+                    + sum_{j != i} E(sigma_j u_i^T xi_n v_j + sigma_i u_j^T xi_n v_i)^2 / (x_i - x_j) ]
+                                                                              (noise-induced drift)
+                  + O(lr^2 G^2),
 
-    with G = <g_n> and xi = g_n - G the per-sample fluctuation (the Ito and Coulomb
-    terms of the Dyson-Brownian-motion Langevin equation of arXiv:2407.16427).  The first
-    term is O(lr), the second O(lr^2/B) = O(lr T): the ratio |gradient drift| / |noise
-    drift| returned here scales like 1/T.  Moments are averaged over the points (x, y).
+    the Ito and Coulomb-repulsion terms of the Dyson-Brownian-motion Langevin equation of
+    arXiv:2407.16427.  Returns (gradient drift, noise-induced drift), each of shape (R,).
     """
     a, u, s = ts.hidden(runs, x, W)
     e = np.einsum("rnk,rk->rn", s, runs.Z) - y
     delta = e[:, :, None] * runs.Z[:, None, :] * ts.activation_derivative(runs.arch.activation, u, s)
     a, delta = a.astype(np.float64), delta.astype(np.float64)
     U, sig, Vt = np.linalg.svd(W.astype(np.float64), full_matrices=False)  # U (R,n2,n2), Vt (R,n2,n1)
-    p = np.einsum("rnk,rki->rni", delta, U)          # u_i . delta_n
-    q = np.einsum("rnl,ril->rni", a, Vt)             # v_j . a_n
-    a2 = (a * a).sum(axis=2)                         # |a_n|^2
+    i = index % sig.shape[1]
+    p = np.einsum("rnk,rki->rni", delta, U)          # u_j . delta_n
+    q = np.einsum("rnl,rjl->rnj", a, Vt)             # v_j . a_n
+    row = p[:, :, i, None] * q                       # u_i^T g_n v_j  (R, N, n2)
+    col = p * q[:, :, i, None]                       # u_j^T g_n v_i
+    xi_row = row - row.mean(axis=1, keepdims=True)
+    xi_col = col - col.mean(axis=1, keepdims=True)
+    gradient = -2 * lr * sig[:, i] * row[:, :, i].mean(axis=1)
+    # E|xi_n^T u_i|^2 = E[(u_i . delta_n)^2 |a_n|^2] - |G^T u_i|^2
+    g_row = np.einsum("rn,rnl->rl", p[:, :, i], a) / a.shape[1]
+    ito = (p[:, :, i] ** 2 * (a * a).sum(axis=2)).mean(axis=1) - (g_row ** 2).sum(axis=1)
+    var = ((sig[:, None, :] * xi_row + sig[:, i, None, None] * xi_col) ** 2).mean(axis=1)
     x_eig = sig ** 2
-    others = np.arange(sig.shape[1])
-    out = []
-    for i in (0, sig.shape[1] - 1):
-        row = p[:, :, i, None] * q                   # u_i^T g_n v_j  (R, N, n2)
-        col = p * q[:, :, i, None]                   # u_j^T g_n v_i
-        xi_row = row - row.mean(axis=1, keepdims=True)
-        xi_col = col - col.mean(axis=1, keepdims=True)
-        drift = 2 * lr * sig[:, i] * np.abs(row[:, :, i].mean(axis=1))
-        # E|xi^T u_i|^2 = E[(u_i . delta_n)^2 |a_n|^2] - |G^T u_i|^2
-        g_row = np.einsum("rn,rnl->rl", p[:, :, i], a) / a.shape[1]
-        ito = (p[:, :, i] ** 2 * a2).mean(axis=1) - (g_row ** 2).sum(axis=1)
-        var = ((sig[:, None, :] * xi_row + sig[:, i, None, None] * xi_col) ** 2).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coulomb = np.where(np.arange(sig.shape[1]) == i, 0.0, var / (x_eig[:, i, None] - x_eig)).sum(axis=1)
+    return gradient, lr ** 2 / batch_size * (ito + coulomb)
+
+
+def drift_noise_ratio(runs: ts.Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray,
+                      lr: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """|gradient drift| / |noise-induced drift| of the largest and of the smallest eigenvalue of
+    W W^T, per run (:func:`eigenvalue_drift`).  The gradient drift is O(lr), the noise-induced
+    drift O(lr^2 / B) = O(lr T), so at fixed W the ratio scales exactly like 1/T; > 1 means the
+    gradient beats the noise."""
+    ratios = []
+    for index in (0, -1):
+        gradient, noise = eigenvalue_drift(runs, x, y, W, lr, batch_size, index)
         with np.errstate(divide="ignore", invalid="ignore"):
-            coulomb = np.where(others == i, 0.0, var / (x_eig[:, i, None] - x_eig)).sum(axis=1)
-            noise = lr ** 2 / batch_size * np.abs(ito + coulomb)
-            out.append(drift / noise)
-    return out[0], out[1]
+            ratios.append(np.abs(gradient) / np.abs(noise))
+    return ratios[0], ratios[1]
 
 
 def measure(runs: ts.Runs, data: ts.Dataset, W: np.ndarray, W0: np.ndarray, lr: float,

@@ -1,0 +1,29 @@
+"""CLI verb ``provenance``: audit an artifact's lineage and the integrity of its inputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from physml.io.lineage import format_tree, lineage
+
+
+def cmd_provenance(args: argparse.Namespace) -> None:
+    tree = lineage(args.artifact)
+    problems = tree.problems()
+    if args.json:
+        print(json.dumps({"lineage": tree.to_dict(), "problems": problems}, indent=2, default=str))
+    else:
+        print(format_tree(tree))
+        print("OK: every input re-hashed and matches" if not problems
+              else "PROBLEMS:\n" + "\n".join(f"  {p}" for p in problems))
+    if problems:
+        raise SystemExit(1)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("provenance", help="lineage tree of an artifact back to its ensembles; "
+                       "re-hashes every input and exits 1 on any mismatch or missing file")
+    p.add_argument("artifact", help="an artifact (.nc) or a figure's sidecar (.json) made by the pipeline")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_provenance)

@@ -1,0 +1,254 @@
+"""CLI verbs of the SGD / random-matrix study: ``physml rmt VERB`` (PHYSICS.md section 4).
+
+Training verbs write weight snapshots (``weights.nc``); ``spectra`` analyses any of them
+against Marchenko-Pastur; ``temperature`` gathers the linear teacher-student grid; ``dbm``
+simulates Dyson Brownian motion; ``corpus`` writes the transformer's training text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import xarray as xr
+
+from physml.cli.common import add_runtime_options, save, setup_runtime
+from physml.io.artifacts import atomic_path, read_artifact
+from physml.progress import progress
+from physml.rmt import analysis, dbm
+from physml.rmt.corpus import build_stdlib_corpus
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    """A progress bar and the ``progress(step)`` callback that advances it to ``step``."""
+    bar = progress(total=total, desc=desc, enabled=enabled)
+
+    def advance(step):
+        bar.update(step - bar.n)
+
+    return bar, advance
+
+
+def cmd_linear(args: argparse.Namespace) -> None:
+    from physml.rmt.linear_sgd import make_teacher, stationary_variance, train_linear_sgd
+
+    device = setup_runtime(args)
+    s = args.singular_values
+    W_t = make_teacher(s, args.seed)
+    bar, advance = _bar(args.n_steps, f"linear lr={args.lr:g} B={args.batch}", args.progress)
+    run = train_linear_sgd(W_t, lr=args.lr, batch=args.batch, sigma=args.sigma, n_steps=args.n_steps,
+                           n_seeds=args.n_seeds, snapshot_every=args.snapshot_every,
+                           burn_in=args.burn_in, seed=args.seed, device=device, progress=advance)
+    bar.close()
+    c = float(stationary_variance(args.lr, args.batch, len(s), args.sigma))
+    ds = xr.Dataset(
+        {"W": (("seed", "step", "row", "col"), run.W.astype(np.float32),
+               {"long_name": "student weight matrix W"}),
+         "W_teacher": (("row", "col"), W_t, {"long_name": "teacher W_t = U diag(s) V^T"}),
+         "teacher_singular_values": (("k",), np.sort(np.asarray(s, float)),
+                                     {"long_name": "teacher singular values, ascending"}),
+         "delta_sq": (("seed",), run.delta_sq,
+                      {"long_name": "mean of (W - W_t)^2 over entries and all steps after burn-in"}),
+         "loss": (("step",), run.loss, {"long_name": "mini-batch loss, mean over seeds"})},
+        coords={"seed": np.arange(args.n_seeds), "step": run.steps})
+    ds.attrs.update(kind="rmt_linear", lr=args.lr, batch=args.batch, n=len(s), sigma=args.sigma,
+                    burn_in=args.burn_in, stationary_variance=c)
+    m = run.delta_sq.mean()
+    e = run.delta_sq.std(ddof=1) / np.sqrt(len(run.delta_sq))
+    print(f"stationary entry variance {m:.5g} +- {e:.2g}, closed form {c:.5g} (ratio {m / c:.4f})")
+    save(ds, args, "rmt linear")
+
+
+def cmd_mlp(args: argparse.Namespace) -> None:
+    from physml.phases.teacher_student import Architecture, draw_data, draw_runs, train_sgd
+
+    setup_runtime(args)
+    runs = draw_runs(args.n_runs, args.sigma_w, args.seed, arch=Architecture(3, 32, 16, "tanh"))
+    data = draw_data(runs, args.batch, args.n_batches, n_test=256)
+    steps = np.arange(0, args.n_steps + 1, args.snapshot_every)
+    bar, advance = _bar(args.n_steps, f"mlp lr={args.lr:g} B={args.batch}", args.progress)
+    res = train_sgd(runs, data, args.lr, args.n_steps, snapshot_steps=steps, progress=advance)
+    bar.close()
+    ds = xr.Dataset(
+        {"W": (("seed", "step", "row", "col"), res.snapshots.transpose(1, 0, 2, 3),
+               {"long_name": "middle matrix W (16 x 32) of the student"}),
+         "diverged": (("seed",), res.diverged.astype(np.int8), {"long_name": "run diverged"}),
+         "last_batch_loss": (("seed",), res.last_batch_loss)},
+        coords={"seed": np.arange(args.n_runs), "step": res.snapshot_steps})
+    ds.attrs.update(kind="rmt_mlp", lr=args.lr, batch=args.batch, sigma_w=args.sigma_w)
+    print(f"{int(res.diverged.sum())}/{args.n_runs} runs diverged; median last loss "
+          f"{np.nanmedian(res.last_batch_loss):.4g}")
+    save(ds, args, "rmt mlp")
+
+
+def cmd_transformer(args: argparse.Namespace) -> None:
+    from physml.rmt.transformer import snapshot_schedule, train_transformer
+
+    device = setup_runtime(args)
+    corpus = build_stdlib_corpus(args.corpus_chars)
+    steps = snapshot_schedule(args.n_steps, args.dense_until, args.n_sparse)
+    bar, advance = _bar(args.n_steps, "transformer", args.progress)
+    run = train_transformer(corpus.text, {"block_size": args.block_size}, n_steps=args.n_steps,
+                            batch_size=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+                            snapshot_steps=steps, seed=args.seed, device=device, progress=advance)
+    bar.close()
+    ds = xr.Dataset(
+        {"W": (("step", "matrix", "row", "col"), run.W,
+               {"long_name": "attention maps W_Q, W_K, W_V (rows: output features)"}),
+         "train_loss": (("train_step",), run.train_loss,
+                        {"long_name": "cross entropy of each training batch", "units": "nats/char"})},
+        coords={"step": run.steps, "matrix": run.names, "train_step": np.arange(1, args.n_steps + 1)})
+    ds.attrs.update(kind="rmt_transformer", val_loss=run.val_loss, vocab_size=len(run.vocab),
+                    corpus_python_version=corpus.python_version, corpus_sha256=corpus.sha256,
+                    corpus_chars=len(corpus.text), corpus_files=corpus.n_files)
+    print(f"loss {run.train_loss[0]:.3f} -> {run.train_loss[-10:].mean():.3f} (val {run.val_loss:.3f})")
+    save(ds, args, "rmt transformer")
+
+
+def cmd_spectra(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    ds = read_artifact(args.weights)
+    out = analysis.spectra_dataset(ds, n_null=args.n_null, seed=args.seed,
+                                   p_threshold=args.p_threshold)
+    print(f"MP departure step: {out.attrs['mp_departure_step']}; tail: {out.attrs['tail_verdict']}")
+    save(out, args, "rmt spectra", inputs=[args.weights])
+
+
+def cmd_temperature(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    out = analysis.temperature_dataset([read_artifact(p) for p in args.inputs],
+                                       lr_linear_max=args.lr_linear_max)
+    fits = json.loads(out.attrs["fits"])
+    print(json.dumps(fits, indent=1))
+    save(out, args, "rmt temperature", inputs=args.inputs, seed=-1)
+
+
+def cmd_dbm(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    rng = np.random.default_rng(args.seed)
+    T = np.asarray(args.temperatures)
+    kw = dict(n_steps=args.n_steps, batch=args.batch, snapshot_every=args.snapshot_every, rng=rng)
+    matrix = dbm.simulate_matrix_dbm(args.n, T, dt=args.dt, **kw)
+    levels = dbm.simulate_eigenvalue_dbm(args.n, T, dt=args.dt_sde,
+                                         **{**kw, "n_steps": int(round(args.n_steps * args.dt / args.dt_sde)),
+                                            "snapshot_every": int(round(args.snapshot_every * args.dt / args.dt_sde))})
+    times = dbm.snapshot_steps(args.n_steps, args.snapshot_every) * args.dt
+    ds = xr.Dataset(
+        {"eig_matrix": (("T", "time", "sample", "k"), matrix,
+                        {"long_name": "eigenvalues of the Euler-Maruyama matrix DBM"}),
+         "eig_sde": (("T", "time", "sample", "k"), levels[:, :len(times)],
+                     {"long_name": "levels of the Euler-Maruyama eigenvalue SDE"})},
+        coords={"T": T, "time": times})
+    ds.attrs.update(kind="rmt_dbm", n=args.n, dt=args.dt, dt_sde=args.dt_sde, gamma=1.0,
+                    burn_in_time=args.burn_in_time)
+    save(ds, args, "rmt dbm")
+
+
+def cmd_corpus(args: argparse.Namespace) -> None:
+    corpus = build_stdlib_corpus(args.corpus_chars)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(corpus.text, encoding="ascii")
+    print(f"wrote {args.out}: {len(corpus.text)} characters from {corpus.n_files} modules of "
+          f"Python {corpus.python_version}, sha256 {corpus.sha256}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    rmt = sub.add_parser("rmt", help="SGD and random matrix theory (PHYSICS.md 4)")
+    verbs = rmt.add_subparsers(dest="rmt_verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("linear", formatter_class=fmt,
+                         help="batched SGD of the linear teacher-student with label noise")
+    p.add_argument("--lr", type=float, required=True, help="learning rate")
+    p.add_argument("--batch", type=int, required=True, help="mini-batch size B")
+    p.add_argument("--singular-values", type=_floats, default=[1, 1, 2, 2, 3, 3],
+                   help="teacher singular values (comma-separated; equal values = degenerate pairs)")
+    p.add_argument("--sigma", type=float, default=0.5, help="label-noise standard deviation")
+    p.add_argument("--n-seeds", type=int, default=128, help="independent runs, trained as one tensor")
+    p.add_argument("--n-steps", type=int, default=1500, help="SGD steps")
+    p.add_argument("--burn-in", type=int, default=500, help="steps discarded before stationary averages")
+    p.add_argument("--snapshot-every", type=int, default=10, help="steps between stored snapshots")
+    p.add_argument("--seed", type=int, required=True, help="random seed (teacher and SGD)")
+    p.add_argument("--out", required=True, help="output weights .nc")
+    add_runtime_options(p, device=True)
+    p.set_defaults(func=cmd_linear)
+
+    p = verbs.add_parser("mlp", formatter_class=fmt,
+                         help="teacher-student MLP 3-32-16-1 (phases study), middle matrix recorded")
+    p.add_argument("--lr", type=float, required=True, help="learning rate")
+    p.add_argument("--batch", type=int, default=4, help="mini-batch size B")
+    p.add_argument("--sigma-w", type=float, default=1.0, help="initial scale sigma_W of the middle matrix")
+    p.add_argument("--n-runs", type=int, default=64, help="runs trained as one batch")
+    p.add_argument("--n-batches", type=int, default=64, help="mini-batches in each run's fixed training set")
+    p.add_argument("--n-steps", type=int, default=2000, help="SGD steps")
+    p.add_argument("--snapshot-every", type=int, default=100, help="steps between stored snapshots")
+    p.add_argument("--seed", type=int, required=True, help="random seed")
+    p.add_argument("--out", required=True, help="output weights .nc")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_mlp)
+
+    p = verbs.add_parser("transformer", formatter_class=fmt,
+                         help="character-level nano-GPT on the stdlib-docstring corpus; Q, K, V recorded")
+    p.add_argument("--n-steps", type=int, default=300, help="AdamW steps")
+    p.add_argument("--batch", type=int, default=16, help="windows per batch")
+    p.add_argument("--block-size", type=int, default=64, help="context length")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices only)")
+    p.add_argument("--dense-until", type=int, default=30, help="record every step up to this one")
+    p.add_argument("--n-sparse", type=int, default=12, help="log-spaced snapshots after that")
+    p.add_argument("--corpus-chars", type=int, default=400_000, help="characters of the corpus")
+    p.add_argument("--seed", type=int, required=True, help="random seed")
+    p.add_argument("--out", required=True, help="output weights .nc")
+    add_runtime_options(p, device=True)
+    p.set_defaults(func=cmd_transformer)
+
+    p = verbs.add_parser("spectra", formatter_class=fmt,
+                         help="eigenvalues, Marchenko-Pastur test against the iid null, tail fit")
+    p.add_argument("weights", help="weights .nc of a training verb")
+    p.add_argument("--n-null", type=int, default=200, help="iid Gaussian null samples")
+    p.add_argument("--p-threshold", type=float, default=0.01,
+                   help="null p-value below which a spectrum has left Marchenko-Pastur")
+    p.add_argument("--seed", type=int, default=0, help="seed of the null samples")
+    p.add_argument("--out", required=True, help="output spectra .nc")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_spectra)
+
+    p = verbs.add_parser("temperature", formatter_class=fmt,
+                         help="effective temperature of the linear teacher-student grid")
+    p.add_argument("inputs", nargs="+", help="weights .nc of `rmt linear`, one per (lr, B)")
+    p.add_argument("--lr-linear-max", type=float, default=0.1,
+                   help="largest lr in the fit of the naive linear scaling rule")
+    p.add_argument("--out", required=True, help="output temperature .nc")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_temperature)
+
+    p = verbs.add_parser("dbm", formatter_class=fmt,
+                         help="Dyson Brownian motion: matrix process and eigenvalue SDE")
+    p.add_argument("--n", type=int, default=32, help="matrix size")
+    p.add_argument("--temperatures", type=_floats, default=[0.1, 0.2, 0.5, 1.0],
+                   help="temperatures T (comma-separated)")
+    p.add_argument("--dt", type=float, default=0.02, help="time step of the matrix process")
+    p.add_argument("--dt-sde", type=float, default=0.002, help="time step of the eigenvalue SDE")
+    p.add_argument("--n-steps", type=int, default=400, help="matrix-process steps")
+    p.add_argument("--snapshot-every", type=int, default=20, help="matrix steps between snapshots")
+    p.add_argument("--batch", type=int, default=32, help="independent systems per temperature")
+    p.add_argument("--burn-in-time", type=float, default=3.0,
+                   help="time (in units of 1/gamma) before equilibrium averages")
+    p.add_argument("--seed", type=int, required=True, help="random seed")
+    p.add_argument("--out", required=True, help="output dbm .nc")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_dbm)
+
+    p = verbs.add_parser("corpus", formatter_class=fmt,
+                         help="write the transformer's corpus (stdlib docstrings) as text")
+    p.add_argument("--corpus-chars", type=int, default=400_000, help="characters of the corpus")
+    p.add_argument("--out", required=True, help="output .txt")
+    p.set_defaults(func=cmd_corpus)

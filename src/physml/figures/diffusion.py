@@ -1,0 +1,117 @@
+"""Figures of the phi^4 diffusion model: the backward process and HMC vs DM."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from physml.figures.phi4 import format_value
+
+TABLE_COLUMNS = (("abs_mag", "<|phibar|>"), ("chi2", "chi_2"), ("binder", "U_L"),
+                 ("action_density", "<S>/V"))
+STYLE = {("hmc", 0): dict(color="k", ls="-"), ("dm", 0): dict(color="C3", ls="-"),
+         ("hmc", 1): dict(color="0.5", ls="--"), ("dm", 1): dict(color="C0", ls="--")}
+
+
+def plot_phi4_denoising(ensembles: list[xr.Dataset]):
+    """One configuration per generated ensemble (rows, broken phase first) at the
+    snapshot fractions tau of the backward process (columns, noise -> sample)."""
+    ensembles = [e for e in ensembles if "snapshot" in e]
+    if not ensembles:
+        raise ValueError("fig_phi4_denoising needs generated ensembles with a 'snapshot' variable")
+    ensembles = sorted(ensembles, key=lambda d: -float(d.attrs["kappa"]))
+    taus = ensembles[0]["tau"].values
+    fig, axes = plt.subplots(len(ensembles), len(taus), figsize=(2.1 * len(taus) + 0.8, 2.2 * len(ensembles)),
+                             squeeze=False)
+    for row, ds in zip(axes, ensembles):
+        snaps = ds["snapshot"].isel(snapshot_config=0).values
+        vmax = float(np.abs(snaps[-1]).max()) or 1.0
+        for j, ax in enumerate(row):
+            im = ax.imshow(snaps[j], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row is axes[0]:
+                ax.set_title(f"tau={taus[j]:g}  (t={float(ds['snapshot_t'].values[j]):.3g})", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"kappa={float(ds.attrs['kappa']):g}\nL={int(ds.attrs['L'])}", fontsize=9)
+        fig.colorbar(im, ax=list(row), shrink=0.8, label=r"$\phi$ (colour range of the final sample)")
+    fig.suptitle("Backward process of the score model: noise (tau=0) to sample (tau=1); "
+                 "in the broken phase large clusters emerge", fontsize=10)
+    return fig
+
+
+def _split(datasets):
+    table = next((d for d in datasets if "row" in d.dims), None)
+    obs = [d for d in datasets if "row" not in d.dims]
+    return table, obs
+
+
+def _pull_cell(table: xr.Dataset, name: str, L: int, kappa: float) -> str:
+    sel = (table["observable"] == name) & (table["L"] == L) & np.isclose(table["kappa"], kappa)
+    rows = table.where(sel, drop=True)
+    hmc = rows.where(rows["source"] == "hmc", drop=True)
+    dm = rows.where(rows["source"] == "dm", drop=True)
+    if not len(hmc["row"]) or not len(dm["row"]):
+        return "-"
+    return (f"{format_value(float(dm['value'][0]), float(dm['error'][0]))} vs "
+            f"{format_value(float(hmc['value'][0]), float(hmc['error'][0]))} "
+            f"[{float(dm['pull'][0]):+.1f}σ]")
+
+
+def _dm_value(table, name, L, kappa, fmt="{:.3f}"):
+    sel = ((table["observable"] == name) & (table["L"] == L) & np.isclose(table["kappa"], kappa)
+           & (table["source"] == "dm"))
+    rows = table.where(sel, drop=True)
+    return fmt.format(float(rows["value"][0])) if len(rows["row"]) else "-"
+
+
+def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
+    """Per kappa (columns): histograms of phibar and of S/V, and G(r), HMC vs DM at the
+    trained L (solid) and the larger L (dashed); below, the comparison table with the
+    deviation of the raw DM in combined sigma."""
+    table, obs = _split(datasets)
+    kappas = sorted({round(float(d.attrs["kappa"]), 10) for d in obs})
+    Ls = sorted({int(d.attrs["L"]) for d in obs})
+    points = [(k, L) for k in kappas for L in Ls]
+    fig = plt.figure(figsize=(4.6 * len(kappas), 10.5 + 0.33 * len(points)))
+    grid = fig.add_gridspec(4, len(kappas), height_ratios=[3, 3, 3, 0.6 + 0.42 * len(points)])
+    for col, kappa in enumerate(kappas):
+        ax_p, ax_s, ax_g = (fig.add_subplot(grid[i, col]) for i in range(3))
+        for ds in obs:
+            if not np.isclose(float(ds.attrs["kappa"]), kappa):
+                continue
+            src, L = str(ds.attrs["source"]), int(ds.attrs["L"])
+            style = STYLE.get((src, Ls.index(L)), {})
+            label = f"{src.upper()} L={L}"
+            ax_p.hist(ds["phibar"].values, bins=50, density=True, histtype="step", label=label, **style)
+            if "action_per_site" in ds:
+                ax_s.hist(ds["action_per_site"].values, bins=50, density=True, histtype="step",
+                          label=label, **style)
+            ax_g.errorbar(ds["r"].values, ds["G"].values, yerr=ds["G_err"].values, marker="o", ms=2.5,
+                          capsize=2, label=label, **style)
+        ax_p.set(title=f"kappa = {kappa:g}", xlabel=r"$\bar\phi$", ylabel="density")
+        ax_s.set(xlabel="S/V", ylabel="density")
+        ax_g.set(xlabel="r", ylabel="connected G(r)")
+        ax_g.set_yscale("symlog", linthresh=1e-3)
+        for ax in (ax_p, ax_s, ax_g):
+            ax.legend(fontsize=7)
+    ax_t = fig.add_subplot(grid[3, :])
+    ax_t.axis("off")
+    if table is not None:
+        rows = []
+        for kappa, L in points:
+            rows.append([f"{kappa:g}", str(L)]
+                        + [_pull_cell(table, name, L, kappa) for name, _ in TABLE_COLUMNS]
+                        + [_dm_value(table, "frac_phibar_pos", L, kappa),
+                           _dm_value(table, "action_hist_ks_pvalue", L, kappa, "{:.2g}")])
+        cols = (["kappa", "L"] + [f"{label}: DM vs HMC [pull]" for _, label in TABLE_COLUMNS]
+                + ["DM f(phibar>0)", "KS p (S/V)"])
+        tab = ax_t.table(cellText=rows, colLabels=cols, loc="center", cellLoc="center")
+        tab.auto_set_font_size(False)
+        tab.set_fontsize(7)
+        tab.scale(1, 1.3)
+        ax_t.set_title("raw DM (no correction) against HMC: value(error), deviation in combined sigma",
+                       fontsize=9)
+    fig.tight_layout()
+    return fig

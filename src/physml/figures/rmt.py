@@ -1,0 +1,240 @@
+"""Figures of the SGD / random-matrix study (PHYSICS.md section 4).
+
+Each function takes the artifacts named in its docstring (found by their ``kind`` attribute,
+in any order) and returns a matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from physml.rmt import dbm
+from physml.rmt import spectra as sp
+
+
+def _by_kind(datasets: list[xr.Dataset], kind: str) -> xr.Dataset:
+    found = [d for d in datasets if d.attrs.get("kind") == kind]
+    if len(found) != 1:
+        raise ValueError(f"expected exactly one artifact of kind {kind!r}, got {len(found)}")
+    return found[0]
+
+
+def _stationary(d: xr.Dataset, var: str) -> np.ndarray:
+    """DBM levels after the burn-in, ``(T, samples, n)``."""
+    e = d[var].sel(time=d["time"] > float(d.attrs["burn_in_time"])).values
+    return e.reshape(e.shape[0], -1, e.shape[-1])
+
+
+def _ratio_pdf_goe(r):
+    """Atas et al. surmise for the ratio distribution on [0, 1] (GOE)."""
+    return 2 * 27 / 8 * (r + r * r) / (1 + r + r * r) ** 2.5
+
+
+def plot_rmt_spacing(datasets: list[xr.Dataset]):
+    """``rmt_dbm`` and ``rmt_temperature``: unfolded DBM spacings and the degenerate-pair spacings
+    of the linear teacher-student against the Wigner surmise and Poisson, with <r>."""
+    d, t = _by_kind(datasets, "rmt_dbm"), _by_kind(datasets, "rmt_temperature")
+    levels = _stationary(d, "eig_matrix")
+    s = np.concatenate([sp.spacings(sp.unfold_spectrum(lv)) for lv in levels])
+    r = np.concatenate([sp.spacing_ratios(sp.unfold_spectrum(lv)) for lv in levels])
+    grid = np.linspace(0, 4, 200)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    ax = axes[0]
+    ax.hist(s, bins=60, range=(0, 4), density=True, histtype="step", lw=1.5, label="DBM (matrix), unfolded")
+    ax.plot(grid, sp.wigner_surmise_pdf(grid), "k-", label="GOE Wigner surmise")
+    ax.plot(grid, sp.poisson_spacing_pdf(grid), "k--", label="Poisson")
+    ax.set(xlabel="s", ylabel="P(s)", title=f"DBM stationary spacings (n={int(d.attrs['n'])}, "
+           f"{len(d['T'])} temperatures)")
+    ax.text(0.97, 0.6, f"<r> = {r.mean():.4f}({round(1e4 * r.std() / np.sqrt(len(r)))})\n"
+            f"GOE {sp.GOE_MEAN_R}, Poisson {sp.POISSON_MEAN_R:.4f}\n{len(s)} spacings",
+            transform=ax.transAxes, ha="right", fontsize=8)
+    ax.legend(fontsize=8)
+
+    ax = axes[1]
+    rr = np.linspace(0, 1, 200)
+    ax.hist(r, bins=40, range=(0, 1), density=True, histtype="step", lw=1.5, label="DBM")
+    ax.plot(rr, _ratio_pdf_goe(rr), "k-", label="GOE (Atas surmise)")
+    ax.plot(rr, 2 / (1 + rr) ** 2, "k--", label="Poisson")
+    ax.set(xlabel="r = min(s_n, s_n+1) / max", ylabel="P(r)", title="ratio of consecutive spacings")
+    ax.legend(fontsize=8)
+
+    ax = axes[2]
+    small = np.argsort(t["closed_form"].values)[:3]
+    for i in small:
+        ps = t["pair_spacing"].values[i]
+        p = stats.kstest(ps, sp.wigner_surmise_cdf).pvalue
+        ax.hist(ps, bins=25, range=(0, 3.5), density=True, histtype="step",
+                label=f"lr={float(t['lr'][i]):g}, B={int(t['batch'][i])}: KS p={p:.2f} (n={len(ps)})")
+    ax.plot(grid, sp.wigner_surmise_pdf(grid), "k-", label="Wigner surmise")
+    ax.plot(grid, sp.poisson_spacing_pdf(grid), "k--", label="Poisson")
+    ax.set(xlabel="s (pair spacing / mean)", ylabel="P(s)",
+           title="linear teacher-student: degenerate pairs of W^T W")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _mp_panel(ax, spec: xr.Dataset, step_index: int, title: str):
+    q = float(spec.attrs["aspect_q"])
+    N = float(spec.attrs["aspect_N"])
+    x = spec["eigenvalue"].isel(step=step_index).values / N
+    x = x / spec["mp_sigma2"].isel(step=step_index).values[:, None]
+    lo, hi = sp.mp_edges(1.0, q)
+    grid = np.linspace(max(lo, 1e-3), hi, 300)
+    ax.hist(x.ravel(), bins=50, range=(0, max(hi * 1.2, np.percentile(x, 99.5))), density=True,
+            histtype="stepfilled", alpha=0.4, label=f"{x.shape[0]} matrices pooled")
+    ax.plot(grid, sp.mp_pdf(grid, 1.0, q), "k-", label=f"Marchenko-Pastur, q={q:g}")
+    step = int(spec["step"][step_index])
+    ax.set(xlabel="lambda / (N sigma^2_fit)", ylabel="density", title=f"{title}, step {step}")
+    ax.text(0.97, 0.75, f"KS D = {float(spec['mp_distance'][step_index]):.4f}\n"
+            f"iid-null median {float(spec['mp_null_median']):.4f}\n"
+            f"null p = {float(spec['mp_p_value'][step_index]):.3f}",
+            transform=ax.transAxes, ha="right", fontsize=8)
+    ax.legend(fontsize=8, loc="upper center")
+
+
+def plot_rmt_mp(datasets: list[xr.Dataset]):
+    """Spectra (``rmt spectra`` of ``rmt_mlp`` and ``rmt_transformer`` weights) at initialisation
+    against Marchenko-Pastur with the fitted variance, judged against the iid Gaussian null."""
+    specs = {d.attrs.get("kind"): d for d in datasets}
+    mlp, tr = specs.get("rmt_mlp"), specs.get("rmt_transformer")
+    if mlp is None or tr is None:
+        raise ValueError("fig_rmt_mp needs the spectra of an rmt_mlp and an rmt_transformer run")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    _mp_panel(axes[0], mlp, 0, f"MLP middle matrix (lr={float(mlp.attrs['lr']):g}, B={int(mlp.attrs['batch'])})")
+    _mp_panel(axes[1], mlp, -1, "MLP middle matrix")
+    _mp_panel(axes[2], tr, 0, "transformer W_Q, W_K, W_V")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rmt_temperature(datasets: list[xr.Dataset]):
+    """``rmt_temperature`` and ``rmt_dbm``: effective temperature of the linear teacher-student
+    against lr/B (naive) and the closed-form variable (corrected), the measured stationary
+    variance over the closed form, and the DBM width against its input temperature."""
+    t, d = _by_kind(datasets, "rmt_temperature"), _by_kind(datasets, "rmt_dbm")
+    fits = json.loads(t.attrs["fits"])
+    lr, B = t["lr"].values, t["batch"].values
+    teff, terr = t["T_eff"].values, t["T_eff_err"].values
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+    markers = dict(zip(sorted(set(lr)), "osD^v<>"))
+
+    def scatter(ax, x):
+        for l in sorted(set(lr)):
+            sel = lr == l
+            ax.errorbar(x[sel], teff[sel], yerr=terr[sel], fmt=markers[l], ms=5, capsize=2,
+                        label=f"lr = {l:g}")
+
+    ax = axes[0]
+    x = t["lr_over_B"].values
+    scatter(ax, x)
+    nv = fits["naive"]
+    xx = np.geomspace(x.min(), x.max(), 50)
+    ax.plot(xx, nv["slope"] * xx + nv["intercept"], "k-",
+            label=f"fit lr <= {nv['lr_max']:g}: R^2 = {nv['r2']:.5f}")
+    ax.plot(xx, nv["expected_slope"] * xx, "k:", label="small-lr limit sigma^2/2 lr/B")
+    spread = max(fits["collapse_naive"].values()) if fits["collapse_naive"] else float("nan")
+    ax.set(xscale="log", yscale="log", xlabel="lr / B", ylabel="T_eff (entry variance from eigenvalue widths)",
+           title=f"naive: linear for lr <= {nv['lr_max']:g}; collapse fails by {100 * spread:.0f}%")
+    ax.legend(fontsize=7)
+
+    ax = axes[1]
+    x = t["x_corrected"].values
+    scatter(ax, x)
+    cv = fits["corrected"]
+    xx = np.geomspace(x.min(), x.max(), 50)
+    ax.plot(xx, cv["expected_slope"] * xx, "k-", label="exact: T_eff = sigma^2 x")
+    spread = max(fits["collapse_corrected"].values()) if fits["collapse_corrected"] else float("nan")
+    ax.set(xscale="log", yscale="log", xlabel="x = lr / (B (2 - lr - lr (n+1)/B))", ylabel="T_eff",
+           title=f"corrected: R^2 = {cv['r2']:.6f}, collapse within {100 * spread:.1f}%")
+    ax.legend(fontsize=7)
+
+    ax = axes[2]
+    ratio = t["entry_variance"].values / t["closed_form"].values
+    err = t["entry_variance_err"].values / t["closed_form"].values
+    idx = np.arange(len(ratio))
+    ax.errorbar(idx, ratio, yerr=err, fmt="o", capsize=3, label="measured entry variance / closed form")
+    ax.errorbar(idx + 0.15, teff / t["closed_form"].values, yerr=terr / t["closed_form"].values, fmt="s",
+                capsize=3, label="T_eff (eigenvalue widths) / closed form")
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xticks(idx, [f"{l:g}/{b}" for l, b in zip(lr, B)], rotation=45, fontsize=7)
+    ax.set(xlabel="lr / B", ylabel="ratio",
+           title=f"closed form c: max |z| = {fits['entry_over_closed_form_max_abs_z']:.2f}")
+    ax.legend(fontsize=7)
+
+    ax = axes[3]
+    T = d["T"].values
+    for var, label in (("eig_matrix", "matrix DBM"), ("eig_sde", "eigenvalue SDE")):
+        e = _stationary(d, var)
+        width = np.sqrt((e ** 2).mean(axis=(1, 2)))
+        slope, serr = dbm.width_exponent(T, width)
+        ax.loglog(T, width, "o" if var == "eig_matrix" else "s", label=f"{label}: slope {slope:.4f}({round(1e4 * serr)})")
+    ax.loglog(T, np.sqrt(dbm.stationary_mean_square(int(d.attrs["n"]), T)), "k-",
+              label="exact sqrt(T (1 + 1/n))")
+    ax.set(xlabel="DBM temperature T", ylabel="rms eigenvalue", title="DBM: width ~ sqrt(T)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rmt_transformer(datasets: list[xr.Dataset]):
+    """``rmt spectra`` of an ``rmt_transformer`` run: density of one W_Q from initialisation to
+    the end with MP at step 0, the MP null p-value against step, and the Hill plot at the end."""
+    spec = _by_kind(datasets, "rmt_transformer")
+    N, q = float(spec.attrs["aspect_N"]), float(spec.attrs["aspect_q"])
+    steps = spec["step"].values
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+
+    ax = axes[0]
+    name = str(spec["matrix"].values[0])
+    x0 = spec["eigenvalue"].sel(matrix=name).values / N / float(spec["mp_sigma2"].sel(matrix=name)[0])
+    show = [s for s in (0, 10, 20, 30) if s in steps] + [int(steps[len(steps) * 3 // 4]), int(steps[-1])]
+    bins = np.geomspace(1e-3, max(x0.max() * 1.1, 10), 40)
+    for s in dict.fromkeys(show):
+        i = int(np.flatnonzero(steps == s)[0])
+        ax.hist(x0[i], bins=bins, density=True, histtype="step", label=f"step {s}")
+    grid = np.geomspace(1e-3, sp.mp_edges(1.0, q)[1], 300)
+    ax.plot(grid, sp.mp_pdf(grid, 1.0, q), "k-", lw=1.5, label="MP at step 0")
+    ax.set(xscale="log", yscale="log", xlabel="lambda / (N sigma^2(step 0))", ylabel="density",
+           title=f"{name}: spectral density during training")
+    ax.legend(fontsize=7)
+
+    ax = axes[1]
+    pth = float(spec.attrs["p_threshold"])
+    ax.loglog(steps + 1, spec["mp_p_value"].values, "ko-", ms=3, label="pooled over all W_Q, W_K, W_V")
+    for m in spec["matrix"].values[:3]:
+        ax.loglog(steps + 1, spec["mp_p_single"].sel(matrix=m).values, ".-", lw=0.8, label=str(m))
+    ax.axhline(pth, color="r", ls="--", lw=0.8, label=f"p = {pth:g}")
+    ax.axhline(1 / (int(spec.attrs["n_null"]) + 1), color="gray", ls=":", lw=0.8,
+               label="null resolution 1/(n_null+1)")
+    dep = int(spec.attrs["mp_departure_step"])
+    if dep >= 0:
+        ax.axvline(dep + 1, color="r", lw=0.8)
+    ax.set(xlabel="AdamW step + 1", ylabel="iid-null p-value of the MP fit",
+           title=f"departure from MP from step {dep}" if dep >= 0 else "no departure from MP")
+    ax.legend(fontsize=7)
+
+    ax = axes[2]
+    for j, sample in enumerate(spec["tail_sample"].values):
+        k = spec["tail_kvalue"].values[j]
+        ok = np.isfinite(k)
+        ax.errorbar(k[ok], spec["tail_alpha"].values[j][ok], yerr=spec["tail_alpha_err"].values[j][ok],
+                    fmt="o-", ms=3, capsize=2, label=str(sample).replace("_", " "))
+    verdict = spec.attrs["tail_verdict"].replace(" (", "\n(").replace("; ", ";\n")
+    ax.set(xlabel="k (top eigenvalues, pooled over matrices)", ylabel="Hill alpha (survival exponent)",
+           title=f"Hill plot at step {int(steps[-1])}")
+    ax.text(0.97, 0.97, verdict, transform=ax.transAxes, fontsize=7, ha="right", va="top")
+    ax.legend(fontsize=7, loc="lower left")
+
+    ax = axes[3]
+    loss = spec["train_loss"].values
+    ax.plot(spec["train_step"].values, loss, lw=0.6)
+    ax.set(xlabel="AdamW step", ylabel="cross entropy (nats/char)",
+           title=f"training (val {float(spec.attrs['val_loss']):.3f})")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,220 @@
+# SGD and random matrix theory (PHYSICS.md 4): one job per (lr, B) point of the linear
+# teacher-student, one MLP and one transformer run, a DBM simulation, spectra, a temperature
+# gather and four named figures.  Every job runs with one BLAS/OpenMP thread: multi-threaded
+# BLAS on these small matrices only stalls.
+RMT = config["rmt"]
+RMT_LIN = RMT["linear"]
+RMT_THREADS = "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+
+
+def rmt_linear_weights():
+    return [f"results/rmt/linear/lr{fmt(lr)}_B{b}/weights.nc" for lr in RMT_LIN["lr"] for b in RMT_LIN["batch"]]
+
+
+RMT_MLP_DIR = f"results/rmt/mlp/lr{fmt(RMT['mlp']['lr'])}_B{RMT['mlp']['batch']}"
+
+
+rule rmt_linear:
+    output:
+        weights="results/rmt/linear/lr{lr}_B{batch}/weights.nc",
+    log:
+        "results/logs/rmt/linear/lr{lr}_B{batch}.log",
+    benchmark:
+        "results/benchmarks/rmt/linear/lr{lr}_B{batch}.tsv"
+    wildcard_constraints:
+        lr=r"\d+(\.\d+)?(e-?\d+)?",
+        batch=r"\d+",
+    params:
+        p=RMT_LIN,
+        sv=",".join(str(s) for s in RMT_LIN["singular_values"]),
+        # one teacher for the whole grid; common random numbers across points
+        seed=derive_seed(config["seed"], "rmt_linear"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    shell:
+        RMT_THREADS + " {PHYSML} rmt linear --lr {wildcards.lr} --batch {wildcards.batch}"
+        " --singular-values {params.sv} --sigma {params.p[sigma]} --n-seeds {params.p[n_seeds]}"
+        " --n-steps {params.p[n_steps]} --burn-in {params.p[burn_in]}"
+        " --snapshot-every {params.p[snapshot_every]} --seed {params.seed} --device cpu"
+        " --threads {threads} --rule {rule} --no-progress --out {output.weights} > {log} 2>&1"
+
+
+rule rmt_temperature:
+    input:
+        weights=rmt_linear_weights(),
+    output:
+        temperature="results/rmt/linear/temperature.nc",
+    log:
+        "results/logs/rmt/linear/temperature.log",
+    params:
+        lr_max=RMT_LIN["lr_linear_max"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        RMT_THREADS + " {PHYSML} rmt temperature {input.weights} --lr-linear-max {params.lr_max}"
+        " --threads {threads} --rule {rule} --out {output.temperature} > {log} 2>&1"
+
+
+rule rmt_mlp:
+    output:
+        weights="results/rmt/mlp/lr{lr}_B{batch}/weights.nc",
+    log:
+        "results/logs/rmt/mlp/lr{lr}_B{batch}.log",
+    wildcard_constraints:
+        lr=r"\d+(\.\d+)?(e-?\d+)?",
+        batch=r"\d+",
+    params:
+        p=RMT["mlp"],
+        seed=derive_seed(config["seed"], "rmt_mlp"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    shell:
+        RMT_THREADS + " {PHYSML} rmt mlp --lr {wildcards.lr} --batch {wildcards.batch}"
+        " --sigma-w {params.p[sigma_w]} --n-runs {params.p[n_runs]} --n-batches {params.p[n_batches]}"
+        " --n-steps {params.p[n_steps]} --snapshot-every {params.p[snapshot_every]} --seed {params.seed}"
+        " --threads {threads} --rule {rule} --no-progress --out {output.weights} > {log} 2>&1"
+
+
+rule rmt_transformer:
+    output:
+        weights="results/rmt/transformer/weights.nc",
+    log:
+        "results/logs/rmt/transformer.log",
+    benchmark:
+        "results/benchmarks/rmt/transformer.tsv"
+    params:
+        p=RMT["transformer"],
+        seed=derive_seed(config["seed"], "rmt_transformer"),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        RMT_THREADS + " {PHYSML} rmt transformer --n-steps {params.p[n_steps]} --batch {params.p[batch]}"
+        " --block-size {params.p[block_size]} --lr {params.p[lr]} --weight-decay {params.p[weight_decay]}"
+        " --dense-until {params.p[dense_until]} --n-sparse {params.p[n_sparse]}"
+        " --corpus-chars {params.p[corpus_chars]} --seed {params.seed} --device {params.device}"
+        " --threads {threads} --rule {rule} --out {output.weights} > {log} 2>&1"
+
+
+rule rmt_spectra:
+    input:
+        weights="results/rmt/{run}/weights.nc",
+    output:
+        spectra="results/rmt/{run}/spectra.nc",
+    log:
+        "results/logs/rmt/{run}/spectra.log",
+    wildcard_constraints:
+        run=r"(mlp/[^/]+|transformer)",
+    params:
+        p=RMT["spectra"],
+        seed=derive_seed(config["seed"], "rmt_spectra_null"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        RMT_THREADS + " {PHYSML} rmt spectra {input.weights} --n-null {params.p[n_null]}"
+        " --p-threshold {params.p[p_threshold]} --seed {params.seed}"
+        " --threads {threads} --rule {rule} --out {output.spectra} > {log} 2>&1"
+
+
+rule rmt_dbm:
+    output:
+        dbm="results/rmt/dbm/dbm.nc",
+    log:
+        "results/logs/rmt/dbm.log",
+    params:
+        p=RMT["dbm"],
+        temps=",".join(str(t) for t in RMT["dbm"]["temperatures"]),
+        seed=derive_seed(config["seed"], "rmt_dbm"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        RMT_THREADS + " {PHYSML} rmt dbm --n {params.p[n]} --temperatures {params.temps}"
+        " --dt {params.p[dt]} --dt-sde {params.p[dt_sde]} --n-steps {params.p[n_steps]}"
+        " --snapshot-every {params.p[snapshot_every]} --batch {params.p[batch]}"
+        " --burn-in-time {params.p[burn_in_time]} --seed {params.seed}"
+        " --threads {threads} --rule {rule} --no-progress --out {output.dbm} > {log} 2>&1"
+
+
+def rmt_figure(name):
+    """Shell command of an RMT figure from the rule's inputs."""
+    return (RMT_THREADS + f" {PHYSML} figure {name} {{input}} --threads {{threads}} --rule {{rule}}"
+            f" --out results/figures/fig_{name} > {{log}} 2>&1")
+
+
+rule fig_rmt_spacing:
+    input:
+        "results/rmt/dbm/dbm.nc",
+        "results/rmt/linear/temperature.nc",
+    output:
+        figure_outputs("fig_rmt_spacing"),
+    log:
+        "results/logs/figures/fig_rmt_spacing.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        rmt_figure("rmt_spacing")
+
+
+rule fig_rmt_mp:
+    input:
+        f"{RMT_MLP_DIR}/spectra.nc",
+        "results/rmt/transformer/spectra.nc",
+    output:
+        figure_outputs("fig_rmt_mp"),
+    log:
+        "results/logs/figures/fig_rmt_mp.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        rmt_figure("rmt_mp")
+
+
+rule fig_rmt_temperature:
+    input:
+        "results/rmt/linear/temperature.nc",
+        "results/rmt/dbm/dbm.nc",
+    output:
+        figure_outputs("fig_rmt_temperature"),
+    log:
+        "results/logs/figures/fig_rmt_temperature.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        rmt_figure("rmt_temperature")
+
+
+rule fig_rmt_transformer:
+    input:
+        "results/rmt/transformer/spectra.nc",
+    output:
+        figure_outputs("fig_rmt_transformer"),
+    log:
+        "results/logs/figures/fig_rmt_transformer.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        rmt_figure("rmt_transformer")
+
+
+for _name in ("fig_rmt_spacing", "fig_rmt_mp", "fig_rmt_temperature", "fig_rmt_transformer"):
+    ALL_TARGETS.extend(figure_outputs(_name))
