@@ -19,4 +19,4 @@ include: "workflow/rules/rmt.smk"
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        [str(target) for target in ALL_TARGETS],  # plain paths: no output flags

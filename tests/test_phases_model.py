@@ -39,6 +39,10 @@ def test_runs_do_not_depend_on_their_batch():
         for name in ("M", "W_teacher", "Z", "W0"):
             np.testing.assert_array_equal(getattr(many, name)[r], getattr(one, name)[0])
     assert not np.allclose(many.W0[0], many.W0[1])
+    data = ts.draw_data(many, 4, 3, 5)
+    sub = ts.draw_data(many.select([1, 4]), 4, 3, 5)
+    np.testing.assert_array_equal(sub.x_train, data.x_train[[1, 4]])
+    np.testing.assert_array_equal(sub.y_test, data.y_test[[1, 4]])
 
 
 def test_teacher_and_student_scales():

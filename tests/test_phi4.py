@@ -64,7 +64,7 @@ def test_leapfrog_energy_error_scales_as_dt_squared():
 def test_hmc_step_rejects_to_old_configuration():
     theory, x = Phi4(0.5, 0.022), _fields(32, 6) * 5
     gen = torch.Generator().manual_seed(1)
-    x_new, acc, dh = hmc_step(theory, x, step_size=0.6, n_steps=3, generator=gen)
+    x_new, _, acc, dh = hmc_step(theory, x, step_size=0.6, n_steps=3, generator=gen)
     assert (~acc).any()
     assert torch.equal(x_new[~acc], x[~acc])
 

@@ -1,9 +1,11 @@
 """End to end on a real SLURM cluster: the DAG through `snakemake --profile profiles/slurm`.
 
 Needs the single-node test cluster of tests/cluster/start_slurm.sh (root, Debian); skipped
-when no SLURM node is idle.  The run uses the shipped profile plus the test overlay
-tests/cluster/profile (partition `debug`, no account, fast first status check), in a fresh
-copy of the workflow, and is compared with a local run of the same target.
+when no SLURM node of its partition is idle.  One Snakemake run, in a fresh copy of the
+workflow, uses the shipped profile plus the test overlay tests/cluster/profile (partition
+`debug`, no account, fast first status check) and asks for two targets: `fig_phi4_hmc`, and
+the observables of an unreadable ensemble, which must fail on every attempt while the
+figure's branch goes on (`keep-going`).  A local run of `fig_phi4_hmc` is the reference.
 """
 
 import re
@@ -15,13 +17,17 @@ from pathlib import Path
 import pytest
 import xarray as xr
 import yaml
+from test_workflow import _copy_workflow
 
 from physml.io.artifacts import read_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITION = "debug"
 POINT = "results/phi4/hmc/L8_kappa0.5_lam0.022"
-SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_([A-Za-z0-9_]+)/")
+BROKEN = "results/phi4/broken/L8_kappa0.5_lam0.022"
+# the plugin's line per submission, e.g. "... submitted with SLURM jobid 7 (log:
+# /wd/.snakemake/slurm_logs/rule_measure/phi4_hmc_L8_kappa0.5_lam0.022/7.log)."
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S*/rule_([A-Za-z0-9_]+)/\S*)\)")
 
 
 def _cluster_state() -> str:
@@ -42,12 +48,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(_WHY_NOT), reason=_WHY_N
 
 
 def _workflow_copy(dest: Path) -> Path:
-    """The workflow in ``dest``, with a one-kappa tiny config and `hmc_phi4` declared a GPU rule
-    in the workflow profile, the way training and sampling rules are."""
-    for item in ("Snakefile", "workflow", "config", "profiles"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
-    config = yaml.safe_load((ROOT / "tests/data/tiny.yaml").read_text())
+    """The workflow in ``dest`` with a one-kappa tiny config (run.yaml), and `hmc_phi4`
+    declared a GPU rule in the workflow profile, where training and sampling rules are."""
+    _copy_workflow(ROOT, dest)
+    config = yaml.safe_load((dest / "tiny.yaml").read_text())
     config["phi4"]["kappa"] = [0.5]
     (dest / "run.yaml").write_text(yaml.safe_dump(config))
     profile_file = dest / "profiles/default/config.yaml"
@@ -57,20 +61,12 @@ def _workflow_copy(dest: Path) -> Path:
     return dest
 
 
-def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # targets first: --configfile takes every word after it
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "--configfile", "run.yaml"],
-                          cwd=workdir, capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode:
-        pytest.fail(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-def _on_slurm(workdir: Path, *args: str, check: bool = True):
-    """Run Snakemake with the SLURM profiles; return the process and [(slurm job id, rule)]."""
-    proc = _snakemake(workdir, *args, "--profile", "profiles/slurm",
-                      "--profile", str(ROOT / "tests/cluster/profile"), check=check)
-    return proc, SUBMITTED.findall(proc.stdout + proc.stderr)
+def _snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    """Start Snakemake in ``workdir``; its output goes to ``workdir/snakemake.out``."""
+    with open(workdir / "snakemake.out", "w") as out:
+        # targets first: --configfile takes every word after it
+        return subprocess.Popen([sys.executable, "-m", "snakemake", *args, "--configfile", "run.yaml"],
+                                cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _jobs(ids) -> dict[str, dict[str, str]]:
@@ -91,32 +87,41 @@ def _jobs(ids) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The `fig_phi4_hmc` target run on SLURM and, for reference, locally."""
+    """(cluster workdir, local workdir, Snakemake's output on SLURM, its return code,
+    [(SLURM job id, rule, slurm log path)]); the local reference runs meanwhile."""
     cluster = _workflow_copy(tmp_path_factory.mktemp("slurm"))
     local = _workflow_copy(tmp_path_factory.mktemp("local"))
-    proc, submitted = _on_slurm(cluster, "fig_phi4_hmc")
-    _snakemake(local, "fig_phi4_hmc", "--cores", "2")
-    return cluster, local, proc, submitted
+    (cluster / BROKEN).mkdir(parents=True)
+    (cluster / BROKEN / "ensemble.nc").write_text("not a NetCDF file\n")
+    on_slurm = _snakemake(cluster, "fig_phi4_hmc", f"{BROKEN}/observables.nc",
+                          "--profile", "profiles/slurm", "--profile", str(ROOT / "tests/cluster/profile"))
+    here = _snakemake(local, "fig_phi4_hmc", "--cores", "1")
+    if here.wait(timeout=1800):
+        pytest.fail(f"local snakemake failed:\n{(local / 'snakemake.out').read_text()[-5000:]}")
+    on_slurm.wait(timeout=1800)
+    out = (cluster / "snakemake.out").read_text()
+    submitted = [(jid, rule, log) for jid, log, rule in SUBMITTED.findall(out)]
+    return cluster, local, out, on_slurm.returncode, submitted
 
 
 def test_every_job_went_through_sbatch(runs):
-    _, _, proc, submitted = runs
-    assert "Using profiles profiles/slurm" in proc.stderr
-    assert sorted(rule for _, rule in submitted) == ["fig_phi4_hmc", "hmc_phi4", "measure"]
-    jobs = _jobs([jid for jid, _ in submitted])
-    assert {jid: job["state"] for jid, job in jobs.items()} == {
-        jid: "COMPLETED" for jid, _ in submitted}
+    _, _, out, _, submitted = runs
+    assert "Using profiles profiles/slurm and " in out
+    good = [(jid, rule) for jid, rule, log in submitted if "broken" not in log]
+    assert sorted(rule for _, rule in good) == ["fig_phi4_hmc", "hmc_phi4", "measure"], out[-5000:]
+    states = {jid: job["state"] for jid, job in _jobs([jid for jid, _ in good]).items()}
+    assert states == {jid: "COMPLETED" for jid, _ in good}
 
 
 def test_gpu_rule_was_submitted_with_a_gpu(runs):
-    _, _, _, submitted = runs
-    jobs = _jobs([jid for jid, _ in submitted])
-    for jid, rule in submitted:
+    submitted = runs[-1]
+    jobs = _jobs([jid for jid, _, _ in submitted])
+    for jid, rule, _ in submitted:
         assert ("gres/gpu=1" in jobs[jid]["tres"]) == (rule == "hmc_phi4"), (rule, jobs[jid])
 
 
 def test_cluster_outputs_equal_local_outputs(runs):
-    cluster, local, _, _ = runs
+    cluster, local = runs[:2]
     for name in ("ensemble.nc", "observables.nc"):
         on_slurm = read_artifact(cluster / POINT / name)
         here = read_artifact(local / POINT / name)
@@ -128,18 +133,14 @@ def test_cluster_outputs_equal_local_outputs(runs):
 
 
 def test_failed_job_is_retried_and_leaves_no_artifact(runs):
-    """`measure` of an unreadable ensemble fails on every attempt: it is submitted 1 + retries
-    times, each SLURM job fails, no (partial) output is left, and the rule's log says why."""
-    cluster = runs[0]
-    broken = cluster / "results/phi4/broken/L8_kappa0.5_lam0.022"
-    broken.mkdir(parents=True)
-    (broken / "ensemble.nc").write_text("not a NetCDF file\n")
-    proc, submitted = _on_slurm(cluster, str(broken.relative_to(cluster) / "observables.nc"),
-                                check=False)
-    assert proc.returncode != 0
+    """The broken `measure` is submitted 1 + retries times (retries from profiles/slurm), every
+    SLURM job fails, the run fails, no (partial) output is left and the rule's log says why."""
+    cluster, _, out, returncode, submitted = runs
+    assert returncode != 0
     retries = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["retries"]
-    assert [rule for _, rule in submitted] == ["measure"] * (1 + retries)
-    assert {job["state"] for job in _jobs([jid for jid, _ in submitted]).values()} == {"FAILED"}
-    assert sorted(p.name for p in broken.iterdir()) == ["ensemble.nc"]
+    failed = [(jid, rule) for jid, rule, log in submitted if "broken" in log]
+    assert [rule for _, rule in failed] == ["measure"] * (1 + retries), out[-5000:]
+    assert {job["state"] for job in _jobs([jid for jid, _ in failed]).values()} == {"FAILED"}
+    assert sorted(p.name for p in (cluster / BROKEN).iterdir()) == ["ensemble.nc"]
     log = cluster / "results/logs/phi4/broken/L8_kappa0.5_lam0.022.measure.log"
     assert "not a readable NetCDF artifact" in log.read_text()

@@ -28,6 +28,17 @@ def fmt(x):
     return f"{float(x):g}"
 
 
+REPORT_CATEGORIES = {
+    "fig_phi4": "Lattice: phi^4",
+    "fig_u1": "Lattice: U(1)",
+    "fig_rmt": "SGD and random matrices",
+    "fig_phase": "Phase diagram of learning",
+}
+
+
 def figure_outputs(name):
-    """The PDF, PNG and provenance sidecar of a named figure."""
-    return multiext(f"results/figures/{name}", ".pdf", ".png", ".json")
+    """The PDF, PNG (shown in `snakemake --report`, caption workflow/report/NAME.rst) and
+    provenance sidecar of a named figure."""
+    category = next(c for prefix, c in REPORT_CATEGORIES.items() if name.startswith(prefix))
+    png = report(f"results/figures/{name}.png", caption=f"../report/{name}.rst", category=category)
+    return [f"results/figures/{name}.pdf", png, f"results/figures/{name}.json"]

@@ -51,7 +51,8 @@ rule train_phi4:
         " --epochs {params.train[epochs]} --batch-size {params.train[batch_size]}"
         " --lr {params.train[lr]} --lr-schedule {params.train[lr_schedule]}"
         " --lr-final-factor {params.train[lr_final_factor]} --ema-decay {params.train[ema_decay]}"
-        " --t-min {params.train[t_min]} --normalisation {params.train[normalisation]}"
+        " --t-min {params.train[t_min]} --t-sampling {params.train[t_sampling]}"
+        " --normalisation {params.train[normalisation]}"
         " --grad-clip {params.train[grad_clip]}{params.flags} --seed {params.seed}"
         " --device {params.device} --threads {threads} --rule {rule} > {log} 2>&1"
 
@@ -79,7 +80,7 @@ rule sample_phi4:
     shell:
         "{PHYSML} sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
         " --sampler {params.sample[sampler]} --n-steps {params.sample[n_steps]}"
-        " --t-min {params.sample[t_min]} --snr {params.sample[snr]}"
+        " --t-min {params.sample[t_min]} --grid {params.sample[grid]} --snr {params.sample[snr]}"
         " --n-corrector {params.sample[n_corrector]} --batch-size {params.sample[batch_size]}"
         " --snapshot-taus {params.taus} --n-snapshots {params.sample[n_snapshots]}"
         " --seed {params.seed} --device {params.device} --threads {threads} --rule {rule}"

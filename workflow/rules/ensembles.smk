@@ -28,3 +28,65 @@ rule hmc_phi4:
         " --step-size {params.hmc[step_size]} --n-steps {params.hmc[n_steps]}"
         " --start {params.hmc[start]} --seed {params.seed} --device {params.device}"
         " --threads {threads} --rule {rule} --out {output.ensemble} > {log} 2>&1"
+
+
+# 2D U(1): HMC over the beta x L grid, the diffusion model's training ensemble (HMC),
+# and the exact sampler (source = exact) over the same grid.
+U1 = config["u1"]
+
+
+def u1_dir(beta, L, source="hmc"):
+    return f"results/u1/{source}/L{L}_beta{fmt(beta)}"
+
+
+U1_TRAINING = u1_dir(U1["training"]["beta"], U1["training"]["L"], source="training")
+
+
+def u1_hmc_options(hmc, run):
+    """CLI options of `physml hmc u1`: leapfrog and start from `hmc`, run lengths from `run`."""
+    return (f"--n-configs {run['n_configs']} --n-chains {run['n_chains']} --n-therm {run['n_therm']}"
+            f" --meas-interval {run['meas_interval']} --step-size {hmc['step_size']}"
+            f" --n-steps {hmc['n_steps']} --therm-step-size {hmc['therm_step_size']} --start {hmc['start']}")
+
+
+rule hmc_u1:
+    output:
+        ensemble="results/u1/{source}/L{L}_beta{beta}/ensemble.nc",
+    log:
+        "results/logs/u1/{source}/L{L}_beta{beta}.log",
+    benchmark:
+        "results/benchmarks/u1/{source}/L{L}_beta{beta}.tsv"
+    wildcard_constraints:
+        source="hmc|training",
+    params:
+        options=lambda wc: u1_hmc_options(U1["hmc"], U1["hmc"] if wc.source == "hmc" else U1["training"]),
+        seed=lambda wc: derive_seed(config["seed"], "hmc_u1", wc.source, wc.L, wc.beta),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "{PHYSML} hmc u1 --L {wildcards.L} --beta {wildcards.beta} {params.options}"
+        " --seed {params.seed} --device {params.device} --threads {threads} --rule {rule}"
+        " --out {output.ensemble} > {log} 2>&1"
+
+
+rule exact_u1:
+    output:
+        ensemble="results/u1/exact/L{L}_beta{beta}/ensemble.nc",
+    log:
+        "results/logs/u1/exact/L{L}_beta{beta}.log",
+    params:
+        n_configs=U1["exact"]["n_configs"],
+        seed=lambda wc: derive_seed(config["seed"], "exact_u1", wc.L, wc.beta),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "{PHYSML} exact u1 --L {wildcards.L} --beta {wildcards.beta} --n-configs {params.n_configs}"
+        " --seed {params.seed} --threads {threads} --rule {rule} --out {output.ensemble} > {log} 2>&1"
+
+
+ALL_TARGETS.append(f"{U1_TRAINING}/observables.nc")

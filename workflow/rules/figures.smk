@@ -18,3 +18,23 @@ rule fig_phi4_hmc:
 
 
 ALL_TARGETS.extend(figure_outputs("fig_phi4_hmc"))
+
+
+rule fig_u1_hmc:
+    input:
+        observables=[f"{u1_dir(b, L, source)}/observables.nc"
+                     for source in ("hmc", "exact") for L in U1["L"] for b in U1["beta"]],
+    output:
+        figure_outputs("fig_u1_hmc"),
+    log:
+        "results/logs/figures/fig_u1_hmc.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{PHYSML} figure u1_hmc {input.observables} --threads {threads} --rule {rule}"
+        " --out results/figures/fig_u1_hmc > {log} 2>&1"
+
+
+ALL_TARGETS.extend(figure_outputs("fig_u1_hmc"))

@@ -34,8 +34,9 @@ rule phase_cell:
         seed=lambda wc: derive_seed(config["seed"], "phases", wc.model),
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=60,
+        mem_mb=lambda wc: 500 + PHASES["n_runs"] * PHASES["n_batches"] * PHASES["batch_size"] // 1000,
+        # minutes at a pessimistic 2e5 run-steps/s (a busy core; benchmarks/phase_cell.py)
+        runtime=lambda wc: 5 + PHASES["n_runs"] * PHASES["n_steps"] // (2 * 10**5 * 60),
     shell:
         "OPENBLAS_NUM_THREADS={threads} OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         " {PHASES_CLI} cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w}"

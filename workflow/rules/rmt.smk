@@ -4,12 +4,9 @@
 # BLAS on these small matrices only stalls.
 RMT = config["rmt"]
 RMT_LIN = RMT["linear"]
-RMT_THREADS = "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-
-
-def rmt_linear_weights():
-    return [f"results/rmt/linear/lr{fmt(lr)}_B{b}/weights.nc" for lr in RMT_LIN["lr"] for b in RMT_LIN["batch"]]
-
+RMT_LINEAR_WEIGHTS = [
+    f"results/rmt/linear/lr{fmt(lr)}_B{b}/weights.nc" for lr in RMT_LIN["lr"] for b in RMT_LIN["batch"]
+]
 
 RMT_MLP_DIR = f"results/rmt/mlp/lr{fmt(RMT['mlp']['lr'])}_B{RMT['mlp']['batch']}"
 
@@ -34,7 +31,8 @@ rule rmt_linear:
         mem_mb=1000,
         runtime=20,
     shell:
-        RMT_THREADS + " {PHYSML} rmt linear --lr {wildcards.lr} --batch {wildcards.batch}"
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} rmt linear --lr {wildcards.lr} --batch {wildcards.batch}"
         " --singular-values {params.sv} --sigma {params.p[sigma]} --n-seeds {params.p[n_seeds]}"
         " --n-steps {params.p[n_steps]} --burn-in {params.p[burn_in]}"
         " --snapshot-every {params.p[snapshot_every]} --seed {params.seed} --device cpu"
@@ -43,7 +41,7 @@ rule rmt_linear:
 
 rule rmt_temperature:
     input:
-        weights=rmt_linear_weights(),
+        weights=RMT_LINEAR_WEIGHTS,
     output:
         temperature="results/rmt/linear/temperature.nc",
     log:
@@ -55,7 +53,8 @@ rule rmt_temperature:
         mem_mb=2000,
         runtime=10,
     shell:
-        RMT_THREADS + " {PHYSML} rmt temperature {input.weights} --lr-linear-max {params.lr_max}"
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} rmt temperature {input.weights} --lr-linear-max {params.lr_max}"
         " --threads {threads} --rule {rule} --out {output.temperature} > {log} 2>&1"
 
 
@@ -75,7 +74,8 @@ rule rmt_mlp:
         mem_mb=1000,
         runtime=20,
     shell:
-        RMT_THREADS + " {PHYSML} rmt mlp --lr {wildcards.lr} --batch {wildcards.batch}"
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} rmt mlp --lr {wildcards.lr} --batch {wildcards.batch}"
         " --sigma-w {params.p[sigma_w]} --n-runs {params.p[n_runs]} --n-batches {params.p[n_batches]}"
         " --n-steps {params.p[n_steps]} --snapshot-every {params.p[snapshot_every]} --seed {params.seed}"
         " --threads {threads} --rule {rule} --no-progress --out {output.weights} > {log} 2>&1"
@@ -97,7 +97,8 @@ rule rmt_transformer:
         mem_mb=2000,
         runtime=60,
     shell:
-        RMT_THREADS + " {PHYSML} rmt transformer --n-steps {params.p[n_steps]} --batch {params.p[batch]}"
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} rmt transformer --n-steps {params.p[n_steps]} --batch {params.p[batch]}"
         " --block-size {params.p[block_size]} --lr {params.p[lr]} --weight-decay {params.p[weight_decay]}"
         " --dense-until {params.p[dense_until]} --n-sparse {params.p[n_sparse]}"
         " --corpus-chars {params.p[corpus_chars]} --seed {params.seed} --device {params.device}"
@@ -121,7 +122,8 @@ rule rmt_spectra:
         mem_mb=2000,
         runtime=10,
     shell:
-        RMT_THREADS + " {PHYSML} rmt spectra {input.weights} --n-null {params.p[n_null]}"
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} rmt spectra {input.weights} --n-null {params.p[n_null]}"
         " --p-threshold {params.p[p_threshold]} --seed {params.seed}"
         " --threads {threads} --rule {rule} --out {output.spectra} > {log} 2>&1"
 
@@ -140,17 +142,12 @@ rule rmt_dbm:
         mem_mb=2000,
         runtime=20,
     shell:
-        RMT_THREADS + " {PHYSML} rmt dbm --n {params.p[n]} --temperatures {params.temps}"
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} rmt dbm --n {params.p[n]} --temperatures {params.temps}"
         " --dt {params.p[dt]} --dt-sde {params.p[dt_sde]} --n-steps {params.p[n_steps]}"
         " --snapshot-every {params.p[snapshot_every]} --batch {params.p[batch]}"
         " --burn-in-time {params.p[burn_in_time]} --seed {params.seed}"
         " --threads {threads} --rule {rule} --no-progress --out {output.dbm} > {log} 2>&1"
-
-
-def rmt_figure(name):
-    """Shell command of an RMT figure from the rule's inputs."""
-    return (RMT_THREADS + f" {PHYSML} figure {name} {{input}} --threads {{threads}} --rule {{rule}}"
-            f" --out results/figures/fig_{name} > {{log}} 2>&1")
 
 
 rule fig_rmt_spacing:
@@ -166,7 +163,9 @@ rule fig_rmt_spacing:
         mem_mb=2000,
         runtime=10,
     shell:
-        rmt_figure("rmt_spacing")
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} figure rmt_spacing {input} --threads {threads} --rule {rule}"
+        " --out results/figures/fig_rmt_spacing > {log} 2>&1"
 
 
 rule fig_rmt_mp:
@@ -182,7 +181,9 @@ rule fig_rmt_mp:
         mem_mb=2000,
         runtime=10,
     shell:
-        rmt_figure("rmt_mp")
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} figure rmt_mp {input} --threads {threads} --rule {rule}"
+        " --out results/figures/fig_rmt_mp > {log} 2>&1"
 
 
 rule fig_rmt_temperature:
@@ -198,7 +199,9 @@ rule fig_rmt_temperature:
         mem_mb=2000,
         runtime=10,
     shell:
-        rmt_figure("rmt_temperature")
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} figure rmt_temperature {input} --threads {threads} --rule {rule}"
+        " --out results/figures/fig_rmt_temperature > {log} 2>&1"
 
 
 rule fig_rmt_transformer:
@@ -213,7 +216,9 @@ rule fig_rmt_transformer:
         mem_mb=2000,
         runtime=10,
     shell:
-        rmt_figure("rmt_transformer")
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " {PHYSML} figure rmt_transformer {input} --threads {threads} --rule {rule}"
+        " --out results/figures/fig_rmt_transformer > {log} 2>&1"
 
 
 for _name in ("fig_rmt_spacing", "fig_rmt_mp", "fig_rmt_temperature", "fig_rmt_transformer"):

@@ -21,8 +21,8 @@ import xarray as xr
 
 from physml.cli.common import add_runtime_options, resolved_config, save, setup_runtime
 from physml.diffusion.model import load_score_model, read_model_file, save_score_model
-from physml.diffusion.samplers import SAMPLERS, make_sampler
-from physml.diffusion.training import TrainConfig, train_score_model
+from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
+from physml.diffusion.training import T_SAMPLING, TrainConfig, train_score_model
 from physml.io.artifacts import atomic_path, provenance_attrs, read_artifact, sha256_file
 from physml.lattice.phi4 import Phi4
 from physml.observables.compare import comparison_table, table_frame
@@ -44,7 +44,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = torch.from_numpy(np.asarray(ens[field].values))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule, lr_final_factor=args.lr_final_factor,
-                      ema_decay=args.ema_decay, t_min=args.t_min, normalisation=args.normalisation,
+                      ema_decay=args.ema_decay, t_min=args.t_min, t_sampling=args.t_sampling,
+                      normalisation=args.normalisation,
                       augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
     sde = {"name": args.sde, "sigma": args.sigma}
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
@@ -99,7 +100,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise ValueError(f"--L {args.L} is not a multiple of the model's downsampling factor "
                          f"{model.downsampling}")
     theory, ens_rec = _theory_from_record(record, args)
-    params = {"n_steps": args.n_steps, "t_min": args.t_min}
+    params = {"n_steps": args.n_steps, "t_min": args.t_min, "grid": args.grid}
     if args.sampler == "pc":
         params.update(snr=args.snr, n_corrector=args.n_corrector)
     sampler = make_sampler(args.sampler, **params)
@@ -180,7 +181,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr-final-factor", type=float, default=d.lr_final_factor,
                    help="cosine: final lr = lr * this")
     t.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA decay of the weights")
-    t.add_argument("--t-min", type=float, default=d.t_min, help="t ~ U(t_min, 1)")
+    t.add_argument("--t-min", type=float, default=d.t_min, help="smallest training time")
+    t.add_argument("--t-sampling", choices=T_SAMPLING, default=d.t_sampling,
+                   help="training times: uniform in [t_min, 1], or log-uniform noise level sigma(t)")
     t.add_argument("--normalisation", choices=("rms", "minmax"), default=d.normalisation,
                    help="divide the data by its RMS or by max |phi| (no shift either way)")
     t.add_argument("--no-augment", dest="augment", action="store_false",
@@ -201,6 +204,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="em: Euler-Maruyama, pc: predictor-corrector, ode: probability flow")
     s.add_argument("--n-steps", type=int, default=500, help="time steps from t = 1 to t_min")
     s.add_argument("--t-min", type=float, default=1e-3, help="final diffusion time")
+    s.add_argument("--grid", choices=GRIDS, default="linear",
+                   help="time grid: uniform in t, or geometric in the noise level sigma(t)")
     s.add_argument("--snr", type=float, default=0.16, help="pc: Langevin corrector signal-to-noise")
     s.add_argument("--n-corrector", type=int, default=1, help="pc: corrector steps per time step")
     s.add_argument("--batch-size", type=int, default=256, help="configurations per batch")

@@ -1,4 +1,4 @@
-"""CLI verbs of the lattice study: ``hmc``, ``measure``."""
+"""CLI verbs of the lattice study: ``hmc``, ``exact``, ``measure``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import argparse
 from physml.cli.common import add_runtime_options, save, setup_runtime
 from physml.io.artifacts import read_artifact
 from physml.lattice.phi4 import Phi4
+from physml.lattice.u1 import U1
+from physml.lattice.u1_exact import exact_ensemble
 from physml.mc.ensembles import hmc_ensemble
 from physml.observables import measure
 
@@ -47,6 +49,27 @@ def cmd_hmc_phi4(args: argparse.Namespace) -> None:
     save(ds, args, "hmc phi4", theory="phi4")
 
 
+def cmd_hmc_u1(args: argparse.Namespace) -> None:
+    device = setup_runtime(args)
+    if args.beta <= 0:
+        raise SystemExit(f"error: need beta > 0, got beta={args.beta}")
+    ds = hmc_ensemble(U1(args.beta), L=args.L, n_configs=args.n_configs,
+                      n_chains=args.n_chains, n_therm=args.n_therm, meas_interval=args.meas_interval,
+                      step_size=args.step_size, n_steps=args.n_steps, seed=args.seed, start=args.start,
+                      therm_step_size=args.therm_step_size, device=device, show_progress=args.progress)
+    print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
+    save(ds, args, "hmc u1", theory="u1")
+
+
+def cmd_exact_u1(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    if args.beta <= 0:
+        raise SystemExit(f"error: need beta > 0, got beta={args.beta}")
+    ds = exact_ensemble(beta=args.beta, L=args.L, n_configs=args.n_configs, seed=args.seed)
+    print(f"acceptance of the plaquette accept step {ds.attrs['acceptance_rate']:.3f}")
+    save(ds, args, "exact u1", theory="u1")
+
+
 def cmd_measure(args: argparse.Namespace) -> None:
     setup_runtime(args)
     ds = read_artifact(args.ensemble)
@@ -64,6 +87,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lam", type=float, default=0.022, help="quartic coupling lambda")
     _add_hmc_options(p, step_size=0.125, n_steps=8)
     p.set_defaults(func=cmd_hmc_phi4)
+    p = theories.add_parser("u1", help="2D compact U(1), Wilson action (PHYSICS.md 2)",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
+    _add_hmc_options(p, step_size=0.05, n_steps=20)
+    # a cold start at large beta and L needs a smaller step while it thermalises
+    p.set_defaults(func=cmd_hmc_u1, therm_step_size=0.02)
+
+    exact = sub.add_parser("exact", help="exact sampler of a solvable lattice theory")
+    theories = exact.add_subparsers(dest="theory", required=True, metavar="THEORY")
+    p = theories.add_parser("u1", help="2D U(1) on the torus: independent von Mises plaquettes "
+                            "with the constraint accept step (PHYSICS.md 2)",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
+    p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
+    p.add_argument("--n-configs", type=_positive_int, required=True, help="independent configurations")
+    p.add_argument("--seed", type=int, required=True, help="random seed")
+    p.add_argument("--out", required=True, help="output ensemble .nc (source = exact)")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_exact_u1)
 
     m = sub.add_parser("measure", help="observables with Gamma-method errors of an ensemble",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -9,7 +9,7 @@ units** (the model's normalisation undone):
   SDE; the last step, from t_min to 0, adds no noise (so the output is its mean);
 - :class:`PredictorCorrector`: before each Euler-Maruyama predictor step,
   ``n_corrector`` Langevin corrector steps x <- x + eps s + sqrt(2 eps) z with
-  eps = 2 (snr ||z|| / ||s||)^2 per configuration (Song et al.);
+  eps = 2 (snr sqrt(d) / <||s||>)^2 (Song et al.);
 - :class:`ProbabilityFlow`: the probability-flow ODE dx/dt = -g^2 s / 2, Heun's
   method (2 score evaluations per step), optionally a final Tweedie denoising
   step x + sigma(t_min)^2 s(x, t_min).
@@ -206,13 +206,15 @@ def em_step(model: ScoreModel, x: torch.Tensor, t: torch.Tensor, dt: float,
 def langevin_step(model: ScoreModel, x: torch.Tensor, t: torch.Tensor, snr: float,
                   gen: torch.Generator) -> torch.Tensor:
     """Langevin corrector at fixed t with the step size set by the signal-to-noise ratio
-    (Song et al., per configuration): eps = 2 (snr ||z|| / ||s||)^2."""
+    as in Song et al.: eps = 2 (snr sqrt(d) / <||s||>)^2 with d the number of components
+    and <||s||> the batch mean of the score norms.  (A per-configuration ratio
+    ||z|| / ||s(x)|| correlates the step with x and inflates the variance on small
+    lattices.)"""
     tt = _time(t, x)
     s = model(x, tt)
     z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
-    s_norm = s.flatten(1).norm(dim=1).clamp(min=1e-12)
-    z_norm = z.flatten(1).norm(dim=1)
-    eps = _bcast(2 * (snr * z_norm / s_norm) ** 2, x)
+    s_norm = s.flatten(1).norm(dim=1).mean().clamp(min=1e-12)
+    eps = 2 * (snr * math.sqrt(x[0].numel()) / s_norm) ** 2
     return x + eps * s + torch.sqrt(2 * eps) * z
 
 

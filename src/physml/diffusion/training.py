@@ -4,7 +4,8 @@ Loss (PHYSICS.md section 3), weighted by sigma(t)^2:
 
     L = E_{t ~ U(t_min, 1), x0, z ~ N(0, 1)} || sigma(t) s_theta(x0 + sigma(t) z, t) + z ||^2 / V
 
-(per site, V = number of field components).  The data are normalised by a
+(per site, V = number of field components); optionally t is drawn with sigma(t)
+log-uniform instead (:func:`sample_times`).  The data are normalised by a
 scale with no shift (:func:`normalisation_scale`); the score is odd by
 construction (:class:`physml.diffusion.model.ScoreModel`); each batch is
 augmented by a random element of the lattice symmetry group: translations,
@@ -42,6 +43,7 @@ from physml.io.artifacts import atomic_path, canonical_json
 from physml.progress import progress
 
 N_T_BINS = 5
+T_SAMPLING = ("uniform", "log_sigma")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class TrainConfig:
     lr_final_factor: float = 0.05
     ema_decay: float = 0.999
     t_min: float = 1e-5
+    t_sampling: str = "uniform"      # uniform in t | log_sigma: uniform in log sigma(t)
     normalisation: str = "rms"       # rms | minmax (both without a shift)
     augment: bool = True
     odd: bool = True
@@ -71,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.t_min < 1:
             raise ValueError(f"t_min must be in (0, 1), got {self.t_min}")
+        if self.t_sampling not in T_SAMPLING:
+            raise ValueError(f"t_sampling must be one of {T_SAMPLING}, got {self.t_sampling!r}")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (0-based)."""
@@ -118,12 +123,27 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(s[:, 2, None, None, None].bool(), out.transpose(-1, -2), out)
 
 
+def sample_times(sde, n: int, t_min: float, kind: str, generator: torch.Generator,
+                 device=None, dtype=torch.float32) -> torch.Tensor:
+    """Training times: t ~ U(t_min, 1) (``uniform``), or sigma(t) log-uniform between
+    sigma(t_min) and sigma(1) (``log_sigma``), which gives every decade of noise level
+    the same share of the batch: the small-t end, where the score approaches the
+    physics drift -dS/dphi and the broken phase's fluctuations live, gets as much
+    training as the large-t end.  Any positive weighting of t has the same minimiser
+    (the exact score), so this only moves where the network's capacity goes."""
+    u = torch.rand(n, generator=generator, device=device, dtype=dtype)
+    if kind == "uniform":
+        return t_min + (1.0 - t_min) * u
+    lo, hi = (math.log(float(sde.marginal_std(torch.tensor(t, dtype=torch.float64)))) for t in (t_min, 1.0))
+    return sde.time_for_std(torch.exp(lo + (hi - lo) * u)).clamp(t_min, 1.0)
+
+
 def dsm_loss(model: ScoreModel, x0: torch.Tensor, generator: torch.Generator, t_min: float,
-             return_t: bool = False):
+             t_sampling: str = "uniform", return_t: bool = False):
     """sigma(t)^2-weighted denoising score matching loss per site, averaged over the batch
     (with ``return_t``: also per-sample losses and times)."""
     n = x0.shape[0]
-    t = t_min + (1.0 - t_min) * torch.rand(n, generator=generator, device=x0.device, dtype=x0.dtype)
+    t = sample_times(model.sde, n, t_min, t_sampling, generator, x0.device, x0.dtype)
     z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     std = model.sde.marginal_std(t).reshape(-1, *([1] * (x0.dim() - 1)))
     score = model(x0 + std * z, t)
@@ -257,7 +277,7 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
             x0 = x_all[perm[i:i + cfg.batch_size]]
             if cfg.augment:
                 x0 = augment(x0, gen)
-            loss, per_sample, t = dsm_loss(model, x0, gen, cfg.t_min, return_t=True)
+            loss, per_sample, t = dsm_loss(model, x0, gen, cfg.t_min, cfg.t_sampling, return_t=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

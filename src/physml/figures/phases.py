@@ -32,18 +32,22 @@ def _plane(ax, grid: xr.Dataset, values: xr.DataArray, **kwargs):
     return mesh
 
 
-def _boundaries(ax, grid: xr.Dataset, legend: bool = True):
-    """The two spin-glass lines and the drift-versus-noise ferro/para line."""
+def _boundaries(ax, grid: xr.Dataset, times: list[int], legend: bool = True):
+    """The two spin-glass lines and the drift-versus-noise ferro/para line at each of ``times``
+    (darker red = later)."""
     ax.axvline(grid.attrs["inv_sigma_w_tanh_line"], color="k", ls="--", lw=1.5,
                label=r"$\sigma_W^2 = 1/2$ (tanh density bimodal)")
     ax.axvline(grid.attrs["inv_sigma_w_preactivation_line"], color="k", ls=":", lw=1.5,
                label=r"$\sigma_W^2\langle a^2\rangle = 1/2$ (pre-activations)")
     inv = 1 / grid["sigma_w"].values
     order = np.argsort(inv)
-    ax.plot(inv[order], grid["T_ferro_para"].values[order], color="crimson", marker="o", ms=3, lw=1.5,
-            label=f"drift = noise ({grid.attrs['boundary_fraction']:.0%} of runs)")
+    shades = plt.cm.Reds(np.linspace(0.45, 1.0, len(times)))
+    for shade, t in zip(shades, times):
+        ax.plot(inv[order], grid["T_ferro_para"].sel(time=t).values[order], color=shade, marker="o",
+                ms=3, lw=1.5, label=f"drift = noise for {grid.attrs['boundary_fraction']:.0%} of runs, "
+                                    f"{t} steps")
     if legend:
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.2))
 
 
 def _label_phases(ax, grid: xr.Dataset, phase: xr.DataArray):
@@ -81,18 +85,18 @@ def plot_phase_diagram(grids: list[xr.Dataset]):
         loss = final["test_loss"].where(final["diverged"] == 0).mean("run")
         mesh = _plane(row[0], grid, loss, cmap="viridis", norm=LogNorm())
         fig.colorbar(mesh, ax=row[0], label="mean test loss")
-        _label_phases(row[0], grid, final["phase"])
-        _boundaries(row[0], grid)
+        _label_phases(row[0], grid, final["cell_phase"])
+        _boundaries(row[0], grid, times)
         row[0].set_title(f"{_title(grid)}\nafter {int(final['time'])} steps", fontsize=9)
         for ax, t in zip(row[1:], times):
-            _plane(ax, grid, grid["phase"].sel(time=t), cmap=cmap, norm=norm)
-            _boundaries(ax, grid, legend=False)
+            _plane(ax, grid, grid["cell_phase"].sel(time=t), cmap=cmap, norm=norm)
+            _boundaries(ax, grid, [t], legend=False)
             ax.set_title(f"phases after {t} steps", fontsize=9)
             ax.set_ylabel("")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS]
     fig.legend(handles, [f"{p[0].upper()}: {PHASE_NAMES[p]}" for p in PHASES], loc="lower center",
                ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 
@@ -112,7 +116,7 @@ def plot_phase_observables(grids: list[xr.Dataset]):
             values = final[name].mean("run")
             mesh = _plane(ax, grid, values, cmap="magma", norm=LogNorm() if scale == "log" else None)
             fig.colorbar(mesh, ax=ax)
-            _boundaries(ax, grid, legend=False)
+            _boundaries(ax, grid, [int(final["time"])], legend=False)
             ax.set_title(f"{grid.attrs.get('model', '')}: {label}", fontsize=9)
     fig.suptitle(f"observables after {int(grids[0]['time'][-1])} SGD steps (mean over runs); "
                  "lines as in fig_phase_diagram", fontsize=10)

@@ -151,15 +151,17 @@ def _f_real(beta: float, nu: np.ndarray) -> np.ndarray:
 
 
 def topological_charge_distribution(beta: float, L: int, q_max: int | None = None,
-                                    n_theta: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Exact P(Q) for Q = -q_max .. q_max on the L x L torus: the Fourier coefficients
-    of Z(theta)/Z(0), evaluated with the periodic trapezoid rule over ``n_theta``
-    angles (Z(theta) is smooth and 2 pi periodic, so the rule converges exponentially).
-    Returns (Q, P)."""
+                                    n_theta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact P(Q) for Q = -q_max .. q_max (default: 6 standard deviations and 3 more) on
+    the L x L torus: the Fourier coefficients of Z(theta)/Z(0), evaluated with the
+    periodic trapezoid rule over ``n_theta`` angles (default max(64, 4 q_max)); Z(theta)
+    is smooth and 2 pi periodic, so the rule converges exponentially (its error is the
+    aliased weight P(Q +- n_theta)).  Returns (Q, P)."""
     _check(beta, L)
     V = L * L
     if q_max is None:
         q_max = int(math.ceil(6 * math.sqrt(V * chi_t(beta, L)) + 3))
+    n_theta = max(64, 4 * q_max) if n_theta is None else n_theta
     if n_theta <= 2 * q_max:
         raise ValueError(f"n_theta ({n_theta}) must exceed 2 q_max ({2 * q_max})")
     nb = _n_max(beta)

@@ -4,7 +4,8 @@ One call evolves ``n_chains`` chains at once as a single torch tensor of shape
 ``(n_chains, *site_shape)``.  The theory object supplies ``action(x)`` (shape
 ``(n_chains,)``), ``force(x) = -dS/dx`` and ``project(x)`` (e.g. wrapping link
 angles into [-pi, pi)); if it has ``symmetry_flip(x, mask)``, an exact global
-symmetry move is applied with probability 1/2 per chain after every trajectory.
+symmetry move (one that leaves S unchanged) is applied with probability 1/2 per
+chain after every trajectory.
 
 Conventions: unit-mass momenta p ~ N(0, 1), H = p^2 / 2 + S(x), leapfrog with
 ``n_steps`` steps of size ``step_size`` (trajectory length n_steps * step_size),
@@ -47,19 +48,23 @@ def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps
 
 
 def hmc_step(theory, x: torch.Tensor, step_size: float, n_steps: int,
-             generator: torch.Generator):
-    """One HMC trajectory per chain; returns (new x, accepted mask, Delta H)."""
+             generator: torch.Generator, action: torch.Tensor | None = None):
+    """One HMC trajectory per chain; returns (new x, its action, accepted mask, Delta H).
+
+    ``action`` is S(x) if already known (it is carried from one trajectory to the next).
+    """
     # Momenta drawn in float32 (several times faster than float64 on CPU) and then
     # used exactly as drawn: H is evaluated on these values, so the chain stays exact.
     p = torch.randn(x.shape, generator=generator, dtype=torch.float32, device=x.device).to(x.dtype)
     reduce_dims = tuple(range(1, x.dim()))
-    h0 = 0.5 * (p * p).sum(reduce_dims) + theory.action(x)
+    s0 = theory.action(x) if action is None else action
     x_new, p_new = leapfrog(theory, x, p, step_size, n_steps)
-    delta_h = 0.5 * (p_new * p_new).sum(reduce_dims) + theory.action(x_new) - h0
+    s1 = theory.action(x_new)
+    delta_h = 0.5 * ((p_new * p_new).sum(reduce_dims) - (p * p).sum(reduce_dims)) + s1 - s0
     u = torch.rand(delta_h.shape, generator=generator, dtype=x.dtype, device=x.device)
     accept = u < torch.exp(-delta_h)
     mask = accept.view(-1, *([1] * (x.dim() - 1)))
-    return torch.where(mask, x_new, x), accept, delta_h
+    return torch.where(mask, x_new, x), torch.where(accept, s1, s0), accept, delta_h
 
 
 def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_steps: int,
@@ -77,10 +82,11 @@ def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_ste
     flip = symmetry_moves and hasattr(theory, "symmetry_flip")
     n_traj = n_therm + n_meas * meas_interval
     x = theory.project(x0.clone())
+    action = theory.action(x)
     samples, actions, traj_index, accepted, delta_h = [], [], [], [], []
     for t in progress(range(1, n_traj + 1), desc=desc, enabled=show_progress):
         eps = therm_step_size if (t <= n_therm and therm_step_size) else step_size
-        x, acc, dh = hmc_step(theory, x, eps, n_steps, generator)
+        x, action, acc, dh = hmc_step(theory, x, eps, n_steps, generator, action)
         if flip:
             mask = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
             x = theory.symmetry_flip(x, mask)
@@ -88,7 +94,7 @@ def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_ste
         delta_h.append(dh)
         if t > n_therm and (t - n_therm) % meas_interval == 0:
             samples.append(x.clone())
-            actions.append(theory.action(x))
+            actions.append(action.clone())
             traj_index.append(t)
     return HMCResult(torch.stack(samples), torch.stack(actions), torch.tensor(traj_index),
                      torch.stack(accepted), torch.stack(delta_h))

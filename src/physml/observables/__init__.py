@@ -5,8 +5,9 @@ from __future__ import annotations
 import xarray as xr
 
 from physml.observables.phi4 import measure_phi4
+from physml.observables.u1 import measure_u1
 
-MEASURES = {"phi4": measure_phi4}
+MEASURES = {"phi4": measure_phi4, "u1": measure_u1}
 
 
 def measure(ds: xr.Dataset) -> xr.Dataset:

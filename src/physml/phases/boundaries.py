@@ -13,12 +13,13 @@ sigma_W^2 <a^2> (<a^2> the second moment of the first-layer features a = f(M x))
 cross 1/2 at 1/sigma_W = sqrt(2 <a^2>) (:func:`preactivation_line`; <a^2> about 0.34 for
 tanh features of x ~ N(0, I_3), M ~ N(0, 1/3)).
 
-**Ferro/para line.**  The drift-versus-noise ratio of the extreme eigenvalues of W W^T
-(:func:`physml.phases.cells.drift_noise_ratio`) scales exactly like 1/T at fixed W, so at
-the initialisation each run has a temperature T*_r = T x ratio_r below which the gradient
-drift of both extreme eigenvalues beats the noise-induced drift.  The line is drawn where a
-fraction ``fraction`` (68%) of the runs satisfy the criterion: T_c(sigma_W) is the
-(1 - fraction) quantile of T*_r over the runs of that sigma_W column (:func:`ferro_para_line`).
+**Ferro/para line.**  Per run and snapshot time, the drift-versus-noise ratio of the
+extreme eigenvalues of W W^T (:func:`physml.phases.cells.drift_noise_ratio`: gradient drift
+over the noise-induced Ito + Coulomb drift of the Dyson-Brownian-motion Langevin equation;
+O(1/T) at fixed W) says whether the gradient still beats the noise.  A run satisfies the
+criterion when the ratio is >= 1 for both the largest and the smallest eigenvalue; the line
+T_c(sigma_W, time) is drawn where the fraction of runs satisfying it falls through
+``fraction`` (68%) as T grows, interpolated in log T (:func:`ferro_para_line`).
 """
 
 from __future__ import annotations
@@ -97,14 +98,34 @@ def preactivation_line(feature_m2: float, critical_variance: float | None = None
     return float(np.sqrt(feature_m2 / var))
 
 
+def criterion_fraction(grid: xr.Dataset) -> xr.DataArray:
+    """Fraction of runs whose gradient drift beats the noise-induced drift for both extreme
+    eigenvalues of W W^T: dims (T, sigma_w, time)."""
+    ratio = np.minimum(grid["drift_noise_max"], grid["drift_noise_min"])
+    return (ratio >= 1).mean("run").rename("drift_criterion_fraction").assign_attrs(
+        long_name="fraction of runs whose eigenvalue drift beats the noise")
+
+
+def crossing(x: np.ndarray, f: np.ndarray, level: float) -> float:
+    """First x (log-interpolated, x ascending) where f falls from >= level to < level; NaN if none."""
+    for k in range(len(x) - 1):
+        if f[k] >= level > f[k + 1]:
+            w = (f[k] - level) / (f[k] - f[k + 1])
+            return float(np.exp((1 - w) * np.log(x[k]) + w * np.log(x[k + 1])))
+    return float("nan")
+
+
 def ferro_para_line(grid: xr.Dataset, fraction: float = 0.68) -> xr.DataArray:
-    """T_c(sigma_W): the temperature below which ``fraction`` of the runs have a gradient drift
-    of both extreme eigenvalues of W W^T that beats the noise-induced drift, at initialisation."""
+    """T_c(sigma_w, time): where the fraction of runs satisfying the drift-versus-noise criterion
+    falls through ``fraction`` as T grows (NaN where it does not cross inside the grid)."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
-    init = grid.sel(time=0)
-    ratio = np.minimum(init["drift_noise_max"], init["drift_noise_min"])
-    t_star = (ratio * grid["T"]).stack(sample=("T", "run"))
-    line = t_star.quantile(1 - fraction, dim="sample", skipna=True).drop_vars("quantile")
-    return line.rename("T_ferro_para").assign_attrs(
-        long_name=f"T below which {fraction:.0%} of runs satisfy the drift-versus-noise criterion")
+    frac = criterion_fraction(grid).transpose("T", "sigma_w", "time")
+    T = frac["T"].values
+    line = np.array([[crossing(T, frac.values[:, j, t], fraction) for t in range(frac.sizes["time"])]
+                     for j in range(frac.sizes["sigma_w"])])
+    return xr.DataArray(line, dims=("sigma_w", "time"),
+                        coords={"sigma_w": frac["sigma_w"], "time": frac["time"]},
+                        name="T_ferro_para",
+                        attrs={"long_name": f"T above which fewer than {fraction:.0%} of runs "
+                                            "satisfy the drift-versus-noise criterion"})

@@ -48,7 +48,7 @@ def phase_fractions(run_phase: xr.DataArray) -> xr.DataArray:
 
 def cell_phase(run_phase: xr.DataArray) -> xr.DataArray:
     """Majority phase of each cell (ties go to the lower code: ferro, then para)."""
-    return phase_fractions(run_phase).argmax("phase").astype(np.int8).rename("phase").assign_attrs(
+    return phase_fractions(run_phase).argmax("phase").astype(np.int8).rename("cell_phase").assign_attrs(
         long_name="majority phase of the cell", flag_values="0 1 2", flag_meanings=" ".join(PHASES))
 
 
@@ -56,8 +56,9 @@ def analyse_grid(grid: xr.Dataset, ferro_max_test_loss: float = 0.1, glass_min_o
                  boundary_fraction: float = 0.68) -> xr.Dataset:
     """The grid with its phases and semi-analytic boundaries added (the gather step).
 
-    Adds ``phase_run`` (T, sigma_w, run, time), ``phase_fraction`` and ``phase`` (majority)
-    per cell and time, ``T_ferro_para`` (sigma_w), and attributes with the spin-glass lines
+    Adds ``phase_run`` (T, sigma_w, run, time), ``phase_fraction`` and ``cell_phase`` (majority)
+    per cell and time, ``drift_criterion_fraction`` (T, sigma_w, time) and ``T_ferro_para``
+    (sigma_w, time), and attributes with the spin-glass lines
     in 1/sigma_W: ``inv_sigma_w_tanh_line`` (sigma_W^2 = sigma_c^2 = 1/2) and
     ``inv_sigma_w_preactivation_line`` (sigma_W^2 <a^2> = sigma_c^2, <a^2> measured)."""
     from physml.phases import boundaries
@@ -65,7 +66,8 @@ def analyse_grid(grid: xr.Dataset, ferro_max_test_loss: float = 0.1, glass_min_o
     out = grid.copy()
     out["phase_run"] = classify_runs(grid, ferro_max_test_loss, glass_min_overlap)
     out["phase_fraction"] = phase_fractions(out["phase_run"])
-    out["phase"] = cell_phase(out["phase_run"])
+    out["cell_phase"] = cell_phase(out["phase_run"])
+    out["drift_criterion_fraction"] = boundaries.criterion_fraction(grid)
     out["T_ferro_para"] = boundaries.ferro_para_line(grid, boundary_fraction)
     var_c = boundaries.critical_tanh_variance()
     m2 = float(grid["feature_m2"].mean())

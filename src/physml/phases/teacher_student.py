@@ -44,7 +44,7 @@ Public API (stable; the RMT study reuses it):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -82,7 +82,7 @@ class Runs:
     W0: np.ndarray         # (R, n2, n1) student initialisation, N(0, sigma_w^2 / n1)
     sigma_w: float
     seed: int
-    run_offset: int = 0
+    run_ids: np.ndarray    # (R,) global run index of each run: its generators are seeded [seed, id, k]
 
     @property
     def n_runs(self) -> int:
@@ -91,9 +91,8 @@ class Runs:
     def select(self, idx) -> "Runs":
         """The runs ``idx`` (a slice or index array) as a new :class:`Runs`."""
         idx = np.atleast_1d(np.arange(self.n_runs)[idx])
-        offset = self.run_offset + int(idx[0]) if len(idx) else self.run_offset
         return Runs(self.arch, self.M[idx], self.W_teacher[idx], self.Z[idx], self.W0[idx],
-                    self.sigma_w, self.seed, offset)
+                    self.sigma_w, self.seed, self.run_ids[idx])
 
 
 @dataclass
@@ -136,7 +135,6 @@ class TrainResult:
     n_steps: int
     lr: float
     batch_size: int
-    extra: dict = field(default_factory=dict)
 
     @property
     def temperature(self) -> float:
@@ -172,7 +170,7 @@ def draw_runs(n_runs: int, sigma_w: float, seed: int, *, arch: Architecture = Ar
         W0[r] = _run_rng(seed, run_offset + r, _STREAM_STUDENT).standard_normal((a.n2, a.n1))
     W0 *= sigma_w / np.sqrt(a.n1)
     return Runs(a, M.astype(dtype), Wt.astype(dtype), Z.astype(dtype), W0.astype(dtype),
-                float(sigma_w), int(seed), int(run_offset))
+                float(sigma_w), int(seed), np.arange(run_offset, run_offset + n_runs))
 
 
 def draw_data(runs: Runs, batch_size: int, n_batches: int, n_test: int, *,
@@ -186,8 +184,7 @@ def draw_data(runs: Runs, batch_size: int, n_batches: int, n_test: int, *,
     n_train = batch_size * n_batches
     x_train = np.empty((R, n_train, n_in), dtype=dtype)
     x_test = np.empty((R, n_test, n_in), dtype=dtype)
-    for r in range(R):
-        run = runs.run_offset + r
+    for r, run in enumerate(runs.run_ids):
         x_train[r] = _run_rng(runs.seed, run, _STREAM_TRAIN).standard_normal((n_train, n_in))
         x_test[r] = _run_rng(runs.seed, run, _STREAM_TEST).standard_normal((n_test, n_in))
     y_train = forward(runs, x_train, runs.W_teacher)
@@ -374,18 +371,8 @@ def train_sequential(runs: Runs, data: Dataset, lr: float, n_steps: int, **kwarg
                        data.batch_size)
 
 
-def temperature(lr: float, batch_size: int) -> float:
-    """SGD temperature T = lr / B."""
-    return lr / batch_size
-
-
-def learning_rate(T: float, batch_size: int) -> float:
-    """Learning rate of temperature T: lr = T B."""
-    return T * batch_size
-
-
 __all__: Sequence[str] = (
     "ACTIVATIONS", "Architecture", "Runs", "Dataset", "TrainResult", "draw_runs", "draw_data",
     "activation", "activation_derivative", "features", "hidden", "forward", "loss",
-    "loss_and_grad", "train_sgd", "train_sequential", "temperature", "learning_rate",
+    "loss_and_grad", "train_sgd", "train_sequential",
 )

@@ -142,6 +142,9 @@ def temperature_dataset(weights: list[xr.Dataset], *, lr_linear_max: float) -> x
     x_naive, x_corr = lr / B, c / sigma ** 2
     teff = np.array(rows["teff"])
     small = lr <= lr_linear_max
+    if small.sum() < 3:
+        raise ValueError(f"only {small.sum()} points have lr <= lr_linear_max = {lr_linear_max}; "
+                         "the naive linear fit needs three")
     naive = tm.fit_line(x_naive[small], teff[small])
     corrected = tm.fit_line(x_corr, teff)
     entry = np.array(rows["entry"])

@@ -1,0 +1,195 @@
+"""2D U(1) observables with Gamma-method errors (PHYSICS.md section 2).
+
+Reported, each with ``_err`` and ``tau_int_`` companions (Gamma method, tau_int
+in units of stored measurements, Wolff's convention: 0.5 for independent data):
+
+- ``plaquette`` = <cos theta_P>;
+- ``top_charge`` = <Q>, Q the geometric charge (an integer on every configuration;
+  :func:`measure_u1` checks it);
+- ``chi_t`` = <Q^2>/V, V = L^2;
+- ``W_RxR`` = <Re W(R x R)> for R = 1 .. L/2 (averaged over base points);
+- ``action_density`` = <S>/V.
+
+Per configuration: ``plaquette_per_config``, ``top_charge_per_config`` (for the
+histograms), and the histograms themselves, ``plaquette_hist`` over
+``plaquette_bin`` and ``top_charge_hist`` over ``Q``.
+
+Topological freezing is reported, not hidden.  At large beta Q changes so rarely
+that the Gamma method's automatic window does not converge in any affordable run
+(and a frozen run has zero variance of Q, i.e. a "perfect" error).  So tau_int(Q)
+is also estimated from the rate of Q changes, a method that needs no window:
+treat Q as a Gaussian (Ornstein-Uhlenbeck) random walk with the exact stationary
+variance sigma^2 = <Q^2> = V chi_t(beta, L) (from :mod:`physml.lattice.u1_exact`,
+never the measured one, which a frozen run underestimates).  The mean squared
+change of Q between successive stored configurations m trajectories apart gives
+rho(m) = 1 - <(Q(t+m) - Q(t))^2> / (2 sigma^2) = exp(-gamma m), and
+
+    tau_int(Q) = (1/2) coth(gamma / 2) ~ 1/gamma   [trajectories]
+               ~ 2 sigma^2 m / <(Delta Q)^2>        when Q changes rarely.
+
+``tau_int_Q_rate`` holds it (trajectories), ``q_changes`` the number of changes
+seen; with no change at all it is the 95% lower bound (3 changes in the run)
+and ``tau_int_Q_rate_is_lower_bound`` = 1.  ``chi_t_reliable`` is 0 and the
+attribute ``chi_t_flag`` says why whenever chi_t cannot be trusted: the Gamma
+window for Q^2 did not converge, or n_therm < 10 tau_int(Q), or the run spans
+fewer than 100 tau_int(Q) trajectories (all chains together), or no chain has
+two measurements to estimate the rate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import xarray as xr
+
+from physml.lattice import u1_exact
+from physml.lattice.u1 import plaquette_angles, topological_charge_real, wilson_loop_angles
+from physml.observables.phi4 import _by_chain
+from physml.stats.gamma import ENSEMBLE, estimate, primary
+
+Q_TOLERANCE = 1e-6
+THERM_FACTOR = 10
+RUN_FACTOR = 100
+CHUNK = 4096
+
+
+def per_config(theta: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-configuration plaquette, Q (checked to be an integer) and Wilson loops
+    ``W`` of shape ``(n, L/2)`` for R = 1 .. L/2."""
+    L = theta.shape[-1]
+    plaq, charge, loops = [], [], []
+    for part in torch.split(theta, CHUNK):
+        plaq.append(torch.cos(plaquette_angles(part)).mean(dim=(-2, -1)))
+        charge.append(topological_charge_real(part))
+        loops.append(torch.stack([torch.cos(wilson_loop_angles(part, R)).mean(dim=(-2, -1))
+                                  for R in range(1, L // 2 + 1)], dim=-1))
+    q_real = torch.cat(charge).numpy()
+    q = np.rint(q_real)
+    worst = float(np.max(np.abs(q_real - q))) if len(q) else 0.0
+    if worst > Q_TOLERANCE:
+        raise RuntimeError(f"geometric charge not an integer (deviation {worst:.2e})")
+    return {"plaquette": torch.cat(plaq).numpy(), "Q": q.astype(np.int64),
+            "W": torch.cat(loops).numpy()}
+
+
+def q_change_rate(Q: np.ndarray, chain: np.ndarray, trajectory: np.ndarray, sigma2: float) -> dict:
+    """tau_int(Q) in trajectories from the squared changes of Q between successive stored
+    configurations of each chain (see the module docstring)."""
+    order = np.lexsort((trajectory, chain))
+    Q, chain, traj = Q[order].astype(float), chain[order], trajectory[order].astype(float)
+    same = chain[1:] == chain[:-1]
+    dq2 = ((Q[1:] - Q[:-1]) ** 2)[same]
+    gaps = (traj[1:] - traj[:-1])[same]
+    out = {"q_changes": int(np.count_nonzero(dq2)), "span": float(gaps.sum()),
+           "tau": float("nan"), "tau_err": float("nan"), "lower_bound": 0}
+    if len(gaps) == 0 or sigma2 <= 0:
+        return out
+    m = float(np.mean(gaps))
+    msd = float(dq2.mean())
+    if out["q_changes"] == 0:
+        msd = 3.0 / len(gaps)   # 95% upper limit on the count of unit changes: 3
+        out["lower_bound"] = 1
+    rho = 1.0 - msd / (2.0 * sigma2)
+    if rho <= 0:
+        tau = 0.5
+    else:
+        gamma = -math.log(rho) / m
+        tau = 0.5 / math.tanh(gamma / 2) if gamma > 0 else float("inf")
+    out["tau"] = tau
+    out["tau_err"] = tau / math.sqrt(max(out["q_changes"], 1))
+    return out
+
+
+def _window_converged(obs) -> bool:
+    """Whether pyerrors' automatic window stopped before its cap (half the longest replica)."""
+    lengths = [n for name, n in obs.shape.items() if name.startswith(f"{ENSEMBLE}|")]
+    w_max = max(lengths) // 2
+    return obs.e_windowsize.get(ENSEMBLE, 0) < w_max - 1
+
+
+def reliability(ds: xr.Dataset, rate: dict, window_converged: bool) -> tuple[bool, str]:
+    """(reliable, reason) for chi_t; the reason lists every failed criterion."""
+    problems = []
+    tau = rate["tau"]
+    if not window_converged:
+        problems.append("Gamma window for Q^2 did not converge")
+    if not np.isfinite(tau):
+        problems.append("no chain holds two measurements: tau_int(Q) unknown")
+    else:
+        bound = ">= " if rate["lower_bound"] else "~ "
+        text = f"tau_int(Q) {bound}{tau:.3g} trajectories (rate of Q changes)"
+        if rate["lower_bound"]:
+            problems.append(f"Q never changed: {text}")
+        n_therm = ds.attrs.get("n_therm")
+        if ds.attrs.get("source") != "exact" and n_therm is not None and n_therm < THERM_FACTOR * tau:
+            problems.append(f"{text}, n_therm = {int(n_therm)} < {THERM_FACTOR} tau_int")
+        if rate["span"] < RUN_FACTOR * tau:
+            problems.append(f"{text}, run spans {rate['span']:.3g} trajectories < {RUN_FACTOR} tau_int")
+    return not problems, "; ".join(dict.fromkeys(problems)) or "ok"
+
+
+def measure_u1(ds: xr.Dataset) -> xr.Dataset:
+    """Observables of a U(1) ensemble artifact (variable ``theta`` over ``(config, mu, x, y)``)."""
+    if "theta" not in ds or ds["theta"].dims != ("config", "mu", "x", "y"):
+        raise ValueError("U(1) ensemble needs a variable 'theta' with dims (config, mu, x, y)")
+    theta = torch.from_numpy(ds["theta"].values.astype(np.float64))
+    n, L = theta.shape[0], theta.shape[-1]
+    volume = L * theta.shape[-2]
+    beta = float(ds.attrs["beta"])
+    chain = ds["chain"].values if "chain" in ds else np.zeros(n, dtype=int)
+    trajectory = ds["trajectory"].values if "trajectory" in ds else np.arange(1, n + 1)
+    pc = per_config(theta)
+    Q = pc["Q"]
+
+    def obs(values):
+        return primary(_by_chain(np.asarray(values, dtype=float), chain))
+
+    observables = {"plaquette": (obs(pc["plaquette"]), "<cos theta_P>"),
+                   "top_charge": (obs(Q), "<Q>, geometric charge"),
+                   "chi_t": (obs(Q * Q) / volume, "topological susceptibility <Q^2>/V")}
+    for R in range(1, L // 2 + 1):
+        observables[f"W_{R}x{R}"] = (obs(pc["W"][:, R - 1]), f"Wilson loop <W({R}x{R})>")
+    if "action" in ds:
+        observables["action_density"] = (obs(ds["action"].values / volume), "<S>/V")
+    data_vars = {}
+    for name, (o, long_name) in observables.items():
+        e = estimate(o)
+        data_vars[name] = ((), e.value, {"long_name": long_name})
+        data_vars[f"{name}_err"] = ((), e.error)
+        data_vars[f"tau_int_{name}"] = ((), e.tau_int, {"units": "measurements"})
+        data_vars[f"tau_int_{name}_err"] = ((), e.tau_int_error, {"units": "measurements"})
+    converged = _window_converged(observables["chi_t"][0])
+
+    sigma2 = volume * u1_exact.chi_t(beta, L)
+    rate = q_change_rate(Q, chain, trajectory, sigma2)
+    reliable, reason = reliability(ds, rate, converged)
+    data_vars["tau_int_Q_rate"] = ((), rate["tau"], {
+        "units": "trajectories",
+        "long_name": "tau_int(Q) from the rate of Q changes, exact <Q^2> (see physml.observables.u1)"})
+    data_vars["tau_int_Q_rate_err"] = ((), rate["tau_err"], {"units": "trajectories"})
+    data_vars["tau_int_Q_rate_is_lower_bound"] = ((), np.int8(rate["lower_bound"]))
+    data_vars["q_changes"] = ((), rate["q_changes"], {
+        "long_name": "changes of Q between successive stored configurations, all chains"})
+    data_vars["gamma_window_converged_chi_t"] = ((), np.int8(converged))
+    data_vars["chi_t_reliable"] = ((), np.int8(reliable), {"long_name": "1 if chi_t can be trusted",
+                                                          "reason": reason})
+
+    data_vars["plaquette_per_config"] = ("config", pc["plaquette"], {"long_name": "plaquette per configuration"})
+    data_vars["top_charge_per_config"] = ("config", Q, {"long_name": "geometric Q per configuration"})
+    q_range = np.arange(min(Q.min(), -1), max(Q.max(), 1) + 1)
+    data_vars["top_charge_hist"] = ("Q", np.array([np.count_nonzero(Q == q) for q in q_range]),
+                                    {"long_name": "configurations per Q"})
+    counts, edges = np.histogram(pc["plaquette"], bins=50)
+    data_vars["plaquette_hist"] = ("plaquette_bin", counts, {"long_name": "configurations per plaquette bin"})
+    data_vars["plaquette_bin_edges"] = ("plaquette_edge", edges)
+
+    out = xr.Dataset(data_vars, coords={"config": ds["config"].values, "Q": q_range,
+                                        "plaquette_bin": 0.5 * (edges[1:] + edges[:-1])})
+    out.attrs.update({k: ds.attrs[k] for k in ("theory", "source", "L", "beta", "start", "n_therm",
+                                               "meas_interval", "acceptance_rate") if k in ds.attrs})
+    out.attrs.update({"n_configs": int(n), "n_chains": int(len(np.unique(chain))),
+                      "chi_t_flag": reason, "chi_t_exact": u1_exact.chi_t(beta, L),
+                      "plaquette_exact": u1_exact.plaquette(beta, L)})
+    return out

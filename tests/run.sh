@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite (README's second command). As root on Debian (CI), it first starts
+# a real single-node SLURM cluster for tests/test_slurm.py and stops it afterwards;
+# elsewhere the SLURM tests are skipped with a reason. Extra arguments go to pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+started=0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if bash tests/cluster/start_slurm.sh; then
+    started=1
+  elif [ "${PHYSML_REQUIRE_SLURM:-0}" = 1 ]; then
+    echo "tests/run.sh: the SLURM test cluster did not start" >&2
+    exit 1
+  fi
+fi
+.venv/bin/pytest "$@"
+rc=$?
+[ "$started" = 1 ] && bash tests/cluster/stop_slurm.sh
+exit "$rc"

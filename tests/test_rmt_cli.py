@@ -1,0 +1,87 @@
+"""The `physml rmt` verbs end to end on tiny settings: artifacts, provenance, figures, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from physml.cli.main import main
+from physml.io.artifacts import PROVENANCE_KEYS, read_artifact
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rmt")
+    out = {}
+    for lr, b in [(0.05, 4), (0.2, 16), (0.05, 16)]:
+        p = d / f"lin_{lr}_{b}.nc"
+        assert main(["rmt", "linear", "--lr", str(lr), "--batch", str(b), "--n-seeds", "32",
+                     "--n-steps", "400", "--burn-in", "150", "--seed", "3", "--no-progress",
+                     "--device", "cpu", "--out", str(p)]) == 0
+        out.setdefault("linear", []).append(p)
+    out["temperature"] = d / "temperature.nc"
+    assert main(["rmt", "temperature", *map(str, out["linear"]), "--lr-linear-max", "0.2", "--out", str(out["temperature"])]) == 0
+    out["dbm"] = d / "dbm.nc"
+    assert main(["rmt", "dbm", "--n", "8", "--temperatures", "0.1,0.3,1", "--n-steps", "100",
+                 "--batch", "8", "--dt-sde", "0.005", "--burn-in-time", "1", "--seed", "1",
+                 "--no-progress", "--out", str(out["dbm"])]) == 0
+    out["mlp"] = d / "mlp.nc"
+    assert main(["rmt", "mlp", "--lr", "0.2", "--n-runs", "4", "--n-steps", "200", "--n-batches", "8",
+                 "--snapshot-every", "50", "--seed", "1", "--no-progress", "--out", str(out["mlp"])]) == 0
+    out["transformer"] = d / "tr.nc"
+    assert main(["rmt", "transformer", "--n-steps", "4", "--dense-until", "2", "--n-sparse", "1",
+                 "--block-size", "16", "--batch", "4", "--corpus-chars", "20000", "--seed", "1",
+                 "--device", "cpu", "--no-progress", "--out", str(out["transformer"])]) == 0
+    for name in ("mlp", "transformer"):
+        out[f"{name}_spectra"] = d / f"{name}_spectra.nc"
+        assert main(["rmt", "spectra", str(out[name]), "--n-null", "30",
+                     "--out", str(out[f"{name}_spectra"])]) == 0
+    out["dir"] = d
+    return out
+
+
+def test_linear_weights_artifact(made):
+    ds = read_artifact(made["linear"][0])
+    assert set(PROVENANCE_KEYS) <= set(ds.attrs)
+    assert ds["W"].dims == ("seed", "step", "row", "col") and ds.sizes["seed"] == 32
+    assert json.loads(ds.attrs["config_json"])["lr"] == 0.05
+
+
+def test_temperature_gathers_the_grid(made):
+    t = read_artifact(made["temperature"])
+    fits = json.loads(t.attrs["fits"])
+    assert [float(k) for k in fits["collapse_naive"]] == [0.0125]
+    ratio = t["entry_variance"] / t["closed_form"]
+    assert np.all(np.abs(ratio - 1) < 5 * t["entry_variance_err"] / t["closed_form"])
+    assert len(json.loads(t.attrs["inputs"])) == 3
+
+
+def test_spectra_of_mlp_and_transformer(made):
+    mlp = read_artifact(made["mlp_spectra"])
+    assert mlp.attrs["pool_dim"] == "seed" and mlp["eigenvalue"].shape == (5, 4, 16)
+    assert mlp.attrs["aspect_q"] == 0.5 and mlp["step"].values[0] == 0
+    tr = read_artifact(made["transformer_spectra"])
+    assert tr.attrs["pool_dim"] == "matrix" and tr["eigenvalue"].shape[1:] == (12, 64)
+    assert float(tr["mp_p_value"][0]) > 0.01                  # initialisation is MP
+    assert "corpus_sha256" in tr.attrs and tr.attrs["kind"] == "rmt_transformer"
+    assert "tail_verdict" in tr.attrs
+
+
+@pytest.mark.parametrize("name,inputs", [("rmt_spacing", ["dbm", "temperature"]),
+                                         ("rmt_temperature", ["temperature", "dbm"]),
+                                         ("rmt_mp", ["mlp_spectra", "transformer_spectra"]),
+                                         ("rmt_transformer", ["transformer_spectra"])])
+def test_figures_render(made, name, inputs):
+    stem = made["dir"] / f"fig_{name}"
+    assert main(["figure", name, *[str(made[i]) for i in inputs], "--out", str(stem)]) == 0
+    assert stem.with_suffix(".png").stat().st_size > 0
+
+
+def test_bad_inputs_fail_with_a_message(made, capsys):
+    assert main(["rmt", "temperature", str(made["linear"][0]), "--out", str(made["dir"] / "x.nc")]) == 2
+    assert "three" in capsys.readouterr().err
+    assert main(["rmt", "linear", "--lr", "1.9", "--batch", "2", "--seed", "1", "--no-progress",
+                 "--out", str(made["dir"] / "y.nc")]) == 2
+    assert "stability" in capsys.readouterr().err
+    assert main(["rmt", "spectra", str(made["dir"] / "absent.nc"), "--out", str(made["dir"] / "z.nc")]) == 2
+    assert "absent.nc" in capsys.readouterr().err
