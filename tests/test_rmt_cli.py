@@ -20,7 +20,8 @@ def made(tmp_path_factory):
                      "--device", "cpu", "--out", str(p)]) == 0
         out.setdefault("linear", []).append(p)
     out["temperature"] = d / "temperature.nc"
-    assert main(["rmt", "temperature", *map(str, out["linear"]), "--lr-linear-max", "0.2", "--out", str(out["temperature"])]) == 0
+    assert main(["rmt", "temperature", *map(str, out["linear"]), "--lr-linear-max", "0.2",
+                 "--out", str(out["temperature"])]) == 0
     out["dbm"] = d / "dbm.nc"
     assert main(["rmt", "dbm", "--n", "8", "--temperatures", "0.1,0.3,1", "--n-steps", "100",
                  "--batch", "8", "--dt-sde", "0.005", "--burn-in-time", "1", "--seed", "1",

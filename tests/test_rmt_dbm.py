@@ -21,18 +21,15 @@ def matrix_run():
 
 def test_matrix_dbm_mean_square_is_exact(matrix_run):
     ev, dt = matrix_run
-    ms = (ev ** 2).mean(axis=(1, 2, 3))
-    # independent systems: error from the spread over the batch axis
-    per_system = (ev ** 2).mean(axis=(1, 3))
-    err = per_system.std(axis=1, ddof=1) / np.sqrt(per_system.shape[1])
-    exact = dbm.stationary_mean_square(N, T, dt)
-    assert np.all(np.abs(ms - exact) < 4 * err)
+    width, err = dbm.rms_width(ev)          # errors from the spread over independent systems
+    exact = np.sqrt(dbm.stationary_mean_square(N, T, dt))
+    assert np.all(np.abs(width - exact) < 4 * err)
 
 
 def test_matrix_dbm_width_scales_as_sqrt_T(matrix_run):
     ev, _ = matrix_run
-    slope, err = dbm.width_exponent(T, np.sqrt((ev ** 2).mean(axis=(1, 2, 3))))
-    assert abs(slope - 0.5) < max(3 * err, 0.005)
+    slope, err = dbm.width_exponent(T, *dbm.rms_width(ev))
+    assert abs(slope - 0.5) < 3 * err and err < 0.005
 
 
 def test_matrix_dbm_equilibrium_is_the_goe(matrix_run):
@@ -56,10 +53,10 @@ def test_matrix_dbm_equilibrium_is_the_goe(matrix_run):
 def test_eigenvalue_sde_matches_the_matrix_process_in_equilibrium():
     ev = dbm.simulate_eigenvalue_dbm(N, T, dt=0.002, n_steps=2500, batch=32, snapshot_every=250,
                                      rng=np.random.default_rng(3))[:, 4:]
-    ms = (ev ** 2).mean(axis=(1, 2, 3))
-    np.testing.assert_allclose(ms, dbm.stationary_mean_square(N, T), rtol=0.03)
-    slope, err = dbm.width_exponent(T, np.sqrt(ms))
-    assert abs(slope - 0.5) < 0.01
+    width, err = dbm.rms_width(ev)
+    np.testing.assert_allclose(width ** 2, dbm.stationary_mean_square(N, T), rtol=0.03)
+    slope, serr = dbm.width_exponent(T, width, err)
+    assert abs(slope - 0.5) < max(3 * serr, 0.01)
     assert np.all(np.diff(ev, axis=-1) > 0)          # ordered levels: repulsion keeps them apart
 
 

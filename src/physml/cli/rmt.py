@@ -135,16 +135,20 @@ def cmd_dbm(args: argparse.Namespace) -> None:
     setup_runtime(args)
     rng = np.random.default_rng(args.seed)
     T = np.asarray(args.temperatures)
-    kw = dict(n_steps=args.n_steps, batch=args.batch, snapshot_every=args.snapshot_every, rng=rng)
-    matrix = dbm.simulate_matrix_dbm(args.n, T, dt=args.dt, **kw)
-    levels = dbm.simulate_eigenvalue_dbm(args.n, T, dt=args.dt_sde,
-                                         **{**kw, "n_steps": int(round(args.n_steps * args.dt / args.dt_sde)),
-                                            "snapshot_every": int(round(args.snapshot_every * args.dt / args.dt_sde))})
+    sub = args.dt / args.dt_sde                    # SDE steps per matrix step
+    if sub < 1 or abs(sub - round(sub)) > 1e-9:
+        raise ValueError(f"--dt / --dt-sde must be a whole number, got {args.dt} / {args.dt_sde}")
+    sub = round(sub)
+    kw = dict(batch=args.batch, rng=rng)
+    matrix = dbm.simulate_matrix_dbm(args.n, T, dt=args.dt, n_steps=args.n_steps,
+                                     snapshot_every=args.snapshot_every, **kw)
+    levels = dbm.simulate_eigenvalue_dbm(args.n, T, dt=args.dt_sde, n_steps=args.n_steps * sub,
+                                         snapshot_every=args.snapshot_every * sub, **kw)
     times = dbm.snapshot_steps(args.n_steps, args.snapshot_every) * args.dt
     ds = xr.Dataset(
         {"eig_matrix": (("T", "time", "sample", "k"), matrix,
                         {"long_name": "eigenvalues of the Euler-Maruyama matrix DBM"}),
-         "eig_sde": (("T", "time", "sample", "k"), levels[:, :len(times)],
+         "eig_sde": (("T", "time", "sample", "k"), levels,
                      {"long_name": "levels of the Euler-Maruyama eigenvalue SDE"})},
         coords={"T": T, "time": times})
     ds.attrs.update(kind="rmt_dbm", n=args.n, dt=args.dt, dt_sde=args.dt_sde, gamma=1.0,

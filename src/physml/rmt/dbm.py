@@ -98,10 +98,24 @@ def stationary_mean_square(n: int, T, dt: float = 0.0, gamma: float = 1.0):
     return np.asarray(T, dtype=float) * (1 + 1 / n) / (1 - gamma * dt / 2)
 
 
-def width_exponent(T: np.ndarray, width: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of log width against log T, and its standard error."""
+def rms_width(eigs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RMS eigenvalue per temperature of ``eigs (T, time, sample, n)`` and its error from the
+    spread over independent samples (snapshots of one sample are correlated and are averaged
+    first)."""
+    per_sample = np.mean(np.asarray(eigs, float) ** 2, axis=(1, 3))        # (T, sample)
+    ms = per_sample.mean(axis=1)
+    ms_err = per_sample.std(axis=1, ddof=1) / np.sqrt(per_sample.shape[1])
+    return np.sqrt(ms), ms_err / (2 * np.sqrt(ms))
+
+
+def width_exponent(T: np.ndarray, width: np.ndarray, width_err: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares slope of log width against log T, with the standard error that
+    follows from the widths' errors."""
     x, y = np.log(np.asarray(T, float)), np.log(np.asarray(width, float))
-    if len(x) < 3:
-        raise ValueError("need at least three temperatures to fit an exponent with an error")
-    coef, cov = np.polyfit(x, y, 1, cov=True)
-    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+    sy = np.asarray(width_err, float) / np.asarray(width, float)
+    if len(x) < 2:
+        raise ValueError("need at least two temperatures to fit an exponent")
+    A = np.stack([x, np.ones_like(x)], axis=1) / sy[:, None]
+    cov = np.linalg.inv(A.T @ A)
+    slope = (cov @ A.T @ (y / sy))[0]
+    return float(slope), float(np.sqrt(cov[0, 0]))

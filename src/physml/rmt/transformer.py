@@ -86,7 +86,8 @@ class GPT(nn.Module):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if p.dim() == 2:
-                    std = INIT_STD / np.sqrt(2 * cfg.n_layer) if name.endswith(("c_proj.weight", "mlp.2.weight")) else INIT_STD
+                    residual = name.endswith(("c_proj.weight", "mlp.2.weight"))
+                    std = INIT_STD / np.sqrt(2 * cfg.n_layer) if residual else INIT_STD
                     p.normal_(0.0, std, generator=generator)
 
     def forward(self, idx):
