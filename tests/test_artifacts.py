@@ -81,3 +81,27 @@ def test_tampered_input_is_detected(tmp_path):
     assert len(problems) == 1 and "ens.nc" in problems[0] and "mismatch" in problems[0]
     src.unlink()
     assert "missing" in check_inputs(out)[0]
+
+
+def test_sigterm_during_write_leaves_no_partial_file(tmp_path):
+    """A job killed by SIGTERM (SLURM time limit) unwinds through atomic_path: no temp file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = (
+        "import signal, time\n"
+        "from physml.cli.main import _exit_on_sigterm\n"
+        "from physml.io.artifacts import atomic_path\n"
+        "signal.signal(signal.SIGTERM, _exit_on_sigterm)\n"
+        f"with atomic_path({str(tmp_path / 'out.nc')!r}) as tmp:\n"
+        "    tmp.write_text('partial')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    time.sleep(0.1)
+    assert list(tmp_path.iterdir()) == []

@@ -40,8 +40,9 @@ def _model(odd=True, **net):
     return build_score_model({"name": "ve", "sigma": 25.0}, {**TINY, **net}, odd=odd).double()
 
 
-def test_unet_is_periodic_and_runs_on_any_multiple_of_its_downsampling():
-    model = _model(channels=[4, 8, 8])
+@pytest.mark.parametrize("global_pool", [False, True])
+def test_unet_is_periodic_and_runs_on_any_multiple_of_its_downsampling(global_pool):
+    model = _model(channels=[4, 8, 8], global_pool=global_pool)
     assert model.downsampling == 4
     t = torch.full((3,), 0.3, dtype=torch.float64)
     for L in (8, 12, 16):

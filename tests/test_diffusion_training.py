@@ -105,7 +105,7 @@ def test_killed_training_job_resumes_to_identical_weights(tmp_path):
     uninterrupted run bit for bit."""
     ens = tmp_path / "ens.nc"
     _write_tiny_ensemble(ens)
-    epochs = 40
+    epochs = 20
     ref = tmp_path / "ref.pt"
     subprocess.run(_train_cmd(ens, ref, epochs), check=True, capture_output=True, timeout=600)
     out = tmp_path / "killed.pt"

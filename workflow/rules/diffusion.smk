@@ -15,9 +15,13 @@ def phi4_model_dir(kappa, lam=PHI4["lam"], L=PHI4["L"]):
     return f"results/phi4/models/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
 
 
-def train_flags(train):
+def train_flags(train, net):
     """Boolean switches of `physml train` from the config."""
-    return ("" if train["augment"] else " --no-augment") + ("" if train["odd"] else " --no-odd")
+    return (
+        ("" if train["augment"] else " --no-augment")
+        + ("" if train["odd"] else " --no-odd")
+        + (" --global-pool" if net["global_pool"] else "")
+    )
 
 
 rule train_phi4:
@@ -35,7 +39,7 @@ rule train_phi4:
         net=DIFF["model"],
         channels=" ".join(str(c) for c in DIFF["model"]["channels"]),
         train=DIFF["train"],
-        flags=train_flags(DIFF["train"]),
+        flags=train_flags(DIFF["train"], DIFF["model"]),
         seed=lambda wc: derive_seed(config["seed"], "train_phi4", wc.L, wc.kappa, wc.lam),
         device=config["device"],
     threads: 1

@@ -51,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
     net = {"in_channels": in_channels, "channels": args.channels, "embed_dim": args.embed_dim,
            "fourier_scale": args.fourier_scale, "groups": args.groups,
-           "blocks_per_level": args.blocks_per_level}
+           "blocks_per_level": args.blocks_per_level, "global_pool": args.global_pool}
     ens_sha = sha256_file(args.ensemble)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
     res = train_score_model(data, sde=sde, net=net, cfg=cfg, seed=args.seed, device=device,
@@ -172,6 +172,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fourier-scale", type=float, default=16.0, help="std of the Fourier frequencies")
     t.add_argument("--groups", type=int, default=4, help="GroupNorm groups (at most)")
     t.add_argument("--blocks-per-level", type=int, default=0, help="extra residual blocks per level")
+    t.add_argument("--global-pool", action="store_true",
+                   help="mix the lattice average of the deepest features back in (sees phibar)")
     d = TrainConfig()
     t.add_argument("--epochs", type=int, default=d.epochs, help="passes over the ensemble")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help="configurations per step")

@@ -79,12 +79,13 @@ class UNet(nn.Module):
 
     ``channels`` gives the width of each resolution level (its length is the depth:
     ``[16, 32, 64]`` has three levels, L, L/2, L/4); ``blocks_per_level`` extra
-    stride-1 residual blocks deepen every encoder level.
+    stride-1 residual blocks deepen every encoder level; ``global_pool`` adds the
+    lattice average of the deepest features back to them.
     """
 
     def __init__(self, sde: SDE, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
                  embed_dim: int = 64, fourier_scale: float = 16.0, groups: int = 4,
-                 blocks_per_level: int = 0):
+                 blocks_per_level: int = 0, global_pool: bool = False):
         super().__init__()
         channels = [int(c) for c in channels]
         if not channels or min(channels) < 1:
@@ -94,7 +95,8 @@ class UNet(nn.Module):
         self.channels = channels
         self.hparams = {"in_channels": self.in_channels, "channels": channels,
                         "embed_dim": int(embed_dim), "fourier_scale": float(fourier_scale),
-                        "groups": int(groups), "blocks_per_level": int(blocks_per_level)}
+                        "groups": int(groups), "blocks_per_level": int(blocks_per_level),
+                        "global_pool": bool(global_pool)}
         self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale),
                                    nn.Linear(embed_dim, embed_dim), nn.SiLU())
         self.enc = nn.ModuleList()
@@ -108,6 +110,10 @@ class UNet(nn.Module):
         for i in range(len(channels) - 1, 0, -1):
             c_in = channels[i] if i == len(channels) - 1 else 2 * channels[i]
             self.dec.append(Block(c_in, channels[i - 1], embed_dim, groups, "up"))
+        # lattice-wide average of the deepest features, mixed back in: lets the network see
+        # the zero mode (phibar) that decides the sector in the broken phase; it is a mean
+        # over sites, so the network stays translation covariant and runs on any L
+        self.pool = nn.Linear(channels[-1], channels[-1]) if global_pool else None
         c_last = 2 * channels[0] if len(channels) > 1 else channels[0]
         self.out = nn.Conv2d(c_last, self.in_channels, 3, padding=1, padding_mode="circular")
 
@@ -132,6 +138,8 @@ class UNet(nn.Module):
                 h = h + res(h, emb)
             skips.append(h)
         skips.pop()  # the deepest level feeds the decoder directly
+        if self.pool is not None:
+            h = h + self.pool(h.mean(dim=(-2, -1)))[:, :, None, None]
         for block in self.dec:
             h = torch.cat([block(h, emb), skips.pop()], dim=1)
         h = self.out(h)

@@ -24,14 +24,14 @@ def plot_phi4_denoising(ensembles: list[xr.Dataset]):
     taus = ensembles[0]["tau"].values
     fig, axes = plt.subplots(len(ensembles), len(taus), figsize=(2.1 * len(taus) + 0.8, 2.2 * len(ensembles)),
                              squeeze=False)
-    for row, ds in zip(axes, ensembles):
+    for i, (row, ds) in enumerate(zip(axes, ensembles)):
         snaps = ds["snapshot"].isel(snapshot_config=0).values
         vmax = float(np.abs(snaps[-1]).max()) or 1.0
         for j, ax in enumerate(row):
             im = ax.imshow(snaps[j], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if row is axes[0]:
+            if i == 0:
                 ax.set_title(f"tau={taus[j]:g}  (t={float(ds['snapshot_t'].values[j]):.3g})", fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"kappa={float(ds.attrs['kappa']):g}\nL={int(ds.attrs['L'])}", fontsize=9)
@@ -74,7 +74,7 @@ def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
     kappas = sorted({round(float(d.attrs["kappa"]), 10) for d in obs})
     Ls = sorted({int(d.attrs["L"]) for d in obs})
     points = [(k, L) for k in kappas for L in Ls]
-    fig = plt.figure(figsize=(4.6 * len(kappas), 10.5 + 0.33 * len(points)))
+    fig = plt.figure(figsize=(max(15.0, 4.6 * len(kappas)), 10.5 + 0.33 * len(points)))
     grid = fig.add_gridspec(4, len(kappas), height_ratios=[3, 3, 3, 0.6 + 0.42 * len(points)])
     for col, kappa in enumerate(kappas):
         ax_p, ax_s, ax_g = (fig.add_subplot(grid[i, col]) for i in range(3))
@@ -110,7 +110,8 @@ def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
         tab = ax_t.table(cellText=rows, colLabels=cols, loc="center", cellLoc="center")
         tab.auto_set_font_size(False)
         tab.set_fontsize(7)
-        tab.scale(1, 1.3)
+        tab.auto_set_column_width(list(range(len(cols))))
+        tab.scale(1, 1.4)
         ax_t.set_title("raw DM (no correction) against HMC: value(error), deviation in combined sigma",
                        fontsize=9)
     fig.tight_layout()

@@ -45,8 +45,8 @@ def plot_u1_hmc(observables: list[xr.Dataset]):
             ax_z.plot(b, z, marker, color=color, label=f"{text}, L = {L}")
             for bi, (_, c, ce, d) in zip(b, _points(observables, source, L, "chi_t")):
                 ok = bool(int(d["chi_t_reliable"]))
-                ax_c.errorbar([bi], [max(c, 1.5e-5)], yerr=[ce], fmt=marker, color=color, ms=5, capsize=2,
-                              mfc=color if ok else "none")
+                ax_c.errorbar([bi], [max(c, 1.5e-5)], yerr=[ce], fmt=marker if c > 0 else "v", color=color,
+                              ms=5, capsize=2, mfc=color if ok else "none")
             if source == "hmc":
                 taus = [float(d["tau_int_Q_rate"]) for d in ds]
                 lower = [bool(int(d["tau_int_Q_rate_is_lower_bound"])) for d in ds]
@@ -55,6 +55,7 @@ def plot_u1_hmc(observables: list[xr.Dataset]):
                     ax_t.plot([bi], [ti], "^" if lo else "o", color=color, ms=6 if lo else 4)
                 ax_t.plot([], [], "o-", color=color, ms=4, label=f"L = {L}")
     ax_c.plot([], [], "o", color="gray", mfc="none", label="HMC, chi_t flagged unreliable")
+    ax_c.plot([], [], "v", color="gray", mfc="none", label="chi_t = 0 (drawn at the axis)")
     ax_t.plot([], [], "^", color="gray", label="lower bound (Q never changed)")
     for z in (-3, 3):
         ax_z.axhline(z, color="gray", lw=0.8, ls=":")
