@@ -65,7 +65,8 @@ def cmd_exact_u1(args: argparse.Namespace) -> None:
     setup_runtime(args)
     if args.beta <= 0:
         raise SystemExit(f"error: need beta > 0, got beta={args.beta}")
-    ds = exact_ensemble(beta=args.beta, L=args.L, n_configs=args.n_configs, seed=args.seed)
+    ds = exact_ensemble(beta=args.beta, L=args.L, n_configs=args.n_configs, seed=args.seed,
+                        show_progress=args.progress)
     print(f"acceptance of the plaquette accept step {ds.attrs['acceptance_rate']:.3f}")
     save(ds, args, "exact u1", theory="u1")
 

@@ -78,6 +78,12 @@ def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
     grid = fig.add_gridspec(4, len(kappas), height_ratios=[3, 3, 3, 0.6 + 0.42 * len(points)])
     for col, kappa in enumerate(kappas):
         ax_p, ax_s, ax_g = (fig.add_subplot(grid[i, col]) for i in range(3))
+        ref = [d["action_per_site"].values for d in obs if "action_per_site" in d
+               and d.attrs["source"] == "hmc" and np.isclose(float(d.attrs["kappa"]), kappa)]
+        s_range = None
+        if ref:  # the HMC range, widened: a bad model's outliers must not squash the histogram
+            lo, hi = min(r.min() for r in ref), max(r.max() for r in ref)
+            s_range = (lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo))
         for ds in obs:
             if not np.isclose(float(ds.attrs["kappa"]), kappa):
                 continue
@@ -86,12 +92,12 @@ def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
             label = f"{src.upper()} L={L}"
             ax_p.hist(ds["phibar"].values, bins=50, density=True, histtype="step", label=label, **style)
             if "action_per_site" in ds:
-                ax_s.hist(ds["action_per_site"].values, bins=50, density=True, histtype="step",
-                          label=label, **style)
+                ax_s.hist(ds["action_per_site"].values, bins=50, range=s_range, density=True,
+                          histtype="step", label=label, **style)
             ax_g.errorbar(ds["r"].values, ds["G"].values, yerr=ds["G_err"].values, marker="o", ms=2.5,
                           capsize=2, label=label, **style)
         ax_p.set(title=f"kappa = {kappa:g}", xlabel=r"$\bar\phi$", ylabel="density")
-        ax_s.set(xlabel="S/V", ylabel="density")
+        ax_s.set(xlabel="S/V (range: HMC's, widened by half)", ylabel="density")
         ax_g.set(xlabel="r", ylabel="connected G(r)")
         ax_g.set_yscale("symlog", linthresh=1e-3)
         for ax in (ax_p, ax_s, ax_g):

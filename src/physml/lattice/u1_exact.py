@@ -41,6 +41,7 @@ import xarray as xr
 from scipy.special import ive
 
 from physml.lattice.u1 import TWO_PI, U1, gauge_transform, wrap_angle
+from physml.progress import progress
 
 _N_QUAD = 512
 
@@ -48,8 +49,8 @@ _N_QUAD = 512
 def _check(beta: float, L: int | None = None) -> None:
     if not beta > 0:
         raise ValueError(f"beta must be > 0, got {beta}")
-    if L is not None and L < 1:
-        raise ValueError(f"L must be >= 1, got {L}")
+    if L is not None and L < 2:
+        raise ValueError(f"L must be >= 2, got {L}")
 
 
 def _n_max(beta: float) -> int:
@@ -69,7 +70,7 @@ def _f_derivatives(beta: float, n: np.ndarray, order: int) -> np.ndarray:
     phi, w = _gauss_legendre(_N_QUAD)
     weight = w * np.exp(beta * (np.cos(phi) - 1)) * phi ** order
     arg = np.outer(n, phi)
-    kernel = {0: np.cos(arg), 1: -np.sin(arg), 2: -np.cos(arg)}[order]
+    kernel = -np.sin(arg) if order == 1 else (-1) ** (order // 2) * np.cos(arg)
     return kernel @ weight / math.pi / ive(0, beta)
 
 
@@ -114,11 +115,7 @@ def chi_t(beta: float, L: int) -> float:
     d1 = _f_derivatives(beta, n.astype(float), 1)
     d2 = _f_derivatives(beta, n.astype(float), 2)
     z = np.sum(_powers(r, V))
-    if V == 1:
-        z2 = np.sum(d2)
-    else:
-        # r**(V-2) with r = 0 would be fine; r never vanishes for |n| <= n_max
-        z2 = np.sum((V - 1) * _powers(r, V - 2) * d1 * d1 + _powers(r, V - 1) * d2)
+    z2 = np.sum((V - 1) * _powers(r, V - 2) * d1 * d1 + _powers(r, V - 1) * d2)
     return float(-z2 / z / (4 * math.pi ** 2))
 
 
@@ -226,27 +223,36 @@ def sample_plaquettes(beta: float, L: int, n: int, rng: np.random.Generator,
     return out, n_acc / n_prop
 
 
-def sample_exact(beta: float, L: int, n: int, seed: int) -> tuple[torch.Tensor, float]:
+def sample_exact(beta: float, L: int, n: int, seed: int, chunk: int = 4096,
+                 show_progress: bool = False) -> tuple[torch.Tensor, float]:
     """``n`` independent exact U(1) configurations ``(n, 2, L, L)`` (float64, links in
-    [-pi, pi)) and the acceptance rate of the plaquette accept step."""
+    [-pi, pi)) and the acceptance rate of the plaquette accept step; drawn ``chunk``
+    configurations at a time to bound the memory of the intermediate arrays."""
     rng = np.random.default_rng(seed)
-    p, acc = sample_plaquettes(beta, L, n, rng)
-    theta = torch.from_numpy(links_from_plaquettes(p))
-    # random gauge transformation and holonomies: uniform over the links with these plaquettes
-    alpha = torch.from_numpy(rng.uniform(-math.pi, math.pi, size=(n, L, L)))
-    hol = torch.from_numpy(rng.uniform(-math.pi, math.pi, size=(n, 2)))
-    theta[:, 0, 0, :] += hol[:, 0:1]   # mu = 0 links crossing the line x = 1/2: Polyakov loops along x
-    theta[:, 1, :, 0] += hol[:, 1:2]   # mu = 1 links crossing the line y = 1/2: Polyakov loops along y
-    return gauge_transform(wrap_angle(theta), alpha), acc
+    out = torch.empty((n, 2, L, L), dtype=torch.float64)
+    accepted = 0.0
+    for start in progress(range(0, n, chunk), desc=f"exact u1 L={L}", enabled=show_progress):
+        m = min(chunk, n - start)
+        p, acc = sample_plaquettes(beta, L, m, rng)
+        accepted += acc * m
+        theta = torch.from_numpy(links_from_plaquettes(p))
+        # random gauge transformation and holonomies: uniform over the links with these plaquettes
+        alpha = torch.from_numpy(rng.uniform(-math.pi, math.pi, size=(m, L, L)))
+        hol = torch.from_numpy(rng.uniform(-math.pi, math.pi, size=(m, 2)))
+        theta[:, 0, 0, :] += hol[:, 0:1]   # mu = 0 links crossing the line x = 1/2: Polyakov loops along x
+        theta[:, 1, :, 0] += hol[:, 1:2]   # mu = 1 links crossing the line y = 1/2: Polyakov loops along y
+        out[start:start + m] = gauge_transform(wrap_angle(theta), alpha)
+    return out, accepted / n
 
 
-def exact_ensemble(*, beta: float, L: int, n_configs: int, seed: int) -> xr.Dataset:
+def exact_ensemble(*, beta: float, L: int, n_configs: int, seed: int,
+                   show_progress: bool = False) -> xr.Dataset:
     """An ensemble artifact of independent exact configurations (``source`` = ``exact``),
     laid out like :func:`physml.mc.ensembles.hmc_ensemble`'s: ``theta`` over
     ``(config, mu, x, y)``, ``chain`` (all 0: one chain of independent draws),
     ``trajectory`` (the draw index) and ``action``."""
     theory = U1(beta)
-    theta, acc = sample_exact(beta, L, n_configs, seed)
+    theta, acc = sample_exact(beta, L, n_configs, seed, show_progress=show_progress)
     return xr.Dataset(
         {
             "theta": (("config", "mu", "x", "y"), theta.numpy()),

@@ -145,6 +145,8 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     """Observables of a U(1) ensemble artifact (variable ``theta`` over ``(config, mu, x, y)``)."""
     if "theta" not in ds or ds["theta"].dims != ("config", "mu", "x", "y"):
         raise ValueError("U(1) ensemble needs a variable 'theta' with dims (config, mu, x, y)")
+    if "beta" not in ds.attrs:
+        raise ValueError("U(1) ensemble needs the attribute 'beta' (the exact <Q^2> sets tau_int(Q))")
     theta = torch.from_numpy(ds["theta"].values.astype(np.float64))
     n, L = theta.shape[0], theta.shape[-1]
     volume = L * theta.shape[-2]
