@@ -105,3 +105,21 @@ def test_provenance_audit_detects_tampering(workdir, tmp_path):
     assert bad.returncode == 1
     problems = json.loads(bad.stdout)["problems"]
     assert any("L8_kappa0.5_lam0.022/ensemble.nc" in p and "mismatch" in p for p in problems)
+
+
+@pytest.mark.slow
+def test_html_report_has_every_figure(workdir):
+    _snakemake(workdir, "--report", "report.html")
+    report = (workdir / "report.html").read_text(errors="replace")
+    figures = sorted(p.stem for p in (workdir / "results" / "figures").glob("*.png"))
+    assert figures
+    for name in figures:
+        assert name in report, f"{name} missing from the report"
+
+
+@pytest.mark.slow
+def test_figure_targets_are_listed(workdir):
+    proc = _snakemake(workdir, "--list-target-rules")
+    listed = set((proc.stdout + proc.stderr).split())
+    figures = {p.stem for p in (workdir / "results" / "figures").glob("*.png")}
+    assert figures <= listed

@@ -1,22 +1,28 @@
 """Effective temperature of SGD from the stationary fluctuations of weight-matrix eigenvalues.
 
-For the linear teacher-student (:mod:`physml.rmt.linear_sgd`) write ``W = W_t + D`` with the
-entries of D of stationary variance c and a law invariant under ``D -> O D O'`` (x and the
-label noise are isotropic).  To first order in D, the eigenvalue of ``W^T W`` at a
-non-degenerate teacher singular value s moves by ``2 s u^T D v`` (variance ``4 s^2 c``).  At a
-doubly degenerate s the pair is ``s^2 + 2 s mu_+-``, with mu_+- the eigenvalues of the
-symmetric part of the 2 x 2 block ``A = U_d^T D V_d``: ``mu = m +- r``, m of variance c/2 and
-r Rayleigh-distributed with ``E r^2 = c``, so each member of the pair has variance
-``4 s^2 c (3/2 - pi/4)`` and the pair spacing ``4 s r`` follows the Wigner surmise exactly
-(to this order, for Gaussian D).
+For the linear teacher-student (:mod:`physml.rmt.linear_sgd`) write ``W = W_t + D``.  The
+entries of D have stationary variance c and are uncorrelated (row covariance ``c I``), so every
+rotated entry ``u^T D v`` (u, v orthonormal pairs) has variance c and distinct rotated entries
+are uncorrelated.  D is **not** Gaussian at finite lr (at lr = 0.4, B = 4 its entries have
+kurtosis about 3.4), so the estimators below use second moments only, to first order in D:
 
-The effective temperature ``T_eff`` is defined as the c that these coefficients infer from the
-measured eigenvalue variances (an average over eigenvalues); it equals the exact per-entry
-variance ``lr sigma^2 / (B (2 - lr - lr (n+1)/B))`` as long as first-order perturbation
-theory holds (fluctuations small against the teacher's gaps).  Naive scaling variable: lr/B;
-corrected variable: ``c / sigma^2`` of the closed form, in which all (lr, B) must collapse.
+* at a non-degenerate teacher singular value s the eigenvalue of ``W^T W`` moves by
+  ``2 s u^T D v``: ``var(lambda) = 4 s^2 c``;
+* at a doubly degenerate s the pair is ``s^2 + 2 s mu_+-``, with ``mu = m +- r`` the eigenvalues
+  of the symmetric part of the 2 x 2 block ``A = U_d^T D V_d``: ``m = (A_11 + A_22)/2`` and
+  ``r^2 = ((A_11 - A_22)/2)^2 + ((A_12 + A_21)/2)^2``, so ``var(lambda_1 + lambda_2) = 8 s^2 c``
+  and ``E[(lambda_2 - lambda_1)^2] = 16 s^2 E[r^2] = 16 s^2 c``.
+
+(The variance of *each* member of a pair needs ``(E r)^2``, which is ``c pi/4`` only for
+Gaussian D; it is not used.  For Gaussian D, r is Rayleigh and the pair spacing ``4 s r``
+follows the Wigner surmise exactly at this order.)
+
+The effective temperature ``T_eff`` is the mean of the c that these relations infer (one
+estimate per non-degenerate eigenvalue, two per pair); it equals the exact per-entry variance
+``lr sigma^2 / (B (2 - lr - lr (n+1)/B))`` as long as first-order perturbation theory holds
+(fluctuations small against the teacher's gaps).  Naive scaling variable: lr/B; corrected
+variable: ``c / sigma^2`` of the closed form, in which all (lr, B) must collapse.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,13 +52,33 @@ def degenerate_pairs(singular_values) -> list[tuple[int, int]]:
 
 
 def variance_coefficients(singular_values) -> np.ndarray:
-    """var(lambda_i) / c to first order, ascending eigenvalue order: 4 s^2 for a non-degenerate
-    singular value, 4 s^2 (3/2 - pi/4) for each member of a degenerate pair."""
+    """var(lambda_i) / c to first order for the non-degenerate eigenvalues, ascending order
+    (4 s^2); nan for members of degenerate pairs, whose individual variance is not fixed by
+    second moments (see the module docstring)."""
     s = eigenvalue_order(singular_values)
     coef = 4 * s ** 2
     for i, j in degenerate_pairs(singular_values):
-        coef[[i, j]] *= 1.5 - np.pi / 4
+        coef[[i, j]] = np.nan
     return coef
+
+
+def temperature_observables(eigs: np.ndarray, singular_values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The quantities T_eff is inferred from, as columns of ``eigs (..., k)``: lambda_i for a
+    non-degenerate eigenvalue; for a pair (i, j) the sum lambda_i + lambda_j in column i and the
+    spacing lambda_j - lambda_i in column j.  Returns (y (..., k), coef (k,), raw (k,)):
+    ``second moment / c = coef``, the second moment being the variance, or ``E[y^2]`` where
+    ``raw`` (the spacings)."""
+    s = eigenvalue_order(singular_values)
+    eigs = np.asarray(eigs, float)
+    if eigs.shape[-1] != len(s):
+        raise ValueError(f"{eigs.shape[-1]} eigenvalues per spectrum but {len(s)} "
+                         "teacher singular values")
+    y, coef, raw = eigs.copy(), 4 * s ** 2, np.zeros(len(s), bool)
+    for i, j in degenerate_pairs(singular_values):
+        y[..., i], y[..., j] = eigs[..., i] + eigs[..., j], eigs[..., j] - eigs[..., i]
+        coef[i], coef[j] = 8 * s[i] ** 2, 16 * s[i] ** 2
+        raw[j] = True
+    return y, coef, raw
 
 
 def late(steps: np.ndarray, burn_in: int) -> np.ndarray:
@@ -98,13 +124,15 @@ def eigenvalue_variances(eigs: np.ndarray, steps: np.ndarray, burn_in: int,
 
 def effective_temperature(eigs: np.ndarray, steps: np.ndarray, burn_in: int, singular_values,
                           n_blocks: int = 16) -> tuple[float, float]:
-    """T_eff = mean_i var(lambda_i) / coefficient_i (see the module docstring) and its error."""
-    coef = variance_coefficients(singular_values)
-    if np.shape(eigs)[-1] != len(coef):
-        raise ValueError(f"{np.shape(eigs)[-1]} eigenvalues per spectrum but {len(coef)} "
-                         "teacher singular values")
-    value, err = _jackknife(_block_moments(eigs, steps, burn_in, n_blocks),
-                            lambda m: np.mean(_variance(m) / coef))
+    """T_eff = mean over :func:`temperature_observables` of second moment / coefficient (see the
+    module docstring), with a jackknife error over blocks of seeds."""
+    y, coef, raw = temperature_observables(eigs, singular_values)
+
+    def estimate(m):
+        s1, s2, count = m.sum(0)
+        return np.mean(np.where(raw, s2 / count, _variance(m)) / coef)
+
+    value, err = _jackknife(_block_moments(y, steps, burn_in, n_blocks), estimate)
     return float(value), float(err)
 
 
