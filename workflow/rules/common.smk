@@ -1,4 +1,5 @@
 # Config validation, wildcard constraints and helpers shared by every rule file.
+import os
 import sys
 from pathlib import Path
 
@@ -7,8 +8,17 @@ from physml.seeds import derive_seed
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
-# The physml CLI of the Python running Snakemake (no reliance on an activated venv).
-PHYSML = f"{sys.executable} -m physml"
+# Jobs run `python -m physml ...`: the Python running Snakemake comes first on PATH (no
+# reliance on an activated venv; with --software-deployment-method conda the rule's env
+# comes first instead), and this checkout's src/ is importable even where physml is not
+# installed (the conda env holds only its dependencies). Jobs inherit this environment,
+# locally and through sbatch.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")] if p
+)
+CONDA_ENV = "../../envs/physml.yaml"  # relative to workflow/rules/
+PHYSML = "python -m physml"
 
 # Final targets; each rule file appends the figures it makes.
 ALL_TARGETS = []

@@ -7,6 +7,8 @@ def phi4_dir(kappa, L=PHI4["L"], lam=PHI4["lam"], source="hmc"):
 
 
 rule hmc_phi4:
+    conda:
+        CONDA_ENV
     output:
         ensemble="results/phi4/hmc/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
     log:
@@ -22,12 +24,12 @@ rule hmc_phi4:
         mem_mb=2000,
         runtime=60,
     shell:
-        "{PHYSML} hmc phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
+        "python -m physml hmc phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
         " --n-configs {params.hmc[n_configs]} --n-chains {params.hmc[n_chains]}"
         " --n-therm {params.hmc[n_therm]} --meas-interval {params.hmc[meas_interval]}"
         " --step-size {params.hmc[step_size]} --n-steps {params.hmc[n_steps]}"
         " --start {params.hmc[start]} --seed {params.seed} --device {params.device}"
-        " --threads {threads} --rule {rule} --out {output.ensemble} > {log} 2>&1"
+        " --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
 
 # 2D U(1): HMC over the beta x L grid, the diffusion model's training ensemble (HMC),
@@ -50,6 +52,8 @@ def u1_hmc_options(hmc, run):
 
 
 rule hmc_u1:
+    conda:
+        CONDA_ENV
     output:
         ensemble="results/u1/{source}/L{L}_beta{beta}/ensemble.nc",
     log:
@@ -67,12 +71,14 @@ rule hmc_u1:
         mem_mb=2000,
         runtime=60,
     shell:
-        "{PHYSML} hmc u1 --L {wildcards.L} --beta {wildcards.beta} {params.options}"
-        " --seed {params.seed} --device {params.device} --threads {threads} --rule {rule}"
+        "python -m physml hmc u1 --L {wildcards.L} --beta {wildcards.beta} {params.options}"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.ensemble} > {log} 2>&1"
 
 
 rule exact_u1:
+    conda:
+        CONDA_ENV
     output:
         ensemble="results/u1/exact/L{L}_beta{beta}/ensemble.nc",
     log:
@@ -85,8 +91,8 @@ rule exact_u1:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{PHYSML} exact u1 --L {wildcards.L} --beta {wildcards.beta} --n-configs {params.n_configs}"
-        " --seed {params.seed} --threads {threads} --rule {rule} --out {output.ensemble} > {log} 2>&1"
+        "python -m physml exact u1 --L {wildcards.L} --beta {wildcards.beta} --n-configs {params.n_configs}"
+        " --seed {params.seed} --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
 
 ALL_TARGETS.append(f"{U1_TRAINING}/observables.nc")

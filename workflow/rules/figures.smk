@@ -2,6 +2,8 @@
 
 
 rule fig_phi4_hmc:
+    conda:
+        CONDA_ENV
     input:
         observables=[f"{phi4_dir(k)}/observables.nc" for k in PHI4["kappa"]],
     output:
@@ -13,7 +15,7 @@ rule fig_phi4_hmc:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PHYSML} figure phi4_hmc {input.observables} --threads {threads} --rule {rule}"
+        "python -m physml figure phi4_hmc {input.observables} --threads {threads}"
         " --out results/figures/fig_phi4_hmc > {log} 2>&1"
 
 
@@ -21,6 +23,8 @@ ALL_TARGETS.extend(figure_outputs("fig_phi4_hmc"))
 
 
 rule fig_u1_hmc:
+    conda:
+        CONDA_ENV
     input:
         observables=[f"{u1_dir(b, L, source)}/observables.nc"
                      for source in ("hmc", "exact") for L in U1["L"] for b in U1["beta"]],
@@ -33,7 +37,7 @@ rule fig_u1_hmc:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PHYSML} figure u1_hmc {input.observables} --threads {threads} --rule {rule}"
+        "python -m physml figure u1_hmc {input.observables} --threads {threads}"
         " --out results/figures/fig_u1_hmc > {log} 2>&1"
 
 

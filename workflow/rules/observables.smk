@@ -2,6 +2,8 @@
 
 
 rule measure:
+    conda:
+        CONDA_ENV
     input:
         ensemble="results/{theory}/{source}/{point}/ensemble.nc",
     output:
@@ -16,5 +18,5 @@ rule measure:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{PHYSML} measure {input.ensemble} --threads {threads} --rule {rule}"
+        "python -m physml measure {input.ensemble} --threads {threads}"
         " --out {output.observables} > {log} 2>&1"

@@ -67,6 +67,7 @@ rule phase_gather:
         "{PHASES_CLI} gather {input.cells} --model {wildcards.model} --rule {rule}"
         " --ferro-max-test-loss {params.c[ferro_max_test_loss]}"
         " --glass-min-overlap {params.c[glass_min_overlap]}"
+        " --glass-min-saturation {params.c[glass_min_saturation]}"
         " --boundary-fraction {params.c[boundary_fraction]}"
         " --out {output.grid} > {log} 2>&1"
 

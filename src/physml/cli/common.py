@@ -39,9 +39,10 @@ def resolved_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 def save(ds, args: argparse.Namespace, verb: str, inputs: Iterable[str] = (),
          seed: int | None = None, **extra: Any):
-    """Write ``ds`` to ``args.out`` with provenance; ``seed`` defaults to ``args.seed``."""
+    """Write ``ds`` to ``args.out`` with provenance; ``seed`` defaults to ``args.seed``, the
+    recorded rule to ``--rule`` or else the verb (``hmc phi4`` -> ``hmc_phi4``, as the rule)."""
     seed = getattr(args, "seed", None) if seed is None else seed
     path = write_artifact(ds, args.out, config=resolved_config(args, **extra),
-                          rule=args.rule or verb, seed=seed, inputs=inputs)
+                          rule=args.rule or verb.replace(" ", "_"), seed=seed, inputs=inputs)
     print(f"wrote {path}")
     return path

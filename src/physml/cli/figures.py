@@ -26,7 +26,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
     setup_runtime(args)
     datasets = [read_artifact(p) for p in args.inputs]
     fig = FIGURES[args.name](datasets)
-    for path in save_figure(fig, args.out, name=f"fig_{args.name}", rule=args.rule or "figure",
+    for path in save_figure(fig, args.out, name=f"fig_{args.name}", rule=args.rule or f"fig_{args.name}",
                             inputs=args.inputs):
         print(f"wrote {path}")
 

@@ -58,7 +58,7 @@ def cmd_cell(args: argparse.Namespace) -> None:
 
 def cmd_gather(args: argparse.Namespace) -> None:
     grid = analyse_grid(gather([read_artifact(p) for p in args.inputs]), args.ferro_max_test_loss,
-                        args.glass_min_overlap, args.boundary_fraction)
+                        args.glass_min_overlap, args.glass_min_saturation, args.boundary_fraction)
     grid.attrs["model"] = args.model
     print(f"grid: {dict(grid.sizes)}")
     _write(grid, args, "phases gather", int(grid.attrs.get("seed", -1)), inputs=args.inputs)
@@ -103,6 +103,8 @@ def _add_verbs(sub) -> None:
                    help="ferromagnetic (learns) below this test loss / loss of the zero output")
     g.add_argument("--glass-min-overlap", type=float, default=0.5,
                    help="a non-learning run is spin-glass when its feature overlap q is above this")
+    g.add_argument("--glass-min-saturation", type=float, default=0.5,
+                   help="... and its feature saturation <s^2> is above this (else unconverged)")
     g.add_argument("--boundary-fraction", type=float, default=0.68,
                    help="fraction of runs satisfying the drift-versus-noise criterion on the ferro/para line")
     g.add_argument("--out", required=True, help="output grid .nc")

@@ -5,12 +5,18 @@ A run at a given training time is
 - **ferromagnetic** (learns) when its relative test loss (test loss / loss of the zero
   output, ``test_loss_rel``) is below ``ferro_max_test_loss``;
 - otherwise **spin-glass / jammed** when its features stayed close to their initial values,
-  overlap ``q >= glass_min_overlap`` (large sigma_W: saturated features, tiny gradients, the
-  loss stays high without diverging);
+  overlap ``q >= glass_min_overlap``, *and* are saturated, ``<s^2> >= glass_min_saturation``
+  (large sigma_W: saturated features, tiny gradients, the loss stays high without diverging);
+- otherwise **unconverged** when the features stayed close to their initial values but are
+  not saturated: nothing jams them, training has simply not got there yet (small T early on);
 - otherwise **paramagnetic** (the noise wins: the loss fluctuates and the features decorrelate
-  from their initial values).  Divergent runs count as paramagnetic (no convergence); with
-  tanh the output is bounded by sum |Z_i|, so the loss cannot blow up and divergence alone
-  never separates this phase.
+  from their initial values).  A run that has diverged by that time (``0 <= diverged_step <=
+  time``) counts as paramagnetic (no convergence); before its divergence it is classed like
+  any other run.  With tanh the output is bounded by sum |Z_i|, so the loss cannot blow up
+  and divergence alone never separates this phase.
+
+``<s^2>`` lies in [0, 1] for tanh (1: features at +-1); for relu and identity it is just the
+second moment of the features, which also grows with sigma_W^2.
 
 A cell's phase is the majority phase of its runs.
 """
@@ -20,23 +26,28 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-PHASES = ("ferro", "para", "glass")
-FERRO, PARA, GLASS = range(3)
+PHASES = ("ferro", "para", "glass", "unconverged")
+FERRO, PARA, GLASS, UNCONVERGED = range(4)
+FLAGS = dict(flag_values=" ".join(str(k) for k in range(len(PHASES))), flag_meanings=" ".join(PHASES))
 
 
-def classify_runs(grid: xr.Dataset, ferro_max_test_loss: float = 0.1,
-                  glass_min_overlap: float = 0.5) -> xr.DataArray:
-    """Phase code (0 ferro, 1 para, 2 glass) of every run at every time, dims like ``test_loss``."""
+def classify_runs(grid: xr.Dataset, ferro_max_test_loss: float = 0.1, glass_min_overlap: float = 0.5,
+                  glass_min_saturation: float = 0.5) -> xr.DataArray:
+    """Phase code (:data:`PHASES`) of every run at every time, dims like ``test_loss``."""
     if not 0 < ferro_max_test_loss:
         raise ValueError(f"ferro_max_test_loss must be > 0, got {ferro_max_test_loss}")
     if not 0 <= glass_min_overlap <= 1:
         raise ValueError(f"glass_min_overlap must lie in [0, 1], got {glass_min_overlap}")
+    if not glass_min_saturation >= 0:
+        raise ValueError(f"glass_min_saturation must be >= 0, got {glass_min_saturation}")
+    step = grid["diverged_step"]
+    ok = ~((step >= 0) & (step <= grid["time"]))          # not (yet) diverged at this time
     learns = grid["test_loss_rel"] < ferro_max_test_loss
     frozen = grid["overlap_q"] >= glass_min_overlap
-    diverged = grid["diverged"].astype(bool)
-    code = xr.where(learns & ~diverged, FERRO, xr.where(frozen & ~diverged, GLASS, PARA))
-    return code.astype(np.int8).rename("phase_run").assign_attrs(
-        long_name="phase of the run", flag_values="0 1 2", flag_meanings=" ".join(PHASES))
+    saturated = grid["saturation"] >= glass_min_saturation
+    code = xr.where(learns & ok, FERRO,
+                    xr.where(frozen & ok, xr.where(saturated, GLASS, UNCONVERGED), PARA))
+    return code.astype(np.int8).rename("phase_run").assign_attrs(long_name="phase of the run", **FLAGS)
 
 
 def phase_fractions(run_phase: xr.DataArray) -> xr.DataArray:
@@ -49,31 +60,77 @@ def phase_fractions(run_phase: xr.DataArray) -> xr.DataArray:
 def cell_phase(run_phase: xr.DataArray) -> xr.DataArray:
     """Majority phase of each cell (ties go to the lower code: ferro, then para)."""
     return phase_fractions(run_phase).argmax("phase").astype(np.int8).rename("cell_phase").assign_attrs(
-        long_name="majority phase of the cell", flag_values="0 1 2", flag_meanings=" ".join(PHASES))
+        long_name="majority phase of the cell", **FLAGS)
+
+
+def observed_glass_line(cell_phase: xr.DataArray) -> xr.DataArray:
+    """1/sigma_W of the observed glass boundary per T, from ``cell_phase`` (T, sigma_w) at one time.
+
+    Along sigma_W at fixed T the boundary lies at the geometric midpoint between the largest
+    non-glass cell and the glass cells above it, where every cell from there to the largest
+    sigma_W is glass.  NaN where the largest sigma_W is not glass or every cell is (no
+    boundary inside the grid)."""
+    phase = cell_phase.sortby("sigma_w").transpose("T", "sigma_w")
+    sw = phase["sigma_w"].values
+    line = np.full(phase.sizes["T"], np.nan)
+    for i, row in enumerate(phase.values == GLASS):
+        n_top = len(row) if row.all() else int(np.argmin(row[::-1]))  # glass cells at the top
+        if 0 < n_top < len(row):
+            k = len(row) - n_top                                       # lowest of them
+            line[i] = 1 / np.sqrt(sw[k - 1] * sw[k])
+    return xr.DataArray(line, dims="T", coords={"T": phase["T"]}, name="inv_sigma_w_glass",
+                        attrs={"long_name": "1/sigma_W of the observed glass boundary"})
+
+
+SPIN_GLASS_LINES = (("inv_sigma_w_tanh_line", r"$\sigma_W^2 = 1/2$"),
+                    ("inv_sigma_w_preactivation_line", r"$\sigma_W^2\langle a^2\rangle = 1/2$"))
+
+
+def spin_glass_verdict(grid: xr.Dataset, time: int) -> str:
+    """One sentence on which spin-glass line (if any) the observed glass boundary follows at
+    ``time``: the line nearest (in log 1/sigma_W) to the median observed boundary, "followed"
+    when it is within one sigma_W grid step of it.  Empty without the lines (not tanh)."""
+    lines = [(grid.attrs[key], label) for key, label in SPIN_GLASS_LINES if key in grid.attrs]
+    if not lines:
+        return ""
+    observed = observed_glass_line(grid["cell_phase"].sel(time=time)).values
+    observed = observed[np.isfinite(observed)]
+    if not len(observed):
+        return f"after {time} steps no temperature has a glass boundary inside the grid: neither line is tested"
+    where = float(np.exp(np.median(np.log(observed))))
+    dist, value, label = min((abs(np.log(where / v)), v, lab) for v, lab in lines)
+    step = float(np.median(np.diff(np.log(np.sort(grid["sigma_w"].values))))) if grid.sizes["sigma_w"] > 1 else 0
+    found = (f"after {time} steps the glass boundary lies at $1/\\sigma_W \\approx$ {where:.2g} "
+             f"({len(observed)} of {grid.sizes['T']} temperatures); nearest line {label} at {value:.2g}")
+    if dist <= step:
+        return f"{found}: the data follow it"
+    return f"{found}, a factor {np.exp(dist):.2g} away: neither line is followed"
 
 
 def analyse_grid(grid: xr.Dataset, ferro_max_test_loss: float = 0.1, glass_min_overlap: float = 0.5,
-                 boundary_fraction: float = 0.68) -> xr.Dataset:
+                 glass_min_saturation: float = 0.5, boundary_fraction: float = 0.68) -> xr.Dataset:
     """The grid with its phases and semi-analytic boundaries added (the gather step).
 
     Adds ``phase_run`` (T, sigma_w, run, time), ``phase_fraction`` and ``cell_phase`` (majority)
     per cell and time, ``drift_criterion_fraction`` (T, sigma_w, time) and ``T_ferro_para``
-    (sigma_w, time), and attributes with the spin-glass lines
-    in 1/sigma_W: ``inv_sigma_w_tanh_line`` (sigma_W^2 = sigma_c^2 = 1/2) and
+    (sigma_w, time); for tanh grids only, attributes with the spin-glass lines in 1/sigma_W:
+    ``inv_sigma_w_tanh_line`` (sigma_W^2 = sigma_c^2 = 1/2) and
     ``inv_sigma_w_preactivation_line`` (sigma_W^2 <a^2> = sigma_c^2, <a^2> measured)."""
     from physml.phases import boundaries
 
     out = grid.copy()
-    out["phase_run"] = classify_runs(grid, ferro_max_test_loss, glass_min_overlap)
+    out["phase_run"] = classify_runs(grid, ferro_max_test_loss, glass_min_overlap, glass_min_saturation)
     out["phase_fraction"] = phase_fractions(out["phase_run"])
     out["cell_phase"] = cell_phase(out["phase_run"])
     out["drift_criterion_fraction"] = boundaries.criterion_fraction(grid)
     out["T_ferro_para"] = boundaries.ferro_para_line(grid, boundary_fraction)
-    var_c = boundaries.critical_tanh_variance()
-    m2 = float(grid["feature_m2"].mean())
     out.attrs.update(
         ferro_max_test_loss=float(ferro_max_test_loss), glass_min_overlap=float(glass_min_overlap),
-        boundary_fraction=float(boundary_fraction), critical_tanh_variance=var_c,
-        feature_m2=m2, inv_sigma_w_tanh_line=boundaries.spin_glass_line(var_c),
-        inv_sigma_w_preactivation_line=boundaries.preactivation_line(m2, var_c))
+        glass_min_saturation=float(glass_min_saturation), boundary_fraction=float(boundary_fraction))
+    if grid.attrs.get("arch_activation") == "tanh":
+        var_c = boundaries.critical_tanh_variance()
+        m2 = float(grid["feature_m2"].mean())
+        out.attrs.update(critical_tanh_variance=var_c, feature_m2=m2,
+                         inv_sigma_w_tanh_line=boundaries.spin_glass_line(var_c),
+                         inv_sigma_w_preactivation_line=boundaries.preactivation_line(m2, var_c))
     return out
