@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from physml.device import set_threads
 from physml.lattice.phi4 import Phi4
 from physml.mc.hmc import sample_hmc
 
@@ -53,7 +54,7 @@ def main() -> None:
     ap.add_argument("--dt", type=float, default=0.125)
     ap.add_argument("--n-steps", type=int, default=8)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    set_threads(1)  # one thread, as the physml CLI sets it
     theory = Phi4(args.kappa, args.lam)
     gen = torch.Generator().manual_seed(0)
     x0 = theory.cold_start(args.chains, args.L)

@@ -57,7 +57,8 @@ def test_noise_induced_eigenvalue_drift_matches_monte_carlo():
     eps = 1e-7
     first_order = (eig(W[0] - eps * G) - x0) * lr / eps
     for index, col in ((0, -1), (-1, 0)):          # largest, smallest
-        gradient, noise = eigenvalue_drift(runs, x, y, W, lr, B, index)
+        gradient, ito, coulomb = eigenvalue_drift(runs, x, y, W, lr, B, index)
+        noise = ito + coulomb
         measured = dx[:, col].mean() - dx_mean[col]
         err = dx[:, col].std() / np.sqrt(n_batches)
         assert measured == pytest.approx(noise[0], abs=4 * err + 0.05 * abs(noise[0]))
@@ -65,10 +66,18 @@ def test_noise_induced_eigenvalue_drift_matches_monte_carlo():
         assert first_order[col] == pytest.approx(gradient[0], rel=1e-4)
 
 
-def test_drift_noise_ratio_scales_like_inverse_temperature():
-    runs = ts.draw_runs(3, 1.0, seed=3, dtype=np.float64)
+def test_noise_scale_adds_ito_and_coulomb_magnitudes():
+    """Level repulsion pushes the largest eigenvalue up and the smallest down, while the Ito
+    drift is never negative; so the two noise drifts cancel only for the smallest eigenvalue,
+    whose ratio must use |Ito| + |Coulomb| rather than |Ito + Coulomb|."""
+    runs = ts.draw_runs(6, 1.0, seed=3, dtype=np.float64)
     data = ts.draw_data(runs, 4, 50, 4)
-    r1 = drift_noise_ratio(runs, data.x_train, data.y_train, runs.W0, 0.1, 4)
-    r2 = drift_noise_ratio(runs, data.x_train, data.y_train, runs.W0, 0.4, 4)
-    for a, b in zip(r1, r2):
-        np.testing.assert_allclose(a, 4 * b, rtol=1e-10)
+    x, y, W = data.x_train, data.y_train, runs.W0
+    top, bottom = drift_noise_ratio(runs, x, y, W, 0.1, 4)
+    _, ito_top, coulomb_top = eigenvalue_drift(runs, x, y, W, 0.1, 4, 0)
+    gradient, ito, coulomb = eigenvalue_drift(runs, x, y, W, 0.1, 4, -1)
+    assert (ito_top >= 0).all() and (coulomb_top > 0).all()
+    assert (ito >= 0).all() and (coulomb < 0).all()
+    np.testing.assert_allclose(bottom, np.abs(gradient) / (ito - coulomb), rtol=1e-12)
+    assert (bottom < np.abs(gradient) / np.abs(ito + coulomb)).all()
+    assert np.isfinite(top).all() and (top > 0).all()

@@ -10,7 +10,8 @@ from physml.figures.phases import (plot_phase_diagram, plot_phase_observables, p
                                    representative_cells)
 from physml.io.artifacts import artifact_config, read_artifact
 from physml.phases.cells import CellSpec, gather, run_cell
-from physml.phases.classify import FERRO, GLASS, PARA, analyse_grid, classify_runs
+from physml.phases.classify import (FERRO, GLASS, PARA, UNCONVERGED, analyse_grid, classify_runs,
+                                    observed_glass_line, spin_glass_verdict)
 
 SMALL = dict(n_runs=8, n_steps=3000, n_batches=200, n_test=200, n_eval=100,
              snapshot_steps=(0, 300, 3000), seed=3)
@@ -63,11 +64,77 @@ def test_gather_and_analyse(three_cells):
         fig = plot([out])
         assert fig.axes
         plt.close(fig)
-    assert set(representative_cells(out)) <= {"ferro", "para", "glass"}
+    assert set(representative_cells(out)) <= {"ferro", "para", "glass", "unconverged"}
     with pytest.raises(ValueError, match="rectangular"):
         gather(cells[:3])
     with pytest.raises(ValueError, match="duplicate"):
         gather([cells[0], cells[0]])
+
+
+def _runs(time, **fields):
+    """A (run, time) dataset of classification inputs; ``fields`` give (run, time) arrays."""
+    base = dict(test_loss_rel=1.0, overlap_q=1.0, saturation=1.0)
+    data = {k: (("run", "time"), np.broadcast_to(np.asarray(fields.get(k, v), float), (2, len(time))))
+            for k, v in base.items()}
+    data["diverged_step"] = ("run", np.asarray(fields.get("diverged_step", [-1, -1])))
+    return xr.Dataset(data, coords={"time": time})
+
+
+def test_divergence_counts_only_from_its_step_on():
+    ds = _runs([0, 100, 200, 300], diverged_step=[200, -1])
+    phases = classify_runs(ds).values
+    np.testing.assert_array_equal(phases[0], [GLASS, GLASS, PARA, PARA])
+    np.testing.assert_array_equal(phases[1], [GLASS] * 4)
+
+
+def test_glass_needs_saturated_features():
+    ds = _runs([0, 30], overlap_q=[[1, 0.9], [1, 0.2]], saturation=[[0.18, 0.18], [0.18, 0.18]])
+    np.testing.assert_array_equal(classify_runs(ds).values, [[UNCONVERGED] * 2, [UNCONVERGED, PARA]])
+    np.testing.assert_array_equal(classify_runs(ds, glass_min_saturation=0.1).values,
+                                  [[GLASS] * 2, [GLASS, PARA]])
+    learned = _runs([0, 30], test_loss_rel=[[1, 0.01], [1, 0.01]], saturation=[[0.2, 0.2], [0.9, 0.9]])
+    np.testing.assert_array_equal(classify_runs(learned).values, [[UNCONVERGED, FERRO], [GLASS, FERRO]])
+    with pytest.raises(ValueError, match="glass_min_saturation"):
+        classify_runs(ds, glass_min_saturation=-1)
+
+
+def _phase_grid(rows, activation="tanh"):
+    """A grid with given cell phases (T rows over sigma_w = 0.5, 1, 2, 4, 8) at one time."""
+    sw = [0.5, 1.0, 2.0, 4.0, 8.0]
+    phase = xr.DataArray(np.asarray(rows, np.int8)[:, :, None], dims=("T", "sigma_w", "time"),
+                         coords={"T": np.arange(1, len(rows) + 1) / 8, "sigma_w": sw, "time": [1000]})
+    attrs = {"inv_sigma_w_tanh_line": np.sqrt(2), "inv_sigma_w_preactivation_line": 0.83}
+    return xr.Dataset({"cell_phase": phase}, attrs=attrs if activation == "tanh" else {})
+
+
+def test_observed_glass_line_and_verdict():
+    G, F, P = GLASS, FERRO, PARA
+    grid = _phase_grid([[F, F, G, G, G], [F, F, F, G, G], [P, P, P, P, P], [G, G, G, G, G], [F, G, F, F, G]])
+    line = observed_glass_line(grid["cell_phase"].sel(time=1000)).values
+    np.testing.assert_allclose(line[:2], [1 / np.sqrt(2), 1 / np.sqrt(8)])
+    assert np.isnan(line[2:4]).all()                     # no glass / all glass: no boundary
+    assert line[4] == pytest.approx(1 / np.sqrt(32))     # only the top cell is glass
+    # median boundary 1/sqrt(8) = 0.35: more than one sigma_W step (factor 2) from both lines
+    assert "neither line is followed" in spin_glass_verdict(grid, 1000)
+    on_tanh = spin_glass_verdict(_phase_grid([[F, G, G, G, G]] * 2), 1000)  # boundary at sqrt(2)
+    assert r"line $\sigma_W^2 = 1/2$ at 1.4: the data follow it" in on_tanh
+    on_pre = spin_glass_verdict(_phase_grid([[F, F, G, G, G]]), 1000)        # at 1/sqrt(2) = 0.71
+    assert r"\langle a^2\rangle = 1/2$ at 0.83: the data follow it" in on_pre
+    assert "neither line is tested" in spin_glass_verdict(_phase_grid([[F] * 5]), 1000)
+    assert spin_glass_verdict(_phase_grid([[F, G, G, G, G]], "relu"), 1000) == ""
+
+
+def test_spin_glass_lines_only_for_tanh(three_cells):
+    cells = [three_cells["ferro"].isel(time=[0, -1])]
+    tanh = analyse_grid(gather(cells))
+    assert tanh.attrs["inv_sigma_w_tanh_line"] == pytest.approx(np.sqrt(2), rel=1e-3)
+    relu = gather([c.assign_attrs(arch_activation="relu") for c in cells])
+    out = analyse_grid(relu)
+    assert "inv_sigma_w_tanh_line" not in out.attrs and "inv_sigma_w_preactivation_line" not in out.attrs
+    fig = plot_phase_diagram([out])
+    labels = [t.get_text() for ax in fig.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
+    assert labels and not any("sigma_W^2" in t for t in labels)
+    plt.close(fig)
 
 
 def test_cell_spec_rejects_bad_input():

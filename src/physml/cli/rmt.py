@@ -118,7 +118,8 @@ def cmd_spectra(args: argparse.Namespace) -> None:
     ds = read_artifact(args.weights)
     out = analysis.spectra_dataset(ds, n_null=args.n_null, seed=args.seed,
                                    p_threshold=args.p_threshold)
-    print(f"MP departure step: {out.attrs['mp_departure_step']}; tail: {out.attrs['tail_verdict']}")
+    print(f"MP departure step: {out.attrs['mp_departure_step']} (bulk without each top eigenvalue: "
+          f"{out.attrs['mp_departure_step_bulk']}); tail: {out.attrs['tail_verdict']}")
     save(out, args, "rmt spectra", inputs=[args.weights])
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 
-from physml.phases.classify import PHASES
+from physml.phases.classify import PHASES, SPIN_GLASS_LINES, spin_glass_verdict
 
-PHASE_COLORS = ("#4c9be8", "#f2a541", "#9b59b6")  # ferro, para, glass
-PHASE_NAMES = {"ferro": "ferromagnetic (learns)", "para": "paramagnetic", "glass": "spin glass (jammed)"}
+PHASE_COLORS = ("#4c9be8", "#f2a541", "#9b59b6", "#9e9e9e")  # ferro, para, glass, unconverged
+PHASE_NAMES = {"ferro": "ferromagnetic (learns)", "para": "paramagnetic", "glass": "spin glass (jammed)",
+               "unconverged": "unconverged (frozen, unsaturated)"}
+LINE_STYLES = {"inv_sigma_w_tanh_line": ("--", "tanh density bimodal"),
+               "inv_sigma_w_preactivation_line": (":", "pre-activations")}
 
 
 def _edges(values: np.ndarray) -> np.ndarray:
@@ -33,12 +38,12 @@ def _plane(ax, grid: xr.Dataset, values: xr.DataArray, **kwargs):
 
 
 def _boundaries(ax, grid: xr.Dataset, times: list[int], legend: bool = True):
-    """The two spin-glass lines and the drift-versus-noise ferro/para line at each of ``times``
-    (darker red = later)."""
-    ax.axvline(grid.attrs["inv_sigma_w_tanh_line"], color="k", ls="--", lw=1.5,
-               label=r"$\sigma_W^2 = 1/2$ (tanh density bimodal)")
-    ax.axvline(grid.attrs["inv_sigma_w_preactivation_line"], color="k", ls=":", lw=1.5,
-               label=r"$\sigma_W^2\langle a^2\rangle = 1/2$ (pre-activations)")
+    """The spin-glass lines (tanh grids only) and the drift-versus-noise ferro/para line at
+    each of ``times`` (darker red = later)."""
+    for key, label in SPIN_GLASS_LINES:
+        if key in grid.attrs:
+            ls, why = LINE_STYLES[key]
+            ax.axvline(grid.attrs[key], color="k", ls=ls, lw=1.5, label=f"{label} ({why})")
     inv = 1 / grid["sigma_w"].values
     order = np.argsort(inv)
     shades = plt.cm.Reds(np.linspace(0.45, 1.0, len(times)))
@@ -87,7 +92,9 @@ def plot_phase_diagram(grids: list[xr.Dataset]):
         fig.colorbar(mesh, ax=row[0], label="mean test loss")
         _label_phases(row[0], grid, final["cell_phase"])
         _boundaries(row[0], grid, times)
-        row[0].set_title(f"{_title(grid)}\nafter {int(final['time'])} steps", fontsize=9)
+        verdict = spin_glass_verdict(grid, int(final["time"]))
+        verdict = "\n" + textwrap.fill(f"Spin-glass lines: {verdict}.", 80) if verdict else ""
+        row[0].set_title(f"{_title(grid)}\nafter {int(final['time'])} steps{verdict}", fontsize=8)
         for ax, t in zip(row[1:], times):
             _plane(ax, grid, grid["cell_phase"].sel(time=t), cmap=cmap, norm=norm)
             _boundaries(ax, grid, [t], legend=False)
@@ -95,7 +102,7 @@ def plot_phase_diagram(grids: list[xr.Dataset]):
             ax.set_ylabel("")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS]
     fig.legend(handles, [f"{p[0].upper()}: {PHASE_NAMES[p]}" for p in PHASES], loc="lower center",
-               ncol=3, fontsize=8, frameon=False)
+               ncol=len(PHASES), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 

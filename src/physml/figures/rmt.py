@@ -216,16 +216,18 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
     ax = axes[1]
     pth = float(spec.attrs["p_threshold"])
     ax.loglog(steps + 1, spec["mp_p_value"].values, "ko-", ms=3, label="pooled over all W_Q, W_K, W_V")
+    ax.loglog(steps + 1, spec["mp_p_bulk"].values, "ks--", ms=3, mfc="none",
+              label="pooled bulk (top eigenvalue of each excluded)")
     for m in spec["matrix"].values[:3]:
         ax.loglog(steps + 1, spec["mp_p_single"].sel(matrix=m).values, ".-", lw=0.8, label=str(m))
     ax.axhline(pth, color="r", ls="--", lw=0.8, label=f"p = {pth:g}")
     ax.axhline(1 / (int(spec.attrs["n_null"]) + 1), color="gray", ls=":", lw=0.8,
                label="null resolution 1/(n_null+1)")
-    dep = int(spec.attrs["mp_departure_step"])
+    dep, dep_bulk = int(spec.attrs["mp_departure_step"]), int(spec.attrs["mp_departure_step_bulk"])
     if dep >= 0:
         ax.axvline(dep + 1, color="r", lw=0.8)
     ax.set(xlabel="AdamW step + 1", ylabel="iid-null p-value of the MP fit",
-           title=f"departure from MP from step {dep}" if dep >= 0 else "no departure from MP")
+           title=f"MP departure: spectrum from step {dep}, bulk from step {dep_bulk} (-1: none)")
     ax.legend(fontsize=7)
 
     ax = axes[2]

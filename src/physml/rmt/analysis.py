@@ -41,12 +41,15 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
     rng = np.random.default_rng(seed)
     null_pooled = sp.mp_null_distances(shape, eig.shape[1], n_null, rng)
     null_single = sp.mp_null_distances(shape, 1, n_null, rng)
+    null_bulk = sp.mp_null_distances(shape, eig.shape[1], n_null, rng, exclude_top=1)
     n_step, n_pool = eig.shape[:2]
-    D, p = np.empty(n_step), np.empty(n_step)
+    D, p, D_bulk, p_bulk = (np.empty(n_step) for _ in range(4))
     sigma2, D1, p1 = (np.empty((n_step, n_pool)) for _ in range(3))
     for t in range(n_step):
         res = sp.mp_test(eig[t], shape, null_pooled)
         D[t], p[t], sigma2[t] = res.distance, res.p_value, res.sigma2
+        bulk = sp.mp_test(eig[t], shape, null_bulk, exclude_top=1)
+        D_bulk[t], p_bulk[t] = bulk.distance, bulk.p_value
         for m in range(n_pool):
             single = sp.mp_test(eig[t, m:m + 1], shape, null_single)
             D1[t, m], p1[t, m] = single.distance, single.p_value
@@ -55,9 +58,13 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
     out = out.assign(
         eigenvalue=(("step", pool, "k"), eig, {"long_name": "eigenvalues of the smaller Gram matrix "
                                                 "(W^T W or W W^T), unnormalised"}),
-        mp_sigma2=(("step", pool), sigma2, {"long_name": "fitted MP variance of the entries"}),
+        mp_sigma2=(("step", pool), sigma2, {"long_name": "MP variance of the entries fitted by "
+                                                          "matching the median eigenvalue"}),
         mp_distance=(("step",), D, {"long_name": f"pooled KS distance from MP over the {pool} dim"}),
         mp_p_value=(("step",), p, {"long_name": "fraction of iid-null pooled distances >= observed"}),
+        mp_distance_bulk=(("step",), D_bulk, {"long_name": "pooled KS distance of the bulk (each "
+                                              "matrix's top eigenvalue excluded) from MP"}),
+        mp_p_bulk=(("step",), p_bulk, {"long_name": "iid-null p-value of the bulk distance"}),
         mp_distance_single=(("step", pool), D1, {"long_name": "KS distance of each matrix from MP"}),
         mp_p_single=(("step", pool), p1, {"long_name": "null p-value of each matrix"}),
         mp_null_median=((), float(np.median(null_pooled)), {"long_name": "median pooled null distance"}),
@@ -71,6 +78,7 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
     ).assign_coords(tail_sample=["all", "without_each_top"])
     out.attrs.update(aspect_N=N, aspect_q=q, pool_dim=pool, n_null=n_null, p_threshold=p_threshold,
                      mp_departure_step=departure_step(steps, p, p_threshold),
+                     mp_departure_step_bulk=departure_step(steps, p_bulk, p_threshold),
                      tail_stable=json.dumps(tail["stable"]), tail_verdict=tail["verdict"],
                      tail_estimator="Hill estimator of the survival exponent alpha "
                                     "(P(x > t) ~ t^-alpha), eigenvalues pooled over matrices after "

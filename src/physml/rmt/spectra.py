@@ -9,6 +9,7 @@ Conventions
   ``x = lambda / N``, the eigenvalues of ``(1/N) W^T W``.
 * Marchenko-Pastur (MP): for iid entries of variance sigma^2,
   ``rho(x) = sqrt((x+ - x)(x - x-)) / (2 pi sigma^2 q x)`` on ``x+- = sigma^2 (1 +- sqrt q)^2``.
+  sigma^2 is fitted by matching the median (robust to outlying eigenvalues, :func:`fit_mp`).
   The CDF is computed by quadrature in the angle ``x = x- + (x+ - x-)(1 - cos theta)/2``, which
   removes both square-root edges (and the 1/sqrt(x) edge at q = 1); it scales as
   ``F(x; sigma^2) = F(x / sigma^2; 1)``.
@@ -112,30 +113,47 @@ def ks_distance(sample: np.ndarray, cdf) -> float:
     return float(max(np.max(i / n - F), np.max(F - (i - 1) / n)))
 
 
-def fit_mp(x: np.ndarray) -> np.ndarray:
-    """MP variance sigma^2 of the normalised eigenvalues ``x`` (last axis one spectrum).
-
-    The moment estimator: the MP mean is sigma^2, so sigma^2 = mean(x), exact and unbiased for
-    iid entries (it is sum W_ij^2 / (N M)).  Returns one value per spectrum."""
-    return np.mean(np.asarray(x, dtype=float), axis=-1)
+def mp_unit_median(q: float) -> float:
+    """Median of the sigma^2 = 1 MP law (inverse of the tabulated CDF)."""
+    grid, cdf = _mp_unit_cdf_table(float(q))
+    return float(np.interp(0.5, cdf, grid))
 
 
-def mp_distance(x: np.ndarray, q: float) -> tuple[float, np.ndarray]:
+def fit_mp(x: np.ndarray, q: float) -> np.ndarray:
+    """MP variance sigma^2 of the normalised eigenvalues ``x`` (last axis one spectrum) by
+    matching the median: ``sigma^2 = median(x) / median of the unit MP law``.
+
+    Robust to outliers: k eigenvalues outside the bulk move the median by about k/2 levels,
+    whereas the mean (the moment estimator sum W_ij^2 / (N M)) is rescaled by the outliers'
+    weight, which makes "an outlier appeared" look like "the bulk changed".  Returns one value
+    per spectrum."""
+    return np.median(np.asarray(x, dtype=float), axis=-1) / mp_unit_median(q)
+
+
+def mp_distance(x: np.ndarray, q: float, exclude_top: int = 0) -> tuple[float, np.ndarray]:
     """Pooled KS distance of spectra ``x (n_spectra, M)`` from MP after each spectrum is divided
-    by its own fitted sigma^2; returns (D, sigma2 per spectrum)."""
-    x = np.atleast_2d(np.asarray(x, dtype=float))
-    sigma2 = fit_mp(x)
-    return ks_distance(x / sigma2[:, None], lambda t: mp_cdf(t, 1.0, q)), sigma2
+    by its own fitted sigma^2 (:func:`fit_mp`, all M eigenvalues); returns (D, sigma2 per
+    spectrum).  With ``exclude_top = k`` only the bulk, the M - k smallest eigenvalues of each
+    spectrum, is compared with the MP law conditioned on its lowest 1 - k/M of mass
+    (``min(F / (1 - k/M), 1)``): a distance that ignores k outliers per matrix."""
+    x = np.sort(np.atleast_2d(np.asarray(x, dtype=float)), axis=-1)
+    M = x.shape[-1]
+    if not 0 <= exclude_top < M - 1:
+        raise ValueError(f"exclude_top must lie in [0, {M - 1}), got {exclude_top}")
+    sigma2 = fit_mp(x, q)
+    keep = 1 - exclude_top / M
+    bulk = x[:, :M - exclude_top] / sigma2[:, None]
+    return ks_distance(bulk, lambda t: np.minimum(mp_cdf(t, 1.0, q) / keep, 1.0)), sigma2
 
 
 def mp_null_distances(shape: tuple[int, int], n_spectra: int, n_null: int,
-                      rng: np.random.Generator) -> np.ndarray:
+                      rng: np.random.Generator, exclude_top: int = 0) -> np.ndarray:
     """``n_null`` draws of :func:`mp_distance` for ``n_spectra`` iid N(0, 1) matrices of ``shape``."""
     N, q = aspect(shape)
     out = np.empty(n_null)
     for i in range(n_null):
         G = rng.standard_normal((n_spectra, *shape))
-        out[i] = mp_distance(gram_eigenvalues(G) / N, q)[0]
+        out[i] = mp_distance(gram_eigenvalues(G) / N, q, exclude_top)[0]
     return out
 
 
@@ -149,11 +167,13 @@ class MPTest:
     null_median: float     # median D of the null
 
 
-def mp_test(eigs: np.ndarray, shape: tuple[int, int], null: np.ndarray) -> MPTest:
+def mp_test(eigs: np.ndarray, shape: tuple[int, int], null: np.ndarray,
+            exclude_top: int = 0) -> MPTest:
     """MP test of unnormalised Gram eigenvalues ``eigs (n_spectra, M)`` of matrices of ``shape``
-    against null distances ``null`` (from :func:`mp_null_distances` with the same n_spectra)."""
+    against null distances ``null`` (from :func:`mp_null_distances` with the same n_spectra and
+    ``exclude_top``)."""
     N, q = aspect(shape)
-    D, sigma2 = mp_distance(np.asarray(eigs) / N, q)
+    D, sigma2 = mp_distance(np.asarray(eigs) / N, q, exclude_top)
     p = (np.sum(null >= D) + 1) / (len(null) + 1)
     return MPTest(D, float(p), sigma2, float(np.median(null)))
 
