@@ -34,10 +34,11 @@ def test_model_sizes_and_initial_attention_spectra_are_marchenko_pastur():
     assert names[:3] == ["b0.q", "b0.k", "b0.v"] and W.shape == (12, 64, 64)
     assert cfg.n_embd // cfg.n_head == 16
     assert W.std() == pytest.approx(0.02, rel=0.02)
-    null = sp.mp_null_distances((64, 64), 12, 100, np.random.default_rng(0))
+    null = sp.mp_null((64, 64), 12, 100, np.random.default_rng(0))
     test = sp.mp_test(sp.gram_eigenvalues(W), (64, 64), null)
-    assert test.p_value > 0.01
-    np.testing.assert_allclose(test.sigma2, 0.02 ** 2, rtol=0.05)
+    assert test.p_value > 0.01 and test.p_top > 0.01
+    np.testing.assert_allclose(test.sigma2, 0.02 ** 2, rtol=0.15)    # median fit: ~4.5% per matrix
+    assert test.sigma2.mean() == pytest.approx(0.02 ** 2, rel=0.03)
     with pytest.raises(ValueError, match="multiple"):
         GPTConfig(vocab_size=10, n_embd=30, n_head=4)
 
@@ -51,3 +52,5 @@ def test_training_lowers_the_loss_and_records_snapshots(corpus):
     assert run.train_loss[-5:].mean() < run.train_loss[0] - 0.5
     again = train_transformer(corpus.text, {"block_size": 32, "n_layer": 2}, **kw)
     np.testing.assert_array_equal(run.W, again.W)          # deterministic on CPU
+    with pytest.raises(ValueError, match="snapshot_steps must be a non-empty"):
+        train_transformer(corpus.text, {"block_size": 32, "n_layer": 2}, **{**kw, "snapshot_steps": []})

@@ -27,7 +27,9 @@ rule phase_cell:
         lr=r"\d+(\.\d+)?(e-?\d+)?",
         sigma_w=r"\d+(\.\d+)?(e-?\d+)?",
     params:
-        p=PHASES,
+        # only what the cell uses, so that editing the grid or the thresholds reruns no cell
+        p={k: PHASES[k] for k in ("n_runs", "n_steps", "batch_size", "n_batches", "n_test", "n_eval",
+                                  "divergence_threshold", "check_every")},
         arch=lambda wc: PHASES["models"][wc.model],
         snapshots=",".join(str(s) for s in PHASES["snapshot_steps"]),
         # common random numbers: every cell of a model shares its teachers, data and init directions

@@ -9,13 +9,14 @@ import numpy as np
 import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 
-from physml.phases.classify import PHASES, SPIN_GLASS_LINES, spin_glass_verdict
+from physml.phases.classify import PHASES, spin_glass_verdict
 
 PHASE_COLORS = ("#4c9be8", "#f2a541", "#9b59b6", "#9e9e9e")  # ferro, para, glass, unconverged
 PHASE_NAMES = {"ferro": "ferromagnetic (learns)", "para": "paramagnetic", "glass": "spin glass (jammed)",
                "unconverged": "unconverged (frozen, unsaturated)"}
-LINE_STYLES = {"inv_sigma_w_tanh_line": ("--", "tanh density bimodal"),
-               "inv_sigma_w_preactivation_line": (":", "pre-activations")}
+SPIN_GLASS_STYLES = {"inv_sigma_w_tanh_line": ("--", r"$\sigma_W^2 = 1/2$ (tanh density bimodal)"),
+                     "inv_sigma_w_preactivation_line": (":", r"$\sigma_W^2\langle a^2\rangle = 1/2$ "
+                                                             "(pre-activations)")}
 
 
 def _edges(values: np.ndarray) -> np.ndarray:
@@ -40,10 +41,9 @@ def _plane(ax, grid: xr.Dataset, values: xr.DataArray, **kwargs):
 def _boundaries(ax, grid: xr.Dataset, times: list[int], legend: bool = True):
     """The spin-glass lines (tanh grids only) and the drift-versus-noise ferro/para line at
     each of ``times`` (darker red = later)."""
-    for key, label in SPIN_GLASS_LINES:
+    for key, (ls, label) in SPIN_GLASS_STYLES.items():
         if key in grid.attrs:
-            ls, why = LINE_STYLES[key]
-            ax.axvline(grid.attrs[key], color="k", ls=ls, lw=1.5, label=f"{label} ({why})")
+            ax.axvline(grid.attrs[key], color="k", ls=ls, lw=1.5, label=label)
     inv = 1 / grid["sigma_w"].values
     order = np.argsort(inv)
     shades = plt.cm.Reds(np.linspace(0.45, 1.0, len(times)))
@@ -52,7 +52,7 @@ def _boundaries(ax, grid: xr.Dataset, times: list[int], legend: bool = True):
                 ms=3, lw=1.5, label=f"drift = noise for {grid.attrs['boundary_fraction']:.0%} of runs, "
                                     f"{t} steps")
     if legend:
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.2))
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.27))
 
 
 def _label_phases(ax, grid: xr.Dataset, phase: xr.DataArray):

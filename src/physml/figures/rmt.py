@@ -90,10 +90,12 @@ def _mp_panel(ax, spec: xr.Dataset, step_index: int, title: str):
             histtype="stepfilled", alpha=0.4, label=f"{x.shape[0]} matrices pooled")
     ax.plot(grid, sp.mp_pdf(grid, 1.0, q), "k-", label=f"Marchenko-Pastur, q={q:g}")
     step = int(spec["step"][step_index])
-    ax.set(xlabel="lambda / (N sigma^2_fit)", ylabel="density", title=f"{title}, step {step}")
+    ax.set(xlabel="lambda / (N sigma^2_fit), sigma^2 from the median", ylabel="density", title=f"{title}, step {step}")
     ax.text(0.97, 0.75, f"KS D = {float(spec['mp_distance'][step_index]):.4f}\n"
             f"iid-null median {float(spec['mp_null_median']):.4f}\n"
-            f"null p = {float(spec['mp_p_value'][step_index]):.3f}",
+            f"null p = {float(spec['mp_p_value'][step_index]):.3f}\n"
+            f"bulk p = {float(spec['mp_p_bulk'][step_index]):.3f}, "
+            f"top p = {float(spec['mp_p_top'][step_index]):.3f}",
             transform=ax.transAxes, ha="right", fontsize=8)
     ax.legend(fontsize=8, loc="upper center")
 
@@ -223,11 +225,12 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
     ax.axhline(pth, color="r", ls="--", lw=0.8, label=f"p = {pth:g}")
     ax.axhline(1 / (int(spec.attrs["n_null"]) + 1), color="gray", ls=":", lw=0.8,
                label="null resolution 1/(n_null+1)")
-    dep, dep_bulk = int(spec.attrs["mp_departure_step"]), int(spec.attrs["mp_departure_step_bulk"])
+    dep, dep_bulk, dep_top = (int(spec.attrs[k]) for k in ("mp_departure_step", "mp_departure_step_bulk",
+                                                          "mp_outlier_step"))
     if dep >= 0:
         ax.axvline(dep + 1, color="r", lw=0.8)
     ax.set(xlabel="AdamW step + 1", ylabel="iid-null p-value of the MP fit",
-           title=f"MP departure: spectrum from step {dep}, bulk from step {dep_bulk} (-1: none)")
+           title=f"MP departure from step: spectrum {dep}, bulk {dep_bulk}, outlier {dep_top} (-1: none)")
     ax.legend(fontsize=7)
 
     ax = axes[2]

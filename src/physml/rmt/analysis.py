@@ -39,15 +39,15 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
     N, q = sp.aspect(shape)
     eig = sp.gram_eigenvalues(W.values)                       # (step, pool, k)
     rng = np.random.default_rng(seed)
-    null_pooled = sp.mp_null_distances(shape, eig.shape[1], n_null, rng)
-    null_single = sp.mp_null_distances(shape, 1, n_null, rng)
-    null_bulk = sp.mp_null_distances(shape, eig.shape[1], n_null, rng, exclude_top=1)
+    null_pooled = sp.mp_null(shape, eig.shape[1], n_null, rng)
+    null_single = sp.mp_null(shape, 1, n_null, rng)
+    null_bulk = sp.mp_null(shape, eig.shape[1], n_null, rng, exclude_top=1)
     n_step, n_pool = eig.shape[:2]
-    D, p, D_bulk, p_bulk = (np.empty(n_step) for _ in range(4))
+    D, p, D_bulk, p_bulk, top, p_top = (np.empty(n_step) for _ in range(6))
     sigma2, D1, p1 = (np.empty((n_step, n_pool)) for _ in range(3))
     for t in range(n_step):
         res = sp.mp_test(eig[t], shape, null_pooled)
-        D[t], p[t], sigma2[t] = res.distance, res.p_value, res.sigma2
+        D[t], p[t], sigma2[t], top[t], p_top[t] = res.distance, res.p_value, res.sigma2, res.top, res.p_top
         bulk = sp.mp_test(eig[t], shape, null_bulk, exclude_top=1)
         D_bulk[t], p_bulk[t] = bulk.distance, bulk.p_value
         for m in range(n_pool):
@@ -65,9 +65,12 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
         mp_distance_bulk=(("step",), D_bulk, {"long_name": "pooled KS distance of the bulk (each "
                                               "matrix's top eigenvalue excluded) from MP"}),
         mp_p_bulk=(("step",), p_bulk, {"long_name": "iid-null p-value of the bulk distance"}),
+        mp_top=(("step",), top, {"long_name": "largest eigenvalue over the pooled matrices in units "
+                                 "of its matrix's fitted MP upper edge"}),
+        mp_p_top=(("step",), p_top, {"long_name": "iid-null p-value of mp_top (small: an outlier)"}),
         mp_distance_single=(("step", pool), D1, {"long_name": "KS distance of each matrix from MP"}),
         mp_p_single=(("step", pool), p1, {"long_name": "null p-value of each matrix"}),
-        mp_null_median=((), float(np.median(null_pooled)), {"long_name": "median pooled null distance"}),
+        mp_null_median=((), float(np.median(null_pooled.distance)), {"long_name": "median pooled null distance"}),
     )
     tail = tail_fits(eig[-1])
     out = out.assign(
@@ -79,6 +82,7 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
     out.attrs.update(aspect_N=N, aspect_q=q, pool_dim=pool, n_null=n_null, p_threshold=p_threshold,
                      mp_departure_step=departure_step(steps, p, p_threshold),
                      mp_departure_step_bulk=departure_step(steps, p_bulk, p_threshold),
+                     mp_outlier_step=departure_step(steps, p_top, p_threshold),
                      tail_stable=json.dumps(tail["stable"]), tail_verdict=tail["verdict"],
                      tail_estimator="Hill estimator of the survival exponent alpha "
                                     "(P(x > t) ~ t^-alpha), eigenvalues pooled over matrices after "
@@ -120,12 +124,14 @@ def temperature_dataset(weights: list[xr.Dataset], *, lr_linear_max: float) -> x
     the linear-scaling fits and collapse checks (attribute ``fits``, JSON)."""
     if len(weights) < 3:
         raise ValueError(f"need at least three (lr, B) points, got {len(weights)}")
+    for ds in weights:
+        if ds.attrs.get("kind") != "rmt_linear":
+            raise ValueError("temperature needs weights of `physml rmt linear`, got kind "
+                             f"{ds.attrs.get('kind')!r}")
     ref = weights[0]
     s = ref["teacher_singular_values"].values
     n, sigma = int(ref.attrs["n"]), float(ref.attrs["sigma"])
     for ds in weights:
-        if ds.attrs.get("kind") != "rmt_linear":
-            raise ValueError("temperature needs weights of `physml rmt linear`")
         if (int(ds.attrs["n"]), float(ds.attrs["sigma"])) != (n, sigma) or not np.array_equal(
                 ds["teacher_singular_values"].values, s):
             raise ValueError("all points must share the teacher (n, singular values) and sigma")

@@ -4,8 +4,10 @@ Nothing is downloaded: the top-level ``*.py`` files of the running interpreter's
 library (``sysconfig.get_paths()["stdlib"]``) are read in sorted order and parsed with
 :mod:`ast` (never imported); the docstrings of every module, class and function are joined
 with blank lines, restricted to printable ASCII plus newline, and cut at ``max_chars``.  The
-text depends only on the Python version, which is recorded together with the text's sha256
-(the Python Software Foundation licence permits redistribution of these texts).
+text depends on the Python version and on the standard-library files the distribution ships
+(a vendor may patch or omit modules), so both the version and the text's sha256 are recorded;
+the sha256 identifies the text exactly (the Python Software Foundation licence permits
+redistribution of these texts).
 """
 
 from __future__ import annotations

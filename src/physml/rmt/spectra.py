@@ -15,7 +15,7 @@ Conventions
   ``F(x; sigma^2) = F(x / sigma^2; 1)``.
 * Goodness of fit: the Kolmogorov-Smirnov *distance* D between the spectrum and the fitted MP
   law, judged against the distribution of D over iid Gaussian matrices of the same shape put
-  through the same fit (:func:`mp_null_distances`).  A KS p-value on eigenvalues would be
+  through the same fit (:func:`mp_null`).  A KS p-value on eigenvalues would be
   meaningless: eigenvalues repel and are far more regular than independent draws.
 * Spacings: levels are unfolded with a smooth fit of the counting function (a Chebyshev
   polynomial of the ensemble-averaged staircase, or a known CDF); nearest-neighbour spacings
@@ -146,36 +146,58 @@ def mp_distance(x: np.ndarray, q: float, exclude_top: int = 0) -> tuple[float, n
     return ks_distance(bulk, lambda t: np.minimum(mp_cdf(t, 1.0, q) / keep, 1.0)), sigma2
 
 
-def mp_null_distances(shape: tuple[int, int], n_spectra: int, n_null: int,
-                      rng: np.random.Generator, exclude_top: int = 0) -> np.ndarray:
-    """``n_null`` draws of :func:`mp_distance` for ``n_spectra`` iid N(0, 1) matrices of ``shape``."""
+def mp_top(x: np.ndarray, q: float) -> float:
+    """Largest eigenvalue over spectra ``x (n_spectra, M)``, each divided by its fitted sigma^2,
+    in units of the MP upper edge (about 1 for iid matrices; an outlier makes it larger)."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    return float(np.max(x.max(axis=-1) / fit_mp(x, q)) / mp_edges(1.0, q)[1])
+
+
+@dataclass(frozen=True)
+class MPNull:
+    """:func:`mp_distance` and :func:`mp_top` of ``n_null`` draws of iid Gaussian matrices."""
+
+    distance: np.ndarray
+    top: np.ndarray
+
+
+def mp_null(shape: tuple[int, int], n_spectra: int, n_null: int, rng: np.random.Generator,
+            exclude_top: int = 0) -> MPNull:
+    """The null of :func:`mp_test`: ``n_null`` draws of ``n_spectra`` iid N(0, 1) matrices of ``shape``."""
     N, q = aspect(shape)
-    out = np.empty(n_null)
+    dist, top = np.empty(n_null), np.empty(n_null)
     for i in range(n_null):
-        G = rng.standard_normal((n_spectra, *shape))
-        out[i] = mp_distance(gram_eigenvalues(G) / N, q, exclude_top)[0]
-    return out
+        x = gram_eigenvalues(rng.standard_normal((n_spectra, *shape))) / N
+        dist[i], top[i] = mp_distance(x, q, exclude_top)[0], mp_top(x, q)
+    return MPNull(dist, top)
 
 
 @dataclass(frozen=True)
 class MPTest:
     """Fit of MP to spectra of one shape, judged against the iid Gaussian null."""
 
-    distance: float        # pooled KS distance D of the spectra from their fitted MP laws
+    distance: float        # pooled KS distance D of the spectra (or bulks) from their fitted MP laws
     p_value: float         # fraction of null D >= observed ((k + 1) / (n_null + 1))
     sigma2: np.ndarray     # fitted variance per spectrum
     null_median: float     # median D of the null
+    top: float             # mp_top: largest eigenvalue in units of the fitted MP edge
+    p_top: float           # fraction of null tops >= observed: small when an outlier appeared
 
 
-def mp_test(eigs: np.ndarray, shape: tuple[int, int], null: np.ndarray,
-            exclude_top: int = 0) -> MPTest:
+def mp_test(eigs: np.ndarray, shape: tuple[int, int], null: MPNull, exclude_top: int = 0) -> MPTest:
     """MP test of unnormalised Gram eigenvalues ``eigs (n_spectra, M)`` of matrices of ``shape``
-    against null distances ``null`` (from :func:`mp_null_distances` with the same n_spectra and
-    ``exclude_top``)."""
+    against ``null`` (from :func:`mp_null` with the same n_spectra and ``exclude_top``): the
+    distance of the spectra (or of their bulks) from MP, and their largest eigenvalue."""
     N, q = aspect(shape)
-    D, sigma2 = mp_distance(np.asarray(eigs) / N, q, exclude_top)
-    p = (np.sum(null >= D) + 1) / (len(null) + 1)
-    return MPTest(D, float(p), sigma2, float(np.median(null)))
+    x = np.asarray(eigs) / N
+    D, sigma2 = mp_distance(x, q, exclude_top)
+    top = mp_top(x, q)
+
+    def p(observed, sample):
+        return float((np.sum(sample >= observed) + 1) / (len(sample) + 1))
+
+    return MPTest(D, p(D, null.distance), sigma2, float(np.median(null.distance)), top,
+                  p(top, null.top))
 
 
 # --------------------------------------------------------------------------- unfolding, spacings
@@ -222,9 +244,12 @@ def spacings(unfolded: np.ndarray) -> np.ndarray:
 
 def spacing_ratios(eigs: np.ndarray) -> np.ndarray:
     """Ratios r_n = min(s_n, s_{n+1}) / max(s_n, s_{n+1}) of consecutive spacings (last axis),
-    pooled over the leading axes.  No unfolding needed."""
+    pooled over the leading axes.  No unfolding needed; two consecutive zero spacings (three
+    exactly equal levels) leave r undefined and raise."""
     s = np.diff(np.sort(np.atleast_2d(eigs), axis=-1), axis=-1)
     a, b = s[..., :-1], s[..., 1:]
+    if np.any((a == 0) & (b == 0)):
+        raise ValueError("spacing ratio undefined: three exactly equal levels in a spectrum")
     return (np.minimum(a, b) / np.maximum(a, b)).ravel()
 
 

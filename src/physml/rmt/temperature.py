@@ -51,17 +51,6 @@ def degenerate_pairs(singular_values) -> list[tuple[int, int]]:
     return pairs
 
 
-def variance_coefficients(singular_values) -> np.ndarray:
-    """var(lambda_i) / c to first order for the non-degenerate eigenvalues, ascending order
-    (4 s^2); nan for members of degenerate pairs, whose individual variance is not fixed by
-    second moments (see the module docstring)."""
-    s = eigenvalue_order(singular_values)
-    coef = 4 * s ** 2
-    for i, j in degenerate_pairs(singular_values):
-        coef[[i, j]] = np.nan
-    return coef
-
-
 def temperature_observables(eigs: np.ndarray, singular_values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The quantities T_eff is inferred from, as columns of ``eigs (..., k)``: lambda_i for a
     non-degenerate eigenvalue; for a pair (i, j) the sum lambda_i + lambda_j in column i and the
@@ -167,12 +156,14 @@ def fit_line(x, y) -> LineFit:
     return LineFit(float(slope), float(intercept), float(r2))
 
 
-def collapse_spread(key, value, rtol: float = 1e-9) -> dict[float, float]:
-    """For each key shared by two or more points (e.g. lr/B), max/min - 1 of their values."""
-    key, value = np.asarray(key, float), np.asarray(value, float)
+def collapse_spread(key, value, digits: int = 9) -> dict[float, float]:
+    """For each key shared by two or more points (e.g. lr/B, equal when rounded to ``digits``
+    significant digits, so 0.3/3 and 0.1 are one key), max/min - 1 of their values."""
+    key = np.array([float(f"{k:.{digits}g}") for k in np.asarray(key, float)])
+    value = np.asarray(value, float)
     out = {}
     for k in np.unique(key):
-        sel = np.isclose(key, k, rtol=rtol)
+        sel = key == k
         if sel.sum() > 1:
             out[float(k)] = float(value[sel].max() / value[sel].min() - 1)
     return out

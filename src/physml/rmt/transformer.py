@@ -151,8 +151,9 @@ def train_transformer(text: str, cfg_kwargs: dict, *, n_steps: int, batch_size: 
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
     snaps = sorted(set(int(s) for s in snapshot_steps))
-    if snaps and (snaps[0] < 0 or snaps[-1] > n_steps):
-        raise ValueError(f"snapshot steps must lie in 0..{n_steps}")
+    if not snaps or snaps[0] < 0 or snaps[-1] > n_steps:
+        raise ValueError(f"snapshot_steps must be a non-empty list of steps in 0..{n_steps}, "
+                         f"got {snaps}")
 
     def batch(source):
         start = torch.randint(len(source) - cfg.block_size - 1, (batch_size,), generator=gen)
