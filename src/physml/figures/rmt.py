@@ -175,6 +175,11 @@ def plot_rmt_temperature(datasets: list[xr.Dataset]):
     ax.set_xticks(idx, [f"{l:g}/{b}" for l, b in zip(lr, B)], rotation=45, fontsize=7)
     ax.set(xlabel="lr / B", ylabel="ratio",
            title=f"closed form c: max |z| = {fits['entry_over_closed_form_max_abs_z']:.2f}")
+    s = t["teacher_singular_values"].values
+    gap = np.min(np.diff(np.unique(s)))
+    ax.text(0.97, 0.97, "T_eff is first order in W - W_t:\n"
+            f"corrections ~ c / gap^2 <= {float(t['closed_form'].max()) / gap ** 2:.3f}",
+            transform=ax.transAxes, ha="right", va="top", fontsize=7)
     ax.legend(fontsize=7)
 
     ax = axes[3]
@@ -220,6 +225,8 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
     ax.loglog(steps + 1, spec["mp_p_value"].values, "ko-", ms=3, label="pooled over all W_Q, W_K, W_V")
     ax.loglog(steps + 1, spec["mp_p_bulk"].values, "ks--", ms=3, mfc="none",
               label="pooled bulk (top eigenvalue of each excluded)")
+    ax.loglog(steps + 1, spec["mp_p_top"].values, "^:", color="purple", ms=3,
+              label="largest eigenvalue (outlier)")
     for m in spec["matrix"].values[:3]:
         ax.loglog(steps + 1, spec["mp_p_single"].sel(matrix=m).values, ".-", lw=0.8, label=str(m))
     ax.axhline(pth, color="r", ls="--", lw=0.8, label=f"p = {pth:g}")
