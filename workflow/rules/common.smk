@@ -13,9 +13,11 @@ validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "confi
 # comes first instead), and this checkout's src/ is importable even where physml is not
 # installed (the conda env holds only its dependencies). Jobs inherit this environment,
 # locally and through sbatch.
-os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")] if p
+os.environ.update(
+    PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    PYTHONPATH=os.pathsep.join(
+        p for p in [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")] if p
+    ),
 )
 CONDA_ENV = "../../envs/physml.yaml"  # relative to workflow/rules/
 PHYSML = "python -m physml"
@@ -52,3 +54,39 @@ def figure_outputs(name):
     category = next(c for prefix, c in REPORT_CATEGORIES.items() if name.startswith(prefix))
     png = report(f"results/figures/{name}.png", caption=f"../report/{name}.rst", category=category)
     return [f"results/figures/{name}.pdf", png, f"results/figures/{name}.json"]
+
+
+# Result paths and shell fragments used by the rule files (Snakemake's linter wants
+# functions here, apart from the rules).
+def phi4_dir(kappa, L=None, lam=None, source="hmc"):
+    """Folder of a phi^4 ensemble; L and lambda default to the config's."""
+    L = config["phi4"]["L"] if L is None else L
+    lam = config["phi4"]["lam"] if lam is None else lam
+    return f"results/phi4/{source}/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
+
+
+def u1_dir(beta, L, source="hmc"):
+    return f"results/u1/{source}/L{L}_beta{fmt(beta)}"
+
+
+def u1_hmc_options(hmc, run):
+    """CLI options of `physml hmc u1`: leapfrog and start from `hmc`, run lengths from `run`."""
+    return (f"--n-configs {run['n_configs']} --n-chains {run['n_chains']} --n-therm {run['n_therm']}"
+            f" --meas-interval {run['meas_interval']} --step-size {hmc['step_size']}"
+            f" --n-steps {hmc['n_steps']} --therm-step-size {hmc['therm_step_size']} --start {hmc['start']}")
+
+
+def phase_cell(model, lr, sigma_w):
+    return f"results/phases/{model}/lr{fmt(lr)}_sw{fmt(sigma_w)}/cell.nc"
+
+
+def phase_grid(model):
+    return f"results/phases/{model}/phase_grid.nc"
+
+
+def phase_figure_rule(name):
+    """The shell command of a phase figure from every model's grid."""
+    return (
+        f"python -m physml figure {name} {{input.grids}} --threads {{threads}}"
+        f" --out results/figures/fig_{name} > {{log}} 2>&1"
+    )

@@ -2,9 +2,6 @@
 PHI4 = config["phi4"]
 
 
-def phi4_dir(kappa, L=PHI4["L"], lam=PHI4["lam"], source="hmc"):
-    return f"results/phi4/{source}/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
-
 
 rule hmc_phi4:
     conda:
@@ -37,18 +34,9 @@ rule hmc_phi4:
 U1 = config["u1"]
 
 
-def u1_dir(beta, L, source="hmc"):
-    return f"results/u1/{source}/L{L}_beta{fmt(beta)}"
-
 
 U1_TRAINING = u1_dir(U1["training"]["beta"], U1["training"]["L"], source="training")
 
-
-def u1_hmc_options(hmc, run):
-    """CLI options of `physml hmc u1`: leapfrog and start from `hmc`, run lengths from `run`."""
-    return (f"--n-configs {run['n_configs']} --n-chains {run['n_chains']} --n-therm {run['n_therm']}"
-            f" --meas-interval {run['meas_interval']} --step-size {hmc['step_size']}"
-            f" --n-steps {hmc['n_steps']} --therm-step-size {hmc['therm_step_size']} --start {hmc['start']}")
 
 
 rule hmc_u1:

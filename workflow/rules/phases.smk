@@ -3,19 +3,14 @@
 # entry of the `physml phases` verbs with one BLAS thread (threads only slow these tiny
 # matrix products down; split runs over jobs instead).
 PHASES = config["phases"]
-PHASES_CLI = f"{sys.executable} -m physml.cli.phases"
 PHASE_MODELS = list(PHASES["models"])
 
 
-def phase_cell(model, lr, sigma_w):
-    return f"results/phases/{model}/lr{fmt(lr)}_sw{fmt(sigma_w)}/cell.nc"
-
-
-def phase_grid(model):
-    return f"results/phases/{model}/phase_grid.nc"
 
 
 rule phase_cell:
+    conda:
+        CONDA_ENV
     output:
         cell="results/phases/{model}/lr{lr}_sw{sigma_w}/cell.nc",
     log:
@@ -41,16 +36,18 @@ rule phase_cell:
         runtime=lambda wc: 5 + PHASES["n_runs"] * PHASES["n_steps"] // (2 * 10**5 * 60),
     shell:
         "OPENBLAS_NUM_THREADS={threads} OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHASES_CLI} cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w}"
+        " python -m physml.cli.phases cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w}"
         " --activation {params.arch[activation]} --n1 {params.arch[n1]} --n2 {params.arch[n2]}"
         " --n-runs {params.p[n_runs]} --n-steps {params.p[n_steps]} --batch-size {params.p[batch_size]}"
         " --n-batches {params.p[n_batches]} --n-test {params.p[n_test]} --n-eval {params.p[n_eval]}"
         " --snapshots {params.snapshots} --divergence-threshold {params.p[divergence_threshold]}"
         " --check-every {params.p[check_every]} --seed {params.seed}"
-        " --threads {threads} --rule {rule} --out {output.cell} > {log} 2>&1"
+        " --threads {threads} --out {output.cell} > {log} 2>&1"
 
 
 rule phase_gather:
+    conda:
+        CONDA_ENV
     input:
         cells=lambda wc: [phase_cell(wc.model, lr, sw) for lr in PHASES["lr"] for sw in PHASES["sigma_w"]],
     output:
@@ -66,7 +63,7 @@ rule phase_gather:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PHASES_CLI} gather {input.cells} --model {wildcards.model} --rule {rule}"
+        "python -m physml.cli.phases gather {input.cells} --model {wildcards.model}"
         " --ferro-max-test-loss {params.c[ferro_max_test_loss]}"
         " --glass-min-overlap {params.c[glass_min_overlap]}"
         " --glass-min-saturation {params.c[glass_min_saturation]}"
@@ -74,15 +71,10 @@ rule phase_gather:
         " --out {output.grid} > {log} 2>&1"
 
 
-def phase_figure_rule(name):
-    """The shell command of a phase figure from every model's grid."""
-    return (
-        f"{PHYSML} figure {name} {{input.grids}} --threads {{threads}} --rule {{rule}}"
-        f" --out results/figures/fig_{name} > {{log}} 2>&1"
-    )
-
 
 rule fig_phase_diagram:
+    conda:
+        CONDA_ENV
     input:
         grids=[phase_grid(m) for m in PHASE_MODELS],
     output:
@@ -98,6 +90,8 @@ rule fig_phase_diagram:
 
 
 rule fig_phase_observables:
+    conda:
+        CONDA_ENV
     input:
         grids=[phase_grid(m) for m in PHASE_MODELS],
     output:
@@ -113,6 +107,8 @@ rule fig_phase_observables:
 
 
 rule fig_phase_trajectories:
+    conda:
+        CONDA_ENV
     input:
         grids=[phase_grid(m) for m in PHASE_MODELS],
     output:

@@ -12,6 +12,8 @@ RMT_MLP_DIR = f"results/rmt/mlp/lr{fmt(RMT['mlp']['lr'])}_B{RMT['mlp']['batch']}
 
 
 rule rmt_linear:
+    conda:
+        CONDA_ENV
     output:
         weights="results/rmt/linear/lr{lr}_B{batch}/weights.nc",
     log:
@@ -32,14 +34,16 @@ rule rmt_linear:
         runtime=20,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} rmt linear --lr {wildcards.lr} --batch {wildcards.batch}"
+        " python -m physml rmt linear --lr {wildcards.lr} --batch {wildcards.batch}"
         " --singular-values {params.sv} --sigma {params.p[sigma]} --n-seeds {params.p[n_seeds]}"
         " --n-steps {params.p[n_steps]} --burn-in {params.p[burn_in]}"
         " --snapshot-every {params.p[snapshot_every]} --seed {params.seed} --device cpu"
-        " --threads {threads} --rule {rule} --no-progress --out {output.weights} > {log} 2>&1"
+        " --threads {threads} --no-progress --out {output.weights} > {log} 2>&1"
 
 
 rule rmt_temperature:
+    conda:
+        CONDA_ENV
     input:
         weights=RMT_LINEAR_WEIGHTS,
     output:
@@ -54,11 +58,13 @@ rule rmt_temperature:
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} rmt temperature {input.weights} --lr-linear-max {params.lr_max}"
-        " --threads {threads} --rule {rule} --out {output.temperature} > {log} 2>&1"
+        " python -m physml rmt temperature {input.weights} --lr-linear-max {params.lr_max}"
+        " --threads {threads} --out {output.temperature} > {log} 2>&1"
 
 
 rule rmt_mlp:
+    conda:
+        CONDA_ENV
     output:
         weights="results/rmt/mlp/lr{lr}_B{batch}/weights.nc",
     log:
@@ -75,13 +81,15 @@ rule rmt_mlp:
         runtime=20,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} rmt mlp --lr {wildcards.lr} --batch {wildcards.batch}"
+        " python -m physml rmt mlp --lr {wildcards.lr} --batch {wildcards.batch}"
         " --sigma-w {params.p[sigma_w]} --n-runs {params.p[n_runs]} --n-batches {params.p[n_batches]}"
         " --n-steps {params.p[n_steps]} --snapshot-every {params.p[snapshot_every]} --seed {params.seed}"
-        " --threads {threads} --rule {rule} --no-progress --out {output.weights} > {log} 2>&1"
+        " --threads {threads} --no-progress --out {output.weights} > {log} 2>&1"
 
 
 rule rmt_transformer:
+    conda:
+        CONDA_ENV
     output:
         weights="results/rmt/transformer/weights.nc",
     log:
@@ -98,14 +106,16 @@ rule rmt_transformer:
         runtime=60,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} rmt transformer --n-steps {params.p[n_steps]} --batch {params.p[batch]}"
+        " python -m physml rmt transformer --n-steps {params.p[n_steps]} --batch {params.p[batch]}"
         " --block-size {params.p[block_size]} --lr {params.p[lr]} --weight-decay {params.p[weight_decay]}"
         " --dense-until {params.p[dense_until]} --n-sparse {params.p[n_sparse]}"
         " --corpus-chars {params.p[corpus_chars]} --seed {params.seed} --device {params.device}"
-        " --threads {threads} --rule {rule} --out {output.weights} > {log} 2>&1"
+        " --threads {threads} --out {output.weights} > {log} 2>&1"
 
 
 rule rmt_spectra:
+    conda:
+        CONDA_ENV
     input:
         weights="results/rmt/{run}/weights.nc",
     output:
@@ -123,12 +133,14 @@ rule rmt_spectra:
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} rmt spectra {input.weights} --n-null {params.p[n_null]}"
+        " python -m physml rmt spectra {input.weights} --n-null {params.p[n_null]}"
         " --p-threshold {params.p[p_threshold]} --seed {params.seed}"
-        " --threads {threads} --rule {rule} --out {output.spectra} > {log} 2>&1"
+        " --threads {threads} --out {output.spectra} > {log} 2>&1"
 
 
 rule rmt_dbm:
+    conda:
+        CONDA_ENV
     output:
         dbm="results/rmt/dbm/dbm.nc",
     log:
@@ -143,14 +155,16 @@ rule rmt_dbm:
         runtime=20,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} rmt dbm --n {params.p[n]} --temperatures {params.temps}"
+        " python -m physml rmt dbm --n {params.p[n]} --temperatures {params.temps}"
         " --dt {params.p[dt]} --dt-sde {params.p[dt_sde]} --n-steps {params.p[n_steps]}"
         " --snapshot-every {params.p[snapshot_every]} --batch {params.p[batch]}"
         " --burn-in-time {params.p[burn_in_time]} --seed {params.seed}"
-        " --threads {threads} --rule {rule} --no-progress --out {output.dbm} > {log} 2>&1"
+        " --threads {threads} --no-progress --out {output.dbm} > {log} 2>&1"
 
 
 rule fig_rmt_spacing:
+    conda:
+        CONDA_ENV
     input:
         "results/rmt/dbm/dbm.nc",
         "results/rmt/linear/temperature.nc",
@@ -164,11 +178,13 @@ rule fig_rmt_spacing:
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} figure rmt_spacing {input} --threads {threads} --rule {rule}"
+        " python -m physml figure rmt_spacing {input} --threads {threads}"
         " --out results/figures/fig_rmt_spacing > {log} 2>&1"
 
 
 rule fig_rmt_mp:
+    conda:
+        CONDA_ENV
     input:
         f"{RMT_MLP_DIR}/spectra.nc",
         "results/rmt/transformer/spectra.nc",
@@ -182,11 +198,13 @@ rule fig_rmt_mp:
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} figure rmt_mp {input} --threads {threads} --rule {rule}"
+        " python -m physml figure rmt_mp {input} --threads {threads}"
         " --out results/figures/fig_rmt_mp > {log} 2>&1"
 
 
 rule fig_rmt_temperature:
+    conda:
+        CONDA_ENV
     input:
         "results/rmt/linear/temperature.nc",
         "results/rmt/dbm/dbm.nc",
@@ -200,11 +218,13 @@ rule fig_rmt_temperature:
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} figure rmt_temperature {input} --threads {threads} --rule {rule}"
+        " python -m physml figure rmt_temperature {input} --threads {threads}"
         " --out results/figures/fig_rmt_temperature > {log} 2>&1"
 
 
 rule fig_rmt_transformer:
+    conda:
+        CONDA_ENV
     input:
         "results/rmt/transformer/spectra.nc",
     output:
@@ -217,7 +237,7 @@ rule fig_rmt_transformer:
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " {PHYSML} figure rmt_transformer {input} --threads {threads} --rule {rule}"
+        " python -m physml figure rmt_transformer {input} --threads {threads}"
         " --out results/figures/fig_rmt_transformer > {log} 2>&1"
 
 
