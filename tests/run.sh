@@ -13,7 +13,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     exit 1
   fi
 fi
-.venv/bin/pytest "$@"
+.venv/bin/pytest -n 2 --dist loadfile "$@"
 rc=$?
 [ "$started" = 1 ] && bash tests/cluster/stop_slurm.sh
 exit "$rc"

@@ -35,9 +35,10 @@ def plot_phi4_denoising(ensembles: list[xr.Dataset]):
                 ax.set_title(f"tau={taus[j]:g}  (t={float(ds['snapshot_t'].values[j]):.3g})", fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"kappa={float(ds.attrs['kappa']):g}\nL={int(ds.attrs['L'])}", fontsize=9)
-        fig.colorbar(im, ax=list(row), shrink=0.8, label=r"$\phi$ (colour range of the final sample)")
+        fig.colorbar(im, ax=list(row), shrink=0.8, label=r"$\phi$")
     fig.suptitle("Backward process of the score model: noise (tau=0) to sample (tau=1); "
-                 "in the broken phase large clusters emerge", fontsize=10)
+                 "in the broken phase large clusters emerge\n(colour range per row: that of the "
+                 "final sample; earlier snapshots saturate)", fontsize=10)
     return fig
 
 
