@@ -20,7 +20,6 @@ os.environ.update(
     ),
 )
 CONDA_ENV = "../../envs/physml.yaml"  # relative to workflow/rules/
-PHYSML = "python -m physml"
 
 # Final targets; each rule file appends the figures it makes.
 ALL_TARGETS = []
@@ -89,4 +88,20 @@ def phase_figure_rule(name):
     return (
         f"python -m physml figure {name} {{input.grids}} --threads {{threads}}"
         f" --out results/figures/fig_{name} > {{log}} 2>&1"
+    )
+
+
+def phi4_model_dir(kappa, lam=None, L=None):
+    """Folder of the diffusion model trained on the phi^4 ensemble at kappa."""
+    lam = config["phi4"]["lam"] if lam is None else lam
+    L = config["phi4"]["L"] if L is None else L
+    return f"results/phi4/models/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
+
+
+def train_flags(train, net):
+    """Boolean switches of `physml train` from the config."""
+    return (
+        ("" if train["augment"] else " --no-augment")
+        + ("" if train["odd"] else " --no-odd")
+        + (" --global-pool" if net["global_pool"] else "")
     )

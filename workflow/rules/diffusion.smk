@@ -11,20 +11,10 @@ DM_LS = [PHI4["L"] * f for f in DM_GEN["L_factors"]]
 DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
 
 
-def phi4_model_dir(kappa, lam=PHI4["lam"], L=PHI4["L"]):
-    return f"results/phi4/models/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
-
-
-def train_flags(train, net):
-    """Boolean switches of `physml train` from the config."""
-    return (
-        ("" if train["augment"] else " --no-augment")
-        + ("" if train["odd"] else " --no-odd")
-        + (" --global-pool" if net["global_pool"] else "")
-    )
-
 
 rule train_phi4:
+    conda:
+        CONDA_ENV
     input:
         ensemble="results/phi4/hmc/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
     output:
@@ -48,7 +38,7 @@ rule train_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        "{PHYSML} train {input.ensemble} --out {output.model} --history {output.history}"
+        "python -m physml train {input.ensemble} --out {output.model} --history {output.history}"
         " --sde {params.sde[name]} --sigma {params.sde[sigma]} --channels {params.channels}"
         " --embed-dim {params.net[embed_dim]} --fourier-scale {params.net[fourier_scale]}"
         " --groups {params.net[groups]} --blocks-per-level {params.net[blocks_per_level]}"
@@ -58,10 +48,12 @@ rule train_phi4:
         " --t-min {params.train[t_min]} --t-sampling {params.train[t_sampling]}"
         " --normalisation {params.train[normalisation]}"
         " --grad-clip {params.train[grad_clip]}{params.flags} --seed {params.seed}"
-        " --device {params.device} --threads {threads} --rule {rule} > {log} 2>&1"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule sample_phi4:
+    conda:
+        CONDA_ENV
     input:
         model=lambda wc: f"{phi4_model_dir(wc.kappa, wc.lam)}/model.pt",
     output:
@@ -82,12 +74,12 @@ rule sample_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        "{PHYSML} sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
+        "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
         " --sampler {params.sample[sampler]} --n-steps {params.sample[n_steps]}"
         " --t-min {params.sample[t_min]} --grid {params.sample[grid]} --snr {params.sample[snr]}"
         " --n-corrector {params.sample[n_corrector]} --batch-size {params.sample[batch_size]}"
         " --snapshot-taus {params.taus} --n-snapshots {params.sample[n_snapshots]}"
-        " --seed {params.seed} --device {params.device} --threads {threads} --rule {rule}"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.ensemble} > {log} 2>&1"
 
 
@@ -100,6 +92,8 @@ PHI4_DM_OBSERVABLES = [
 
 
 rule compare_phi4:
+    conda:
+        CONDA_ENV
     input:
         observables=PHI4_DM_OBSERVABLES,
     output:
@@ -112,11 +106,13 @@ rule compare_phi4:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PHYSML} compare {input.observables} --reference hmc --out {output.table}"
-        " --csv {output.csv} --threads {threads} --rule {rule} > {log} 2>&1"
+        "python -m physml compare {input.observables} --reference hmc --out {output.table}"
+        " --csv {output.csv} --threads {threads} > {log} 2>&1"
 
 
 rule fig_phi4_denoising:
+    conda:
+        CONDA_ENV
     input:
         ensembles=[f"{phi4_dir(k, source='dm')}/ensemble.nc" for k in PHI4["kappa"]],
     output:
@@ -128,11 +124,13 @@ rule fig_phi4_denoising:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PHYSML} figure phi4_denoising {input.ensembles} --threads {threads} --rule {rule}"
+        "python -m physml figure phi4_denoising {input.ensembles} --threads {threads}"
         " --out results/figures/fig_phi4_denoising > {log} 2>&1"
 
 
 rule fig_phi4_hmc_vs_dm:
+    conda:
+        CONDA_ENV
     input:
         observables=PHI4_DM_OBSERVABLES,
         table="results/tables/phi4_hmc_vs_dm.nc",
@@ -145,8 +143,8 @@ rule fig_phi4_hmc_vs_dm:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PHYSML} figure phi4_hmc_vs_dm {input.observables} {input.table} --threads {threads}"
-        " --rule {rule} --out results/figures/fig_phi4_hmc_vs_dm > {log} 2>&1"
+        "python -m physml figure phi4_hmc_vs_dm {input.observables} {input.table} --threads {threads}"
+        " --out results/figures/fig_phi4_hmc_vs_dm > {log} 2>&1"
 
 
 ALL_TARGETS.extend(
