@@ -37,28 +37,27 @@ def _add_hmc_options(p: argparse.ArgumentParser, step_size: float, n_steps: int)
     add_runtime_options(p, device=True)
 
 
-def cmd_hmc_phi4(args: argparse.Namespace) -> None:
+def _run_hmc(args: argparse.Namespace, theory) -> None:
+    """Shared body of the ``hmc THEORY`` verbs: sample, report acceptance, save."""
     device = setup_runtime(args)
-    if args.kappa < 0 or args.lam < 0:
-        raise SystemExit(f"error: need kappa >= 0 and lam >= 0, got kappa={args.kappa}, lam={args.lam}")
-    ds = hmc_ensemble(Phi4(args.kappa, args.lam), L=args.L, n_configs=args.n_configs,
+    ds = hmc_ensemble(theory, L=args.L, n_configs=args.n_configs,
                       n_chains=args.n_chains, n_therm=args.n_therm, meas_interval=args.meas_interval,
                       step_size=args.step_size, n_steps=args.n_steps, seed=args.seed, start=args.start,
                       therm_step_size=args.therm_step_size, device=device, show_progress=args.progress)
     print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
-    save(ds, args, "hmc phi4", theory="phi4")
+    save(ds, args, f"hmc {theory.name}", theory=theory.name)
+
+
+def cmd_hmc_phi4(args: argparse.Namespace) -> None:
+    if args.kappa < 0 or args.lam < 0:
+        raise SystemExit(f"error: need kappa >= 0 and lam >= 0, got kappa={args.kappa}, lam={args.lam}")
+    _run_hmc(args, Phi4(args.kappa, args.lam))
 
 
 def cmd_hmc_u1(args: argparse.Namespace) -> None:
-    device = setup_runtime(args)
     if args.beta <= 0:
         raise SystemExit(f"error: need beta > 0, got beta={args.beta}")
-    ds = hmc_ensemble(U1(args.beta), L=args.L, n_configs=args.n_configs,
-                      n_chains=args.n_chains, n_therm=args.n_therm, meas_interval=args.meas_interval,
-                      step_size=args.step_size, n_steps=args.n_steps, seed=args.seed, start=args.start,
-                      therm_step_size=args.therm_step_size, device=device, show_progress=args.progress)
-    print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
-    save(ds, args, "hmc u1", theory="u1")
+    _run_hmc(args, U1(args.beta))
 
 
 def cmd_exact_u1(args: argparse.Namespace) -> None:
