@@ -7,6 +7,7 @@ import signal
 import sys
 
 from physml import __version__
+from physml.cli import run_verb
 from physml.cli import diffusion as diffusion_cli
 from physml.cli import figures, lattice, provenance
 from physml.cli import phases as phases_cli
@@ -32,12 +33,7 @@ def _exit_on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"physml {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_verb(args, args.verb)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from physml.cli import run_verb
 from physml.io.artifacts import read_artifact, write_artifact
 from physml.phases.cells import CellSpec, gather, run_cell
 from physml.phases.classify import analyse_grid
@@ -122,12 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="physml phases", description=__doc__)
     _add_verbs(parser.add_subparsers(dest="phases_verb", required=True, metavar="VERB"))
     args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"physml phases {args.phases_verb}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_verb(args, f"phases {args.phases_verb}")
 
 
 if __name__ == "__main__":
