@@ -13,6 +13,7 @@ include: "workflow/rules/observables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/phases.smk"
 include: "workflow/rules/diffusion.smk"
+include: "workflow/rules/diffusion_u1.smk"
 include: "workflow/rules/rmt.smk"
 
 

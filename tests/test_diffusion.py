@@ -10,7 +10,8 @@ from torch import nn
 from physml.diffusion.model import ScoreModel, build_score_model
 from physml.diffusion.samplers import SAMPLERS, em_step, langevin_step, make_sampler
 from physml.diffusion.sde import VESDE, make_sde
-from physml.diffusion.training import augment
+from physml.diffusion.training import augment, augment_links, dsm_loss
+from physml.lattice.u1 import U1, topological_charge
 
 TINY = {"channels": [4, 8], "embed_dim": 8, "groups": 2}
 
@@ -109,11 +110,15 @@ class GaussianScore(nn.Module):
     def denormalise(self, x):
         return x
 
+    def wrap(self, x):
+        return x
+
 
 @pytest.mark.parametrize("name,params,tol", [
     ("em", {"n_steps": 400}, 0.03),
     ("pc", {"n_steps": 200, "snr": 0.1, "n_corrector": 1}, 0.03),
     ("ode", {"n_steps": 100}, 0.03),
+    ("ald", {"n_steps": 100, "snr": 0.16, "steps_per_level": 3}, 0.03),
 ])
 def test_samplers_reproduce_a_gaussian_from_its_exact_score(name, params, tol):
     s = 0.7
@@ -172,10 +177,60 @@ def test_sampling_is_deterministic_and_z2_symmetric_with_an_odd_model():
 
 
 def test_unknown_sampler_and_parameters_are_rejected():
-    assert set(SAMPLERS) == {"em", "pc", "ode"}
+    assert set(SAMPLERS) == {"em", "pc", "ode", "ald"}
+    with pytest.raises(ValueError, match="geometric grid"):
+        make_sampler("ald", grid="linear")
     with pytest.raises(ValueError, match="unknown sampler"):
         make_sampler("mala")
     with pytest.raises(ValueError, match="snr"):
         make_sampler("em", snr=0.1)
     with pytest.raises(ValueError, match="n_steps"):
         make_sampler("em", n_steps=1)
+
+
+def test_annealing_stage_keeps_the_target_and_counts_its_score_evaluations():
+    """Langevin steps at t_min with the exact score leave N(0, s^2 + sigma(t_min)^2) invariant
+    (up to the step's O(eps) bias)."""
+    s = 0.7
+    sampler = make_sampler("em", n_steps=200)
+    res = sampler.sample(GaussianScore(s), 4096, (4, 4), generator=torch.Generator().manual_seed(3),
+                         batch_size=4096, anneal_steps=50, show_progress=False)
+    assert res.nfe == 250
+    assert res.x.std().item() == pytest.approx(s, rel=0.03)
+    with pytest.raises(ValueError, match="anneal"):
+        sampler.sample(GaussianScore(s), 4, (4, 4), generator=torch.Generator(), anneal_steps=-1)
+
+
+def _links_model():
+    torch.manual_seed(0)
+    return build_score_model({"name": "ve", "sigma": 25.0}, {**TINY, "in_channels": 2},
+                             periodic=True).double()
+
+
+def test_link_augmentation_is_a_symmetry_of_the_wilson_action():
+    gen = torch.Generator().manual_seed(0)
+    theory = U1(2.0)
+    theta = theory.random_start(16, 8, gen)
+    out = augment_links(theta, gen)
+    assert torch.all(out >= -math.pi) and torch.all(out < math.pi)
+    assert not torch.allclose(out, theta)
+    torch.testing.assert_close(theory.action(out), theory.action(theta))
+    assert torch.equal(topological_charge(out), topological_charge(theta))
+
+
+def test_periodic_model_wraps_every_update_and_scales_its_score_with_beta():
+    model = _links_model()
+    x = 3 * torch.randn(4, 2, 8, 8, dtype=torch.float64)
+    assert torch.all(model.wrap(x) < math.pi) and torch.all(model.wrap(x) >= -math.pi)
+    t = torch.full((4,), 0.3, dtype=torch.float64)
+    base = model(x, t)
+    model.score_factor = 3.0
+    torch.testing.assert_close(model(x, t), 3.0 * base)
+    model.score_factor = 1.0
+    res = make_sampler("em", n_steps=5).sample(model, 8, (2, 8, 8), generator=torch.Generator().manual_seed(1),
+                                               anneal_steps=2, show_progress=False)
+    assert torch.all(res.x >= -math.pi) and torch.all(res.x < math.pi)
+    loss = dsm_loss(model, model.wrap(x), torch.Generator().manual_seed(0), 1e-5)
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="periodic"):
+        build_score_model({"name": "ve", "sigma": 25.0}, TINY, scale=2.0, periodic=True)

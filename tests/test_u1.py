@@ -147,3 +147,17 @@ def test_frozen_charge_gives_lower_bound_and_unreliable_chi_t():
     assert int(obs["tau_int_Q_rate_is_lower_bound"]) == 1 and int(obs["q_changes"]) == 0
     assert float(obs["tau_int_Q_rate"]) > 100
     assert "never changed" in obs.attrs["chi_t_flag"]
+
+
+def test_q_distribution_pvalue_accepts_exact_draws_and_rejects_a_frozen_sector():
+    from physml.lattice import u1_exact
+    from physml.observables.u1 import q_distribution_pvalue
+
+    q, p = u1_exact.topological_charge_distribution(3.0, 8)
+    p = np.clip(p, 0, None)   # the quadrature leaves -1e-17 in the far tails
+    rng = np.random.default_rng(1)
+    draws = rng.choice(q, size=2000, p=p / p.sum())
+    assert q_distribution_pvalue(draws, q, p) > 1e-3
+    assert q_distribution_pvalue(np.zeros(2000, dtype=int), q, p) < 1e-10
+    wide = rng.choice(q, size=2000, p=p / p.sum()) * 2          # chi_t four times too large
+    assert q_distribution_pvalue(wide, q, p) < 1e-10

@@ -126,3 +126,26 @@ def test_figure_targets_are_listed(workdir):
     listed = set((proc.stdout + proc.stderr).split())
     figures = {p.stem for p in (workdir / "results" / "figures").glob("*.png")}
     assert figures <= listed
+
+
+@pytest.mark.slow
+def test_u1_diffusion_table_has_every_source_and_the_mala_record(workdir):
+    """The U(1) branch: physics-conditioned generation at new beta and L, MALA with its
+    tuned step size recorded, the control, reweighting with its ESS, the tidy table."""
+    import pandas as pd
+
+    table = pd.read_csv(workdir / "results/tables/u1_hmc_vs_dm.csv")
+    assert list(table.columns)[:6] == ["observable", "source", "L", "beta", "value", "error"]
+    assert {"ess", "flag", "pull"} <= set(table.columns)
+    assert set(table["source"]) == {"hmc", "exact", "dm", "dm_mala", "mala_only", "dm_reweighted"}
+    assert {"plaquette", "W_1x1", "chi_t", "P_Q0"} <= set(table["observable"])
+    rw = table[table["source"] == "dm_reweighted"]
+    assert (rw["beta"] == 1.5).all() and rw["ess"].notna().all()
+    ens = read_artifact(workdir / "results/u1/dm_mala/L4_beta2/ensemble.nc")
+    assert ens.attrs["score_factor"] == 2.0 and ens.attrs["train_L"] == 4
+    assert ens.attrs["mala_step_size"] > 0 and ens.sizes["mala_step"] == 10
+    assert "pilot chains (not measured)" in ens.attrs["mala_tuning"]
+    phi4 = pd.read_csv(workdir / "results/tables/phi4_hmc_vs_dm.csv")
+    assert {"dm", "dm_mala", "mala_only"} <= set(phi4["source"])
+    for name in ("fig_u1_volume", "fig_u1_coupling"):
+        assert (workdir / f"results/figures/{name}.png").stat().st_size > 0

@@ -105,3 +105,45 @@ def train_flags(train, net):
         + ("" if train["odd"] else " --no-odd")
         + (" --global-pool" if net["global_pool"] else "")
     )
+
+
+def train_command(diff, epochs, extra=""):
+    """The shell command of `physml train` with the config's network and training settings
+    (`extra`: more options)."""
+    net, train, sde = diff["model"], diff["train"], diff["sde"]
+    channels = " ".join(str(c) for c in net["channels"])
+    return (
+        "python -m physml train {input.ensemble} --out {output.model} --history {output.history}"
+        f" --sde {sde['name']} --sigma {sde['sigma']} --channels {channels}"
+        f" --embed-dim {net['embed_dim']} --fourier-scale {net['fourier_scale']}"
+        f" --groups {net['groups']} --blocks-per-level {net['blocks_per_level']}"
+        f" --epochs {epochs} --batch-size {train['batch_size']}"
+        f" --lr {train['lr']} --lr-schedule {train['lr_schedule']}"
+        f" --lr-final-factor {train['lr_final_factor']} --ema-decay {train['ema_decay']}"
+        f" --t-min {train['t_min']} --t-sampling {train['t_sampling']}"
+        f" --normalisation {train['normalisation']} --grad-clip {train['grad_clip']}"
+        f"{train_flags(train, net)}{extra} --seed {{params.seed}}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
+    )
+
+
+def mala_options(mala):
+    return (f"--mala-steps {mala['steps']} --mala-target {mala['target_acceptance']}"
+            f" --mala-tune-steps {mala['tune_steps']} --mala-pilot {mala['pilot']}")
+
+
+def sample_command(diff, coupling=""):
+    """The shell command of `physml sample` writing the dm and dm_mala ensembles."""
+    sample = diff["sample"]
+    taus = " ".join(f"{t:g}" for t in sample["snapshot_taus"])
+    return (
+        "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
+        f"{coupling} --sampler {sample['sampler']} --n-steps {sample['n_steps']}"
+        f" --t-min {sample['t_min']} --grid {sample['grid']} --snr {sample['snr']}"
+        f" --n-corrector {sample['n_corrector']} --steps-per-level {sample['steps_per_level']}"
+        f" --anneal-steps {sample['anneal_steps']} --anneal-snr {sample['anneal_snr']}"
+        f" --batch-size {sample['batch_size']} --snapshot-taus {taus}"
+        f" --n-snapshots {sample['n_snapshots']} {mala_options(diff['mala'])}"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
+        " --out {output.dm} --mala-out {output.dm_mala} > {log} 2>&1"
+    )

@@ -1,5 +1,6 @@
 # Diffusion model for phi^4: train on the HMC ensemble at phi4.L (one model per kappa),
-# generate at L * diffusion.generate.L_factors, measure (generic `measure` rule), compare.
+# generate at L * diffusion.generate.L_factors (raw: dm; after MALA: dm_mala), the MALA-only
+# control (mala_only), measure (generic `measure` rule), compare.
 DIFF = config["diffusion"]
 DM_GEN = DIFF["generate"]
 if len(DM_GEN["n_configs"]) != len(DM_GEN["L_factors"]):
@@ -10,6 +11,10 @@ if len(DM_GEN["n_configs"]) != len(DM_GEN["L_factors"]):
 DM_LS = [PHI4["L"] * f for f in DM_GEN["L_factors"]]
 DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
 
+
+
+MALA = DIFF["mala"]
+MALA_OPTIONS = mala_options(MALA)
 
 
 rule train_phi4:
@@ -25,11 +30,6 @@ rule train_phi4:
     benchmark:
         "results/benchmarks/phi4/models/L{L}_kappa{kappa}_lam{lam}.train.tsv"
     params:
-        sde=DIFF["sde"],
-        net=DIFF["model"],
-        channels=" ".join(str(c) for c in DIFF["model"]["channels"]),
-        train=DIFF["train"],
-        flags=train_flags(DIFF["train"], DIFF["model"]),
         seed=lambda wc: derive_seed(config["seed"], "train_phi4", wc.L, wc.kappa, wc.lam),
         device=config["device"],
     threads: 1
@@ -38,17 +38,7 @@ rule train_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        "python -m physml train {input.ensemble} --out {output.model} --history {output.history}"
-        " --sde {params.sde[name]} --sigma {params.sde[sigma]} --channels {params.channels}"
-        " --embed-dim {params.net[embed_dim]} --fourier-scale {params.net[fourier_scale]}"
-        " --groups {params.net[groups]} --blocks-per-level {params.net[blocks_per_level]}"
-        " --epochs {params.train[epochs]} --batch-size {params.train[batch_size]}"
-        " --lr {params.train[lr]} --lr-schedule {params.train[lr_schedule]}"
-        " --lr-final-factor {params.train[lr_final_factor]} --ema-decay {params.train[ema_decay]}"
-        " --t-min {params.train[t_min]} --t-sampling {params.train[t_sampling]}"
-        " --normalisation {params.train[normalisation]}"
-        " --grad-clip {params.train[grad_clip]}{params.flags} --seed {params.seed}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        train_command(DIFF, DIFF["train"]["epochs"])
 
 
 rule sample_phi4:
@@ -57,14 +47,13 @@ rule sample_phi4:
     input:
         model=lambda wc: f"{phi4_model_dir(wc.kappa, wc.lam)}/model.pt",
     output:
-        ensemble="results/phi4/dm/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
+        dm="results/phi4/dm/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
+        dm_mala="results/phi4/dm_mala/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
     log:
         "results/logs/phi4/dm/L{L}_kappa{kappa}_lam{lam}.sample.log",
     benchmark:
         "results/benchmarks/phi4/dm/L{L}_kappa{kappa}_lam{lam}.sample.tsv"
     params:
-        sample=DIFF["sample"],
-        taus=" ".join(f"{t:g}" for t in DIFF["sample"]["snapshot_taus"]),
         n_configs=lambda wc: DM_N_CONFIGS.get(int(wc.L), DM_GEN["n_configs"][-1]),
         seed=lambda wc: derive_seed(config["seed"], "sample_phi4", wc.L, wc.kappa, wc.lam),
         device=config["device"],
@@ -74,11 +63,31 @@ rule sample_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
-        " --sampler {params.sample[sampler]} --n-steps {params.sample[n_steps]}"
-        " --t-min {params.sample[t_min]} --grid {params.sample[grid]} --snr {params.sample[snr]}"
-        " --n-corrector {params.sample[n_corrector]} --batch-size {params.sample[batch_size]}"
-        " --snapshot-taus {params.taus} --n-snapshots {params.sample[n_snapshots]}"
+        sample_command(DIFF)
+
+
+rule mala_phi4:
+    conda:
+        CONDA_ENV
+    input:
+        data=lambda wc: f"{phi4_dir(wc.kappa, lam=wc.lam)}/ensemble.nc",
+    output:
+        ensemble="results/phi4/mala_only/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
+    log:
+        "results/logs/phi4/mala_only/L{L}_kappa{kappa}_lam{lam}.log",
+    params:
+        n_configs=lambda wc: DM_N_CONFIGS.get(int(wc.L), DM_GEN["n_configs"][-1]),
+        start=lambda wc: "constant" if float(wc.kappa) in MALA["phi4_constant_start_kappa"] else "noise",
+        seed=lambda wc: derive_seed(config["seed"], "mala_phi4", wc.L, wc.kappa, wc.lam),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "python -m physml mala phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
+        " --n-configs {params.n_configs} --start {params.start} --scale-from {input.data}"
+        f" {MALA_OPTIONS}"
         " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.ensemble} > {log} 2>&1"
 
@@ -87,7 +96,7 @@ PHI4_DM_OBSERVABLES = [
     f"{phi4_dir(k, L=L, source=s)}/observables.nc"
     for k in PHI4["kappa"]
     for L in DM_LS
-    for s in ("hmc", "dm")
+    for s in ("hmc", "dm", "dm_mala", "mala_only")
 ]
 
 

@@ -3,7 +3,10 @@
 - ``physml train ENSEMBLE --out model.pt --history training.nc``: denoising score
   matching on an ensemble artifact; checkpoints after every epoch and resumes.
 - ``physml sample MODEL --L 32 --n-configs 1024 --out ensemble.nc``: a generated
-  ensemble artifact (``source = dm``), measurable like an HMC ensemble.
+  ensemble artifact (``source = dm``), measurable like an HMC ensemble; with
+  ``--mala-steps K --mala-out dm_mala.nc`` the same configurations after K MALA
+  steps on the exact action (``source = dm_mala``); ``--beta`` generates U(1) at
+  any beta from the beta_0 model (score times beta / beta_0), ``--L`` any volume.
 - ``physml compare OBSERVABLES... --out results/tables/phi4_....nc``: the tidy
   comparison table of generated against HMC observables (plus a CSV export).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,14 +24,19 @@ import torch
 import xarray as xr
 
 from physml.cli.common import add_runtime_options, resolved_config, save, setup_runtime
-from physml.diffusion.model import load_score_model, read_model_file, save_score_model
+from physml.cli.corrections import add_mala_options, mala_stage
+from physml.diffusion.model import load_score_model, save_score_model
 from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
 from physml.diffusion.training import T_SAMPLING, TrainConfig, train_score_model
 from physml.io.artifacts import atomic_path, provenance_attrs, read_artifact, sha256_file
 from physml.lattice.phi4 import Phi4
-from physml.observables.compare import comparison_table, table_frame
+from physml.lattice.u1 import U1
+from physml.mc.ensembles import independent_ensemble
+from physml.seeds import derive_seed
 
-THEORIES = {"phi4": lambda attrs: Phi4(float(attrs["kappa"]), float(attrs["lam"]))}
+THEORIES = {"phi4": lambda attrs: Phi4(float(attrs["kappa"]), float(attrs["lam"])),
+            "u1": lambda attrs: U1(float(attrs["beta"]))}
+COUPLINGS = {"phi4": ("kappa", "lam"), "u1": ("beta",)}
 
 
 def _field(ds: xr.Dataset) -> str:
@@ -45,13 +54,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule, lr_final_factor=args.lr_final_factor,
                       ema_decay=args.ema_decay, t_min=args.t_min, t_sampling=args.t_sampling,
-                      normalisation=args.normalisation,
+                      normalisation="none" if field == "theta" else args.normalisation,
+                      periodic=field == "theta",
                       augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
     sde = {"name": args.sde, "sigma": args.sigma}
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
     net = {"in_channels": in_channels, "channels": args.channels, "embed_dim": args.embed_dim,
            "fourier_scale": args.fourier_scale, "groups": args.groups,
-           "blocks_per_level": args.blocks_per_level, "global_pool": args.global_pool}
+           "blocks_per_level": args.blocks_per_level, "global_pool": args.global_pool,
+           "gauge": args.gauge_covariant}
     ens_sha = sha256_file(args.ensemble)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
     res = train_score_model(data, sde=sde, net=net, cfg=cfg, seed=args.seed, device=device,
@@ -83,14 +94,29 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _theory_from_record(record: dict, args: argparse.Namespace):
+    """The theory at the requested couplings (default: the training ensemble's)."""
     ens = dict(record["ensemble"])
     theory = ens.get("theory")
     if theory not in THEORIES:
         raise ValueError(f"model was trained on theory {theory!r}; samplers know {sorted(THEORIES)}")
-    for k in ("kappa", "lam"):
-        if getattr(args, k, None) is not None:
-            ens[k] = getattr(args, k)
+    for name in ("kappa", "lam", "beta"):
+        if getattr(args, name, None) is not None:
+            if name not in COUPLINGS[theory]:
+                raise ValueError(f"--{name} does not apply to a {theory} model")
+            ens[name] = getattr(args, name)
     return THEORIES[theory](ens), ens
+
+
+def _training_inputs(args: argparse.Namespace, ens_rec: dict) -> list[str]:
+    """The model file, and the training ensemble if it is still there (it must be unchanged)."""
+    train_ens = Path(ens_rec["path"])
+    inputs = [args.model]
+    if train_ens.is_file():
+        if sha256_file(train_ens) != ens_rec["sha256"]:
+            raise ValueError(f"{train_ens} changed since {args.model} was trained on it "
+                             f"(recorded sha256 {ens_rec['sha256'][:12]}...): retrain the model")
+        inputs.append(str(train_ens))
+    return inputs
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -99,53 +125,69 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.L % model.downsampling:
         raise ValueError(f"--L {args.L} is not a multiple of the model's downsampling factor "
                          f"{model.downsampling}")
+    if args.mala_steps and not args.mala_out:
+        raise ValueError("--mala-steps needs --mala-out (the ensemble after MALA)")
     theory, ens_rec = _theory_from_record(record, args)
-    params = {"n_steps": args.n_steps, "t_min": args.t_min, "grid": args.grid}
+    if theory.name == "u1":     # physics conditioning: exp(-beta S_0) makes the score linear in beta
+        model.score_factor = theory.beta / float(record["ensemble"]["beta"])
+    inputs = _training_inputs(args, ens_rec)
+    params = {"n_steps": args.n_steps, "t_min": args.t_min}
+    if args.sampler != "ald":       # annealed Langevin is always on the geometric grid
+        params.update(grid=args.grid)
+    if args.sampler in ("pc", "ald"):
+        params.update(snr=args.snr)
     if args.sampler == "pc":
-        params.update(snr=args.snr, n_corrector=args.n_corrector)
+        params.update(n_corrector=args.n_corrector)
+    if args.sampler == "ald":
+        params.update(steps_per_level=args.steps_per_level)
     sampler = make_sampler(args.sampler, **params)
+    site_shape = tuple(theory.cold_start(1, args.L).shape[1:])
+    options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps,
+               "anneal_snr": args.anneal_snr, "show_progress": args.progress}
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    res = sampler.sample(model, args.n_configs, (args.L, args.L), generator=gen,
-                         batch_size=args.batch_size, snapshot_taus=args.snapshot_taus,
-                         n_snapshots=args.n_snapshots, theory=theory, show_progress=args.progress,
-                         desc=f"{sampler.name} L={args.L}")
-    phi = res.x.double()
+    res = sampler.sample(model, args.n_configs, site_shape, generator=gen,
+                         snapshot_taus=args.snapshot_taus, n_snapshots=args.n_snapshots,
+                         desc=f"{sampler.name} L={args.L}", **options)
     rate = args.n_configs / res.wall_time
     print(f"sampled {args.n_configs} configurations in {res.wall_time:.1f} s ({rate:.2f} configs/s)")
-    data_vars = {
-        "phi": (("config", "x", "y"), phi.numpy()),
-        "chain": ("config", np.arange(args.n_configs),
-                  {"long_name": "independent sample index (every configuration is its own chain)"}),
-        "action": ("config", theory.action(phi).numpy(), {"long_name": "action S of the configuration"}),
-    }
-    coords = {"config": np.arange(args.n_configs)}
-    if res.snapshots is not None:
-        data_vars["snapshot"] = (("tau", "snapshot_config", "x", "y"), res.snapshots.double().numpy(),
-                                 {"long_name": "field along the backward process (tau = 0: prior, 1: sample)"})
-        coords["tau"] = res.snapshot_taus
-        coords["snapshot_t"] = ("tau", res.snapshot_t, {"long_name": "diffusion time t"})
     model_sha = sha256_file(args.model)
-    train_ens = Path(ens_rec["path"])
-    inputs = [args.model]
-    if train_ens.is_file():
-        if sha256_file(train_ens) != ens_rec["sha256"]:
-            raise ValueError(f"{train_ens} changed since {args.model} was trained on it "
-                             f"(recorded sha256 {ens_rec['sha256'][:12]}...): retrain the model")
-        inputs.append(str(train_ens))
-    ds = xr.Dataset(data_vars, coords=coords, attrs={
-        "theory": record["ensemble"]["theory"], "source": "dm", "L": int(args.L),
-        "kappa": float(theory.kappa), "lam": float(theory.lam),
+    attrs = {
         "sampler_json": json.dumps(sampler.config(), sort_keys=True), "nfe": int(res.nfe),
+        "anneal_steps": int(args.anneal_steps), "anneal_snr": float(args.anneal_snr),
+        "score_factor": float(model.score_factor),
         "sample_wall_time_s": float(res.wall_time), "configs_per_s": float(rate),
+        "wall_time_s": float(res.wall_time),
         "model_path": str(args.model), "model_sha256": model_sha,
         "model_config_sha256": record["provenance"]["config_sha256"],
-        "train_ensemble_path": str(train_ens), "train_ensemble_sha256": ens_rec["sha256"],
+        "train_ensemble_path": str(ens_rec["path"]), "train_ensemble_sha256": ens_rec["sha256"],
         "train_L": int(record["ensemble"].get("L", -1)),
-    })
+        **{f"train_{k}": float(record["ensemble"][k]) for k in COUPLINGS[theory.name]},
+    }
+    ds = independent_ensemble(theory, res.x, "dm", **attrs)
+    if res.snapshots is not None:
+        dims = ("tau", "snapshot_config", *theory.site_dims)
+        ds["snapshot"] = (dims, res.snapshots.double().numpy(),
+                          {"long_name": "field along the backward process (tau = 0: prior, 1: sample)"})
+        ds = ds.assign_coords(tau=res.snapshot_taus,
+                              snapshot_t=("tau", res.snapshot_t, {"long_name": "diffusion time t"}))
     save(ds, args, "sample", inputs=inputs, model_sha256=model_sha)
+    if not args.mala_steps:
+        return
+    t0 = time.perf_counter()
+    pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
+    pilot = sampler.sample(model, args.mala_pilot, site_shape, generator=pilot_gen,
+                           desc=f"pilot L={args.L}", **options).x.to(device)
+    mala, data_vars, mala_attrs = mala_stage(theory, res.x.to(device), pilot, args, gen, pilot_gen,
+                                             desc=f"mala L={args.L}")
+    attrs["wall_time_s"] = res.wall_time + time.perf_counter() - t0
+    out = independent_ensemble(theory, mala.x, "dm_mala", **attrs, **mala_attrs).assign(data_vars)
+    args.out, dm_out = args.mala_out, args.out
+    save(out, args, "sample", inputs=inputs, model_sha256=model_sha, dm_ensemble=str(dm_out))
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
+    from physml.observables.compare import comparison_table, table_frame   # pyerrors, scipy
+
     setup_runtime(args)
     datasets = [read_artifact(p) for p in args.observables]
     table = comparison_table(datasets, reference=args.reference)
@@ -174,6 +216,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--blocks-per-level", type=int, default=0, help="extra residual blocks per level")
     t.add_argument("--global-pool", action="store_true",
                    help="mix the lattice average of the deepest features back in (sees phibar)")
+    t.add_argument("--gauge-covariant", action="store_true",
+                   help="U(1): score = B^T g(cos theta_P, sin theta_P), exactly gauge covariant "
+                        "(see physml.diffusion.unet)")
     d = TrainConfig()
     t.add_argument("--epochs", type=int, default=d.epochs, help="passes over the ensemble")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help="configurations per step")
@@ -187,7 +232,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--t-sampling", choices=T_SAMPLING, default=d.t_sampling,
                    help="training times: uniform in [t_min, 1], or log-uniform noise level sigma(t)")
     t.add_argument("--normalisation", choices=("rms", "minmax"), default=d.normalisation,
-                   help="divide the data by its RMS or by max |phi| (no shift either way)")
+                   help="divide the data by its RMS or by max |phi| (no shift either way); "
+                        "U(1) angles are never normalised")
     t.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no random translations/reflections/rotations")
     t.add_argument("--no-odd", dest="odd", action="store_false",
@@ -203,13 +249,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--L", type=int, required=True, help="lattice extent of the generated fields")
     s.add_argument("--n-configs", type=int, required=True, help="configurations to generate")
     s.add_argument("--sampler", choices=sorted(SAMPLERS), default="em",
-                   help="em: Euler-Maruyama, pc: predictor-corrector, ode: probability flow")
+                   help="em: Euler-Maruyama, pc: predictor-corrector, ode: probability flow, "
+                        "ald: annealed Langevin on a geometric noise grid")
     s.add_argument("--n-steps", type=int, default=500, help="time steps from t = 1 to t_min")
     s.add_argument("--t-min", type=float, default=1e-3, help="final diffusion time")
     s.add_argument("--grid", choices=GRIDS, default="linear",
                    help="time grid: uniform in t, or geometric in the noise level sigma(t)")
     s.add_argument("--snr", type=float, default=0.16, help="pc: Langevin corrector signal-to-noise")
     s.add_argument("--n-corrector", type=int, default=1, help="pc: corrector steps per time step")
+    s.add_argument("--steps-per-level", type=int, default=2, help="ald: Langevin steps per noise level")
+    s.add_argument("--anneal-steps", type=int, default=0,
+                   help="annealing stage: Langevin steps at fixed t = t_min after the diffusion")
+    s.add_argument("--anneal-snr", type=float, default=0.16, help="annealing stage: signal-to-noise ratio")
     s.add_argument("--batch-size", type=int, default=256, help="configurations per batch")
     s.add_argument("--snapshot-taus", type=float, nargs="*", default=[0, 0.25, 0.5, 0.75, 1],
                    help="fractions of the backward process at which to keep snapshots")
@@ -217,6 +268,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--kappa", type=float, default=None,
                    help="phi4: kappa of the action stored with the samples (default: the model's)")
     s.add_argument("--lam", type=float, default=None, help="phi4: lambda (default: the model's)")
+    s.add_argument("--beta", type=float, default=None,
+                   help="u1: generate at this beta (score times beta / beta_0; default: beta_0)")
+    add_mala_options(s, default_steps=0)
+    s.add_argument("--mala-out", default=None, help="ensemble after the MALA stage (source = dm_mala)")
     s.add_argument("--seed", type=int, required=True, help="random seed")
     s.add_argument("--out", required=True, help="output ensemble .nc")
     add_runtime_options(s, device=True)

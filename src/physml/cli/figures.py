@@ -11,6 +11,7 @@ from physml.figures.phi4 import plot_phi4_hmc
 from physml.figures.render import save_figure
 from physml.figures.rmt import plot_rmt_mp, plot_rmt_spacing, plot_rmt_temperature, plot_rmt_transformer
 from physml.figures.u1 import plot_u1_hmc
+from physml.figures.u1_diffusion import plot_u1_coupling, plot_u1_volume
 from physml.io.artifacts import read_artifact
 
 FIGURES = {"phi4_hmc": plot_phi4_hmc,
@@ -19,7 +20,7 @@ FIGURES = {"phi4_hmc": plot_phi4_hmc,
            "phi4_denoising": plot_phi4_denoising, "phi4_hmc_vs_dm": plot_phi4_hmc_vs_dm,
            "rmt_spacing": plot_rmt_spacing, "rmt_mp": plot_rmt_mp,
            "rmt_temperature": plot_rmt_temperature, "rmt_transformer": plot_rmt_transformer,
-           "u1_hmc": plot_u1_hmc}
+           "u1_hmc": plot_u1_hmc, "u1_volume": plot_u1_volume, "u1_coupling": plot_u1_coupling}
 
 
 def cmd_figure(args: argparse.Namespace) -> None:

@@ -10,7 +10,6 @@ from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.lattice.u1_exact import exact_ensemble
 from physml.mc.ensembles import hmc_ensemble
-from physml.observables import measure
 
 
 def _positive_int(text: str) -> int:
@@ -71,6 +70,8 @@ def cmd_exact_u1(args: argparse.Namespace) -> None:
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
+    from physml.observables import measure   # pyerrors: imported only by this verb
+
     setup_runtime(args)
     ds = read_artifact(args.ensemble)
     obs = measure(ds)

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 
 from physml import __version__
 from physml.cli import run_verb
-from physml.cli import diffusion as diffusion_cli
-from physml.cli import figures, lattice, provenance
-from physml.cli import phases as phases_cli
-from physml.cli import rmt as rmt_cli
 
-MODULES = [lattice, figures, provenance, phases_cli, rmt_cli, diffusion_cli]
+# verb -> module of physml.cli that registers it; a job imports only its verb's module
+# (torch, pyerrors and matplotlib cost seconds of start-up each)
+VERBS = {"hmc": "lattice", "exact": "lattice", "measure": "lattice", "figure": "figures",
+         "provenance": "provenance", "phases": "phases", "rmt": "rmt",
+         "train": "diffusion", "sample": "diffusion", "compare": "diffusion",
+         "mala": "corrections", "reweight": "corrections"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``verb`` alone when it is known, else of every verb (for --help)."""
     parser = argparse.ArgumentParser(prog="physml", description=__doc__)
     parser.add_argument("--version", action="version", version=f"physml {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in MODULES:
-        module.register(sub)
+    modules = [VERBS[verb]] if verb in VERBS else list(dict.fromkeys(VERBS.values()))
+    for name in modules:
+        importlib.import_module(f"physml.cli.{name}").register(sub)
     return parser
 
 
@@ -31,7 +35,8 @@ def _exit_on_sigterm(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return run_verb(args, args.verb)
 

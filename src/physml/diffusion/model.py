@@ -12,6 +12,19 @@ Z2.  With ``odd=True`` the score is s(x, t) = (f(x, t) - f(-x, t)) / 2, odd in
 x by construction; since the prior and the Gaussian noise are symmetric too,
 every sampler then draws phi and -phi with exactly equal probability.
 
+Periodic fields (U(1) link angles, ``periodic=True``) use no normalisation
+(scale 1, radians): :meth:`ScoreModel.wrap` maps them into [-pi, pi) and every
+sampler applies it after each update (see :mod:`physml.diffusion.training` for
+how the Gaussian perturbation kernel handles the periodic target).
+
+Physics conditioning (PHYSICS.md section 3).  The Boltzmann weight exp(-beta S_0)
+makes the score of the data linear in beta, so a model trained at beta_0 serves any
+beta with ``score_factor = beta / beta_0`` multiplying every score evaluation.  This
+is exact at t -> 0 only: p_t is the data smeared by noise that does not scale with
+beta.  (An interpolation from beta / beta_0 at t = 0 to 1 at large t, exact for
+Gaussian fluctuations, was tried for U(1) and gave worse plaquettes and no better
+topology at beta = 5.)
+
 Fields are ``(batch, L, L)`` for one channel or ``(batch, C, L, L)``.
 
 A model file (``.pt``) holds the EMA weights, the network and SDE
@@ -33,6 +46,7 @@ from torch import nn
 from physml.diffusion.sde import SDE, make_sde
 from physml.diffusion.unet import UNet
 from physml.io.artifacts import atomic_path
+from physml.lattice.u1 import wrap_angle
 
 MODEL_FORMAT = "physml-score-model-1"
 
@@ -40,12 +54,16 @@ MODEL_FORMAT = "physml-score-model-1"
 class ScoreModel(nn.Module):
     """s_theta(x, t) in normalised units, with optional odd symmetrisation."""
 
-    def __init__(self, net: UNet, scale: float = 1.0, odd: bool = True):
+    def __init__(self, net: UNet, scale: float = 1.0, odd: bool = True, periodic: bool = False):
         super().__init__()
+        if periodic and scale != 1.0:
+            raise ValueError(f"periodic fields are not normalised (scale 1), got scale {scale}")
         self.net = net
         self.sde: SDE = net.sde
         self.scale = float(scale)
         self.odd = bool(odd)
+        self.periodic = bool(periodic)
+        self.score_factor = 1.0     # beta / beta_0 (physics conditioning); not stored in files
 
     @property
     def downsampling(self) -> int:
@@ -62,7 +80,13 @@ class ScoreModel(nn.Module):
             out = 0.5 * (out[: x.shape[0]] - out[x.shape[0]:])
         else:
             out = self.net(h, t)
+        if self.score_factor != 1.0:
+            out = out * self.score_factor
         return out[:, 0] if squeeze else out
+
+    def wrap(self, x: torch.Tensor) -> torch.Tensor:
+        """Periodic fields into [-pi, pi) (identity for fields in R)."""
+        return wrap_angle(x) if self.periodic else x
 
     def normalise(self, phi: torch.Tensor) -> torch.Tensor:
         return phi / self.scale
@@ -77,9 +101,9 @@ class ScoreModel(nn.Module):
 
 
 def build_score_model(sde: dict[str, Any], net: dict[str, Any], scale: float = 1.0,
-                      odd: bool = True) -> ScoreModel:
+                      odd: bool = True, periodic: bool = False) -> ScoreModel:
     """A fresh model from plain-JSON SDE and network hyperparameters (weights from torch's RNG)."""
-    return ScoreModel(UNet(make_sde(**sde), **net), scale=scale, odd=odd)
+    return ScoreModel(UNet(make_sde(**sde), **net), scale=scale, odd=odd, periodic=periodic)
 
 
 def model_record(model: ScoreModel, **meta: Any) -> dict[str, Any]:
@@ -91,6 +115,7 @@ def model_record(model: ScoreModel, **meta: Any) -> dict[str, Any]:
         "net": model.net.config(),
         "scale": model.scale,
         "odd": model.odd,
+        "periodic": model.periodic,
         **meta,
     }
 
@@ -116,7 +141,8 @@ def load_score_model(path: str | os.PathLike, device: torch.device | str = "cpu"
                      ) -> tuple[ScoreModel, dict[str, Any]]:
     """(model in eval mode on ``device``, the file's record without the weights)."""
     record = read_model_file(path)
-    model = build_score_model(record["sde"], record["net"], record["scale"], record["odd"])
+    model = build_score_model(record["sde"], record["net"], record["scale"], record["odd"],
+                              record.get("periodic", False))
     model.load_state_dict(record.pop("state_dict"))
     return model.to(device).eval(), record
 

@@ -12,20 +12,25 @@ units** (the model's normalisation undone):
   eps = 2 (snr sqrt(d) / <||s||>)^2 (Song et al.);
 - :class:`ProbabilityFlow`: the probability-flow ODE dx/dt = -g^2 s / 2, Heun's
   method (2 score evaluations per step), optionally a final Tweedie denoising
-  step x + sigma(t_min)^2 s(x, t_min).
+  step x + sigma(t_min)^2 s(x, t_min);
+- :class:`AnnealedLangevin`: annealed Langevin dynamics (Song & Ermon) on a
+  geometric grid of noise levels from sigma(1) to sigma(t_min): ``steps_per_level``
+  Langevin steps x <- x + eps s + sqrt(2 eps) z at each level, eps from ``snr``
+  as for the corrector.
+
+Any sampler can append an **annealing stage** (``anneal_steps`` Langevin steps at
+fixed t = t_min, the sampling counterpart of thermalising at the end of the
+diffusion; :meth:`Sampler.sample`).  Periodic fields are wrapped into [-pi, pi)
+after every update (:meth:`ScoreModel.wrap`), the prior sample included.  The
+exact Metropolis correction (MALA, :mod:`physml.mc.mala`) acts on the returned
+physical fields.
 
 A sampler runs in batches (``batch_size``), draws all noise from one
 ``torch.Generator`` (deterministic given the seed and batch size), shows a
 progress bar over all steps, and can keep snapshots of the first few
 configurations at chosen fractions tau of the backward process (tau = 0: the
-prior sample at t = 1; tau = 1: the final sample).
-
-Extension points (a later stage adds MALA and annealing): subclasses implement
-:meth:`Sampler._diffuse`; :meth:`Sampler.finish` is applied to every batch in
-physical units after the diffusion and receives the physics ``theory`` object
-(anything with ``action(x)`` and ``force(x) = -dS/dx`` batched over the first axis),
-so that an exact Metropolis correction can be appended without touching the
-samplers here.  Register new samplers in :data:`SAMPLERS`.
+prior sample at t = 1; tau = 1: the final sample).  Subclasses implement
+:meth:`Sampler._diffuse`; register new samplers in :data:`SAMPLERS`.
 """
 
 from __future__ import annotations
@@ -47,8 +52,8 @@ from physml.progress import progress
 class SampleResult:
     """Samples ``x`` (physical units, ``(n, *site_shape)``), snapshots
     ``(len(taus), n_snapshots, *site_shape)`` at ``snapshot_taus`` (diffusion times
-    ``snapshot_t``), the number of score evaluations per configuration, wall time and
-    per-sampler diagnostics."""
+    ``snapshot_t``), the number of score evaluations per configuration (annealing
+    included) and the wall time."""
 
     x: torch.Tensor
     snapshots: torch.Tensor | None = None
@@ -56,7 +61,6 @@ class SampleResult:
     snapshot_t: list[float] = field(default_factory=list)
     nfe: int = 0
     wall_time: float = 0.0
-    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 class Sampler(ABC):
@@ -88,11 +92,6 @@ class Sampler(ABC):
         """Score evaluations per configuration."""
         return self.n_steps
 
-    def finish(self, model: ScoreModel, x: torch.Tensor, gen: torch.Generator, theory=None
-               ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Post-process a batch in physical units (identity here; MALA goes here)."""
-        return x, {}
-
     def config(self) -> dict[str, Any]:
         """Plain-JSON parameters; ``make_sampler(**sampler.config())`` rebuilds it."""
         params = inspect.signature(type(self).__init__).parameters
@@ -123,11 +122,15 @@ class Sampler(ABC):
     @torch.no_grad()
     def sample(self, model: ScoreModel, n: int, site_shape: Sequence[int], *,
                generator: torch.Generator, batch_size: int = 256,
-               snapshot_taus: Sequence[float] = (), n_snapshots: int = 0, theory=None,
+               snapshot_taus: Sequence[float] = (), n_snapshots: int = 0,
+               anneal_steps: int = 0, anneal_snr: float = 0.16,
                show_progress: bool = True, desc: str | None = None) -> SampleResult:
-        """Draw ``n`` configurations of shape ``site_shape`` (e.g. ``(L, L)``)."""
+        """Draw ``n`` configurations of shape ``site_shape`` (e.g. ``(L, L)``), then run
+        ``anneal_steps`` Langevin steps (``anneal_snr``) at t = t_min on each."""
         if n < 1 or batch_size < 1:
             raise ValueError("need n >= 1 and batch_size >= 1")
+        if anneal_steps < 0 or anneal_snr <= 0:
+            raise ValueError("need anneal_steps >= 0 and anneal_snr > 0")
         model.eval()
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
@@ -135,14 +138,15 @@ class Sampler(ABC):
         snap_steps = self.snapshot_steps(snapshot_taus)
         n_snap = min(int(n_snapshots), n) if snap_steps else 0
         snaps: list[torch.Tensor | None] = [None] * len(snap_steps)
-        outs, diags = [], []
+        outs = []
         n_batches = math.ceil(n / batch_size)
-        bar = progress(total=n_batches * self.n_steps, desc=desc or f"sample {self.name}",
+        bar = progress(total=n_batches * (self.n_steps + anneal_steps), desc=desc or f"sample {self.name}",
                        enabled=show_progress)
         t0 = time.perf_counter()
         for b in range(n_batches):
             m = min(batch_size, n - b * batch_size)
-            x = model.sde.prior_sampling((m, *site_shape), generator, dtype=dtype, device=device)
+            x = model.wrap(model.sde.prior_sampling((m, *site_shape), generator, dtype=dtype,
+                                                    device=device))
 
             def on_step(k, xk, first=(b == 0)):
                 bar.update(1)
@@ -156,21 +160,23 @@ class Sampler(ABC):
                     if s == 0:
                         snaps[j] = model.denormalise(x[:n_snap]).cpu().clone()
             x = self._diffuse(model, x, grid, generator, on_step)
-            x, diag = self.finish(model, model.denormalise(x), generator, theory)
+            for _ in range(anneal_steps):
+                x = langevin_step(model, x, grid[-1], anneal_snr, generator)
+                bar.update(1)
+            x = model.denormalise(x)
             if b == 0 and n_snap:
                 for j, s in enumerate(snap_steps):
                     if s == self.n_steps:
                         snaps[j] = x[:n_snap].cpu().clone()
             outs.append(x.cpu())
-            diags.append(diag)
         bar.close()
         wall = time.perf_counter() - t0
         snapshots = torch.stack(snaps) if n_snap else None
         snap_t = [float(grid[s]) if s < self.n_steps else 0.0 for s in snap_steps]
         return SampleResult(x=torch.cat(outs), snapshots=snapshots,
                             snapshot_taus=[float(t) for t in snapshot_taus] if n_snap else [],
-                            snapshot_t=snap_t if n_snap else [], nfe=self.nfe, wall_time=wall,
-                            diagnostics={"batches": diags})
+                            snapshot_t=snap_t if n_snap else [], nfe=self.nfe + anneal_steps,
+                            wall_time=wall)
 
 
 GRIDS = ("linear", "log_sigma")
@@ -198,9 +204,9 @@ def em_step(model: ScoreModel, x: torch.Tensor, t: torch.Tensor, dt: float,
     _, g = model.sde.sde(x, tt)
     x_mean = x - drift * dt
     if not noise:
-        return x_mean
+        return model.wrap(x_mean)
     z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
-    return x_mean + _bcast(g, x) * math.sqrt(dt) * z
+    return model.wrap(x_mean + _bcast(g, x) * math.sqrt(dt) * z)
 
 
 def langevin_step(model: ScoreModel, x: torch.Tensor, t: torch.Tensor, snr: float,
@@ -215,7 +221,7 @@ def langevin_step(model: ScoreModel, x: torch.Tensor, t: torch.Tensor, snr: floa
     z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
     s_norm = s.flatten(1).norm(dim=1).mean().clamp(min=1e-12)
     eps = 2 * (snr * math.sqrt(x[0].numel()) / s_norm) ** 2
-    return x + eps * s + torch.sqrt(2 * eps) * z
+    return model.wrap(x + eps * s + torch.sqrt(2 * eps) * z)
 
 
 class EulerMaruyama(Sampler):
@@ -282,13 +288,41 @@ class ProbabilityFlow(Sampler):
             h = float(t_next - t)  # negative
             d1 = f(x, t)
             x_pred = x + h * d1
-            x = x + 0.5 * h * (d1 + f(x_pred, t_next))
+            x = model.wrap(x + 0.5 * h * (d1 + f(x_pred, t_next)))
             on_step(k + 1, x)
         if self.denoise:
             tt = _time(grid[-1], x)
             std = model.sde.marginal_std(tt)
-            x = x + _bcast(std * std, x) * model(x, tt)
+            x = model.wrap(x + _bcast(std * std, x) * model(x, tt))
         on_step(len(grid), x)
+        return x
+
+
+class AnnealedLangevin(Sampler):
+    """Annealed Langevin dynamics: ``steps_per_level`` Langevin steps (``snr``) at each of
+    ``n_steps`` noise levels, geometrically spaced from sigma(1) to sigma(t_min)."""
+
+    name = "ald"
+
+    def __init__(self, n_steps: int = 100, t_min: float = 1e-3, grid: str = "log_sigma",
+                 snr: float = 0.16, steps_per_level: int = 2):
+        if grid != "log_sigma":
+            raise ValueError(f"annealed Langevin needs the geometric grid 'log_sigma', got {grid!r}")
+        super().__init__(n_steps, t_min, grid)
+        if snr <= 0 or steps_per_level < 1:
+            raise ValueError("need snr > 0 and steps_per_level >= 1")
+        self.snr = float(snr)
+        self.steps_per_level = int(steps_per_level)
+
+    @property
+    def nfe(self) -> int:
+        return self.n_steps * self.steps_per_level
+
+    def _diffuse(self, model, x, grid, gen, on_step):
+        for k, t in enumerate(grid, start=1):
+            for _ in range(self.steps_per_level):
+                x = langevin_step(model, x, t, self.snr, gen)
+            on_step(k, x)
         return x
 
 
@@ -296,6 +330,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
     "em": EulerMaruyama,
     "pc": PredictorCorrector,
     "ode": ProbabilityFlow,
+    "ald": AnnealedLangevin,
 }
 
 

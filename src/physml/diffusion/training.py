@@ -13,6 +13,20 @@ reflections and 90-degree rotations (:func:`augment`).  Adam, optional cosine
 learning-rate decay, and an exponential moving average (EMA) of the weights,
 which is what the model file holds.
 
+Periodic fields (U(1) link angles, ``periodic=True``).  The data are angles in
+radians, not normalised; the augmentation is a random translation and a random
+gauge transformation of every configuration (:func:`augment_links`); the noisy
+input is wrapped, x_t = wrap(x0 + sigma(t) z), while the regression target stays
+-z / sigma(t).  This is denoising score matching for the *wrapped* Gaussian kernel
+p_t(x | x0) = sum_k N(x + 2 pi k; x0, sigma^2): its score is the posterior mean over
+the winding k of -(x + 2 pi k - x0) / sigma^2, and -z / sigma(t) is exactly that
+quantity for the winding that occurred, so the minimiser of the loss is the exact
+score of the periodic marginal p_t at every noise level, not an approximation.
+At small sigma (the regime of the final sampler steps, MALA and annealing) only
+k = 0 contributes and the kernel is the ordinary Gaussian; at large sigma the
+marginal is uniform on the torus and the learned score tends to zero, which the
+wrapped prior (uniform for sigma(1) >> pi) matches.
+
 Determinism and resume.  Every random number of the loop (data order,
 augmentation, t, z) comes from one ``torch.Generator`` seeded from ``seed``;
 the initial weights from ``torch.manual_seed(seed)``.  After every epoch a
@@ -40,6 +54,7 @@ import xarray as xr
 
 from physml.diffusion.model import ScoreModel, build_score_model
 from physml.io.artifacts import atomic_path, canonical_json
+from physml.lattice.u1 import random_gauge_transform
 from physml.progress import progress
 
 N_T_BINS = 5
@@ -58,7 +73,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     t_min: float = 1e-5
     t_sampling: str = "uniform"      # uniform in t | log_sigma: uniform in log sigma(t)
-    normalisation: str = "rms"       # rms | minmax (both without a shift)
+    normalisation: str = "rms"       # rms | minmax (both without a shift) | none
+    periodic: bool = False           # angles in [-pi, pi): wrapped inputs, gauge augmentation
     augment: bool = True
     odd: bool = True
     grad_clip: float = 1.0           # max global gradient norm (0 = off)
@@ -68,8 +84,10 @@ class TrainConfig:
             raise ValueError("need epochs >= 1, batch_size >= 1, lr > 0")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
-        if self.normalisation not in ("rms", "minmax"):
-            raise ValueError(f"normalisation must be rms or minmax, got {self.normalisation!r}")
+        if self.normalisation not in ("rms", "minmax", "none"):
+            raise ValueError(f"normalisation must be rms, minmax or none, got {self.normalisation!r}")
+        if self.periodic and self.normalisation != "none":
+            raise ValueError("periodic fields (angles) need normalisation 'none'")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.t_min < 1:
@@ -87,7 +105,10 @@ class TrainConfig:
 
 
 def normalisation_scale(phi: torch.Tensor, kind: str = "rms") -> float:
-    """Scale of the data without a shift: RMS over all sites, or max |phi| (symmetric min-max)."""
+    """Scale of the data without a shift: RMS over all sites, max |phi| (symmetric min-max),
+    or 1 (``none``)."""
+    if kind == "none":
+        return 1.0
     if kind == "rms":
         return float(phi.double().square().mean().sqrt())
     if kind == "minmax":
@@ -101,8 +122,8 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     ``x`` is ``(batch, L, L)`` or ``(batch, C, L, L)`` with a square lattice; each
     configuration gets a random translation, reflections of either axis and a
     transposition, i.e. a uniform element of translations x the dihedral group D4
-    (reflections and 90-degree rotations).  For vector fields (U(1) links) the
-    channels would also have to be permuted; this function is for scalar channels.
+    (reflections and 90-degree rotations).  This is for scalar channels;
+    U(1) links use :func:`augment_links`.
     """
     n, L = x.shape[0], x.shape[-1]
     if x.shape[-2] != L:
@@ -121,6 +142,20 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     out = x[b[:, None, None, None], torch.arange(x.shape[1], device=dev)[None, :, None, None],
             ix[:, None, :, None], iy[:, None, None, :]]
     return torch.where(s[:, 2, None, None, None].bool(), out.transpose(-1, -2), out)
+
+
+def augment_links(theta: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """U(1) links ``(batch, 2, L, L)``: an independent random translation and a uniformly
+    random gauge transformation of each configuration (both leave the Wilson action and
+    every gauge-invariant observable unchanged)."""
+    n, L0, L1 = theta.shape[0], theta.shape[-2], theta.shape[-1]
+    r = torch.randint(0, L0 * L1, (n,), generator=generator, device=theta.device)
+    ix = (torch.arange(L0, device=theta.device)[None, :] + (r // L1)[:, None]) % L0
+    iy = (torch.arange(L1, device=theta.device)[None, :] + (r % L1)[:, None]) % L1
+    b = torch.arange(n, device=theta.device)[:, None, None, None]
+    mu = torch.arange(2, device=theta.device)[None, :, None, None]
+    shifted = theta[b, mu, ix[:, None, :, None], iy[:, None, None, :]]
+    return random_gauge_transform(shifted, generator)
 
 
 def sample_times(sde, n: int, t_min: float, kind: str, generator: torch.Generator,
@@ -146,7 +181,7 @@ def dsm_loss(model: ScoreModel, x0: torch.Tensor, generator: torch.Generator, t_
     t = sample_times(model.sde, n, t_min, t_sampling, generator, x0.device, x0.dtype)
     z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     std = model.sde.marginal_std(t).reshape(-1, *([1] * (x0.dim() - 1)))
-    score = model(x0 + std * z, t)
+    score = model(model.wrap(x0 + std * z), t)
     per_sample = (std * score + z).square().flatten(1).mean(dim=1)
     loss = per_sample.mean()
     return (loss, per_sample.detach(), t) if return_t else loss
@@ -233,7 +268,9 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
                      list(data.shape))
 
     torch.manual_seed(seed)
-    model = build_score_model(sde, net, scale=scale, odd=cfg.odd).to(device)
+    if cfg.periodic and (data.dim() != 4 or data.shape[1] != 2):
+        raise ValueError(f"periodic training needs U(1) links shaped (n, 2, L, L), got {tuple(data.shape)}")
+    model = build_score_model(sde, net, scale=scale, odd=cfg.odd, periodic=cfg.periodic).to(device)
     if data.shape[-1] % model.downsampling:
         raise ValueError(f"L = {data.shape[-1]} is not a multiple of the U-Net's downsampling "
                          f"factor {model.downsampling}")
@@ -276,7 +313,7 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
         for i in range(0, n, cfg.batch_size):
             x0 = x_all[perm[i:i + cfg.batch_size]]
             if cfg.augment:
-                x0 = augment(x0, gen)
+                x0 = augment_links(x0, gen) if cfg.periodic else augment(x0, gen)
             loss, per_sample, t = dsm_loss(model, x0, gen, cfg.t_min, cfg.t_sampling, return_t=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()

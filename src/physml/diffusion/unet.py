@@ -16,6 +16,22 @@ transposed convolution with stride 2 (each coarse site feeds exactly its own
 
 Input ``(batch, in_channels, L, L)``, time ``(batch,)``; output like the input.
 ``in_channels`` is 1 for a scalar field, 2 for U(1) link angles (mu = 0, 1).
+
+Gauge-covariant mode (``gauge=True``, U(1) links only).  A gauge transformation
+shifts the links by D alpha and the Gaussian kernel of the SDE is shift invariant,
+so every p_t of gauge-invariant data is gauge invariant, and so is it under a
+constant shift of all links along one direction (which leaves the plaquettes
+unchanged).  Its score is therefore orthogonal to all those directions, i.e. of
+the form B^T g with B the link -> plaquette incidence map and g one number per
+plaquette.  In this mode the network reads the gauge-invariant plaquette features
+(cos theta_P, sin theta_P) (periodic by construction), outputs g, and returns
+s = B^T g:
+
+    s_{x,0} = g(x) - g(x - 1),   s_{x,1} = g(x - 0) - g(x)
+
+(the same map that turns sin theta_P into the Wilson force), so the score is
+exactly gauge covariant and the small-t limit -dS/dtheta = B^T (-beta sin theta_P)
+is a linear function of the features.
 """
 
 from __future__ import annotations
@@ -27,6 +43,7 @@ import torch
 from torch import nn
 
 from physml.diffusion.sde import SDE
+from physml.lattice.u1 import plaquette_angles
 
 
 class GaussianFourierProjection(nn.Module):
@@ -85,18 +102,21 @@ class UNet(nn.Module):
 
     def __init__(self, sde: SDE, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
                  embed_dim: int = 64, fourier_scale: float = 16.0, groups: int = 4,
-                 blocks_per_level: int = 0, global_pool: bool = False):
+                 blocks_per_level: int = 0, global_pool: bool = False, gauge: bool = False):
         super().__init__()
         channels = [int(c) for c in channels]
         if not channels or min(channels) < 1:
             raise ValueError(f"channels must be a non-empty list of positive ints, got {channels}")
+        if gauge and in_channels != 2:
+            raise ValueError(f"the gauge-covariant network takes U(1) links (2 channels), got {in_channels}")
+        self.gauge = bool(gauge)
         self.sde = sde
         self.in_channels = int(in_channels)
         self.channels = channels
         self.hparams = {"in_channels": self.in_channels, "channels": channels,
                         "embed_dim": int(embed_dim), "fourier_scale": float(fourier_scale),
                         "groups": int(groups), "blocks_per_level": int(blocks_per_level),
-                        "global_pool": bool(global_pool)}
+                        "global_pool": bool(global_pool), "gauge": self.gauge}
         self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale),
                                    nn.Linear(embed_dim, embed_dim), nn.SiLU())
         self.enc = nn.ModuleList()
@@ -115,7 +135,8 @@ class UNet(nn.Module):
         # over sites, so the network stays translation covariant and runs on any L
         self.pool = nn.Linear(channels[-1], channels[-1]) if global_pool else None
         c_last = 2 * channels[0] if len(channels) > 1 else channels[0]
-        self.out = nn.Conv2d(c_last, self.in_channels, 3, padding=1, padding_mode="circular")
+        self.out = nn.Conv2d(c_last, 1 if self.gauge else self.in_channels, 3, padding=1,
+                             padding_mode="circular")
 
     @property
     def downsampling(self) -> int:
@@ -131,7 +152,11 @@ class UNet(nn.Module):
                              f"downsampling factor {self.downsampling}")
         emb = self.embed(t)
         skips = []
-        h = x
+        if self.gauge:
+            theta_p = plaquette_angles(x)
+            h = torch.stack([torch.cos(theta_p), torch.sin(theta_p)], dim=1)
+        else:
+            h = x
         for block, extra in zip(self.enc, self.extra):
             h = block(h, emb)
             for res in extra:
@@ -142,5 +167,8 @@ class UNet(nn.Module):
             h = h + self.pool(h.mean(dim=(-2, -1)))[:, :, None, None]
         for block in self.dec:
             h = torch.cat([block(h, emb), skips.pop()], dim=1)
-        h = self.out(h)
-        return h / self.sde.marginal_std(t).reshape(-1, 1, 1, 1)
+        h = self.out(h) / self.sde.marginal_std(t).reshape(-1, 1, 1, 1)
+        if self.gauge:   # s = B^T g (module docstring)
+            g = h[:, 0]
+            h = torch.stack([g - torch.roll(g, 1, -1), torch.roll(g, 1, -2) - g], dim=1)
+        return h

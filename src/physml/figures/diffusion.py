@@ -10,8 +10,10 @@ from physml.figures.phi4 import format_value
 
 TABLE_COLUMNS = (("abs_mag", "<|phibar|>"), ("chi2", "chi_2"), ("binder", "U_L"),
                  ("action_density", "<S>/V"))
-STYLE = {("hmc", 0): dict(color="k", ls="-"), ("dm", 0): dict(color="C3", ls="-"),
-         ("hmc", 1): dict(color="0.5", ls="--"), ("dm", 1): dict(color="C0", ls="--")}
+# colour per source, line style per lattice (trained L solid, larger L dashed)
+COLORS = {"hmc": "k", "dm": "C3", "dm_mala": "C0", "mala_only": "C1"}
+LINES = ("-", "--", ":")
+GENERATED = ("dm", "dm_mala", "mala_only")   # compared with HMC in the table
 
 
 def plot_phi4_denoising(ensembles: list[xr.Dataset]):
@@ -48,11 +50,11 @@ def _split(datasets):
     return table, obs
 
 
-def _pull_cell(table: xr.Dataset, name: str, L: int, kappa: float) -> str:
+def _pull_cell(table: xr.Dataset, name: str, L: int, kappa: float, source: str) -> str:
     sel = (table["observable"] == name) & (table["L"] == L) & np.isclose(table["kappa"], kappa)
     rows = table.where(sel, drop=True)
     hmc = rows.where(rows["source"] == "hmc", drop=True)
-    dm = rows.where(rows["source"] == "dm", drop=True)
+    dm = rows.where(rows["source"] == source, drop=True)
     if not len(hmc["row"]) or not len(dm["row"]):
         return "-"
     return (f"{format_value(float(dm['value'][0]), float(dm['error'][0]))} vs "
@@ -60,21 +62,23 @@ def _pull_cell(table: xr.Dataset, name: str, L: int, kappa: float) -> str:
             f"[{float(dm['pull'][0]):+.1f}σ]")
 
 
-def _dm_value(table, name, L, kappa, fmt="{:.3f}"):
+def _dm_value(table, name, L, kappa, source, fmt="{:.3f}"):
     sel = ((table["observable"] == name) & (table["L"] == L) & np.isclose(table["kappa"], kappa)
-           & (table["source"] == "dm"))
+           & (table["source"] == source))
     rows = table.where(sel, drop=True)
     return fmt.format(float(rows["value"][0])) if len(rows["row"]) else "-"
 
 
 def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
-    """Per kappa (columns): histograms of phibar and of S/V, and G(r), HMC vs DM at the
-    trained L (solid) and the larger L (dashed); below, the comparison table with the
-    deviation of the raw DM in combined sigma."""
+    """Per kappa (columns): histograms of phibar and of S/V, and G(r) of HMC, the raw DM,
+    DM + MALA and the MALA-only control, at the trained L (solid) and the larger L
+    (dashed); below, the comparison table with the deviation of each from HMC in
+    combined sigma."""
     table, obs = _split(datasets)
     kappas = sorted({round(float(d.attrs["kappa"]), 10) for d in obs})
     Ls = sorted({int(d.attrs["L"]) for d in obs})
-    points = [(k, L) for k in kappas for L in Ls]
+    sources = [s for s in GENERATED if any(d.attrs["source"] == s for d in obs)]
+    points = [(k, L, s) for k in kappas for L in Ls for s in sources]
     fig = plt.figure(figsize=(max(15.0, 4.6 * len(kappas)), 10.5 + 0.33 * len(points)))
     grid = fig.add_gridspec(4, len(kappas), height_ratios=[3, 3, 3, 0.6 + 0.42 * len(points)])
     for col, kappa in enumerate(kappas):
@@ -89,8 +93,8 @@ def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
             if not np.isclose(float(ds.attrs["kappa"]), kappa):
                 continue
             src, L = str(ds.attrs["source"]), int(ds.attrs["L"])
-            style = STYLE.get((src, Ls.index(L)), {})
-            label = f"{src.upper()} L={L}"
+            style = dict(color=COLORS.get(src), ls=LINES[Ls.index(L) % len(LINES)])
+            label = f"{src} L={L}"
             ax_p.hist(ds["phibar"].values, bins=50, density=True, histtype="step", label=label, **style)
             if "action_per_site" in ds:
                 ax_s.hist(ds["action_per_site"].values, bins=50, range=s_range, density=True,
@@ -107,19 +111,19 @@ def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
     ax_t.axis("off")
     if table is not None:
         rows = []
-        for kappa, L in points:
-            rows.append([f"{kappa:g}", str(L)]
-                        + [_pull_cell(table, name, L, kappa) for name, _ in TABLE_COLUMNS]
-                        + [_dm_value(table, "frac_phibar_pos", L, kappa),
-                           _dm_value(table, "action_hist_ks_pvalue", L, kappa, "{:.2g}")])
-        cols = (["kappa", "L"] + [f"{label}: DM vs HMC [pull]" for _, label in TABLE_COLUMNS]
-                + ["DM f(phibar>0)", "KS p (S/V)"])
+        for kappa, L, src in points:
+            rows.append([f"{kappa:g}", str(L), src]
+                        + [_pull_cell(table, name, L, kappa, src) for name, _ in TABLE_COLUMNS]
+                        + [_dm_value(table, "frac_phibar_pos", L, kappa, src),
+                           _dm_value(table, "action_hist_ks_pvalue", L, kappa, src, "{:.2g}")])
+        cols = (["kappa", "L", "source"] + [f"{label}: vs HMC [pull]" for _, label in TABLE_COLUMNS]
+                + ["f(phibar>0)", "KS p (S/V)"])
         tab = ax_t.table(cellText=rows, colLabels=cols, loc="center", cellLoc="center")
         tab.auto_set_font_size(False)
         tab.set_fontsize(7)
         tab.auto_set_column_width(list(range(len(cols))))
         tab.scale(1, 1.4)
-        ax_t.set_title("raw DM (no correction) against HMC: value(error), deviation in combined sigma",
-                       fontsize=9)
+        ax_t.set_title("raw DM, DM + MALA and the MALA-only control (same MALA steps from a trivial "
+                       "start) against HMC: value(error), deviation in combined sigma", fontsize=9)
     fig.tight_layout()
     return fig

@@ -4,11 +4,14 @@ Layout: the field variable (``phi`` or ``theta``) has dims ``(config, *site_dims
 configurations are ordered chain by chain, so ``config = chain * n_meas + m``.
 Per-configuration ``chain``, ``trajectory`` and ``action``; per-trajectory
 ``acceptance`` (0/1) and ``delta_h`` over dims ``(hmc_traj, chain)``.
+Samplers of independent configurations (diffusion model, MALA from a trivial
+start) use :func:`independent_ensemble`: one chain per configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import torch
@@ -34,10 +37,12 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
         x0 = theory.random_start(n_chains, L, gen, dtype=dtype, device=device)
     else:
         x0 = theory.cold_start(n_chains, L, dtype=dtype, device=device)
+    t0 = time.perf_counter()
     res = sample_hmc(theory, x0, n_meas=n_configs // n_chains, step_size=step_size,
                      n_steps=n_steps, generator=gen, n_therm=n_therm,
                      meas_interval=meas_interval, therm_step_size=therm_step_size,
                      show_progress=show_progress, desc=f"hmc {theory.name} L={L}")
+    wall = time.perf_counter() - t0
     n_meas = res.samples.shape[0]
     field = res.samples.transpose(0, 1).reshape(n_configs, *res.samples.shape[2:])
     chain = np.repeat(np.arange(n_chains), n_meas)
@@ -58,7 +63,29 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
         attrs={"theory": theory.name, "source": "hmc", "L": L,
                "acceptance_rate": float(res.accepted[n_therm:].double().mean()),
                "n_therm": n_therm, "meas_interval": meas_interval,
-               "step_size": step_size, "n_steps": n_steps, "start": start},
+               "step_size": step_size, "n_steps": n_steps, "start": start,
+               "wall_time_s": wall},
     )
     ds.attrs.update({k: v for k, v in dataclasses.asdict(theory).items() if k != "name"})
+    return ds
+
+
+def independent_ensemble(theory, x: torch.Tensor, source: str, **attrs) -> xr.Dataset:
+    """Independent configurations ``x`` (one chain each) of ``theory`` as an ensemble
+    Dataset: the field, ``chain`` = configuration index, ``action``; the theory's
+    couplings, ``L`` and ``source`` as attributes, plus ``attrs``."""
+    x = x.detach().double().cpu()
+    n = x.shape[0]
+    ds = xr.Dataset(
+        {
+            theory.field_name: (("config", *theory.site_dims), x.numpy()),
+            "chain": ("config", np.arange(n),
+                      {"long_name": "independent sample index (every configuration is its own chain)"}),
+            "action": ("config", theory.action(x).numpy(), {"long_name": "action S of the configuration"}),
+        },
+        coords={"config": np.arange(n)},
+        attrs={"theory": theory.name, "source": source, "L": int(x.shape[-1])},
+    )
+    ds.attrs.update({k: v for k, v in dataclasses.asdict(theory).items() if k != "name"})
+    ds.attrs.update(attrs)
     return ds

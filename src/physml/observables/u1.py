@@ -10,6 +10,23 @@ in units of stored measurements, Wolff's convention: 0.5 for independent data):
 - ``W_RxR`` = <Re W(R x R)> for R = 1 .. L/2 (averaged over base points);
 - ``action_density`` = <S>/V.
 
+- ``P_Q`` over ``Q`` = the probability of each topological charge (the Q distribution);
+- ``P_Q_exact``: the exact P(Q) on the torus at the same points, and for independent
+  configurations ``P_Q_pvalue``, the chi^2 goodness-of-fit p-value of their Q
+  histogram against it (:func:`q_distribution_pvalue`);
+- ``cost_per_independent_Q`` = seconds of generation per statistically independent
+  value of Q (wall time x 2 tau_int(Q) / configurations; 2 tau_int = 1 for
+  independent samples; wall time / ESS for reweighted ones), where the ensemble
+  records its ``wall_time_s``.
+
+Reweighted ensembles (a ``weight`` variable, :mod:`physml.stats.reweighting`) give
+self-normalised weighted estimates with delta-method errors and carry the Kish
+effective sample size ``ess``; chi_t and everything else of such an ensemble is
+flagged when the ESS is below :data:`physml.stats.reweighting.MIN_ESS`.
+Ensembles of independent configurations (every chain holds one configuration: the
+diffusion model's and MALA's) need no tau_int(Q): their chi_t is reliable by
+construction, whatever its bias, which the comparison with the exact result shows.
+
 Per configuration: ``plaquette_per_config``, ``top_charge_per_config`` (for the
 histograms), and the histograms themselves, ``plaquette_hist`` over
 ``plaquette_bin`` and ``top_charge_hist`` over ``Q``.
@@ -52,11 +69,13 @@ import math
 import numpy as np
 import torch
 import xarray as xr
+from scipy import stats
 
 from physml.lattice import u1_exact
 from physml.lattice.u1 import plaquette_angles, topological_charge_real, wilson_loop_angles
 from physml.observables.phi4 import _by_chain
 from physml.stats.gamma import ENSEMBLE, estimate, primary
+from physml.stats.reweighting import MIN_ESS, kish_ess, weighted_estimate
 
 Q_TOLERANCE = 1e-6
 THERM_FACTOR = 5
@@ -111,6 +130,29 @@ def q_change_rate(Q: np.ndarray, chain: np.ndarray, trajectory: np.ndarray, sigm
     return out
 
 
+def q_distribution_pvalue(Q: np.ndarray, q_exact: np.ndarray, p_exact: np.ndarray) -> float:
+    """Pearson chi^2 p-value of independent charges ``Q`` against the exact P(Q): charges
+    pooled from the tails inwards until every bin expects at least 5 counts."""
+    n = len(Q)
+    observed = np.array([np.count_nonzero(Q == q) for q in q_exact], dtype=float)
+    observed[0] += np.count_nonzero(Q < q_exact[0])
+    observed[-1] += np.count_nonzero(Q > q_exact[-1])
+    expected = n * p_exact / p_exact.sum()
+    bins_o, bins_e, acc_o, acc_e = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected):   # pool left to right, then fold a small last bin back
+        acc_o, acc_e = acc_o + o, acc_e + e
+        if acc_e >= 5:
+            bins_o.append(acc_o)
+            bins_e.append(acc_e)
+            acc_o = acc_e = 0.0
+    if bins_e:
+        bins_o[-1] += acc_o
+        bins_e[-1] += acc_e
+    if len(bins_e) < 2:
+        return float("nan")
+    return float(stats.chisquare(bins_o, bins_e).pvalue)
+
+
 def _window_converged(obs) -> bool:
     """Whether pyerrors' automatic window stopped before its cap (half the longest replica)."""
     lengths = [n for name, n in obs.shape.items() if name.startswith(f"{ENSEMBLE}|")]
@@ -122,6 +164,8 @@ def reliability(ds: xr.Dataset, rate: dict, window_converged: bool) -> tuple[boo
     """(reliable, reason) for chi_t; the reason lists every failed criterion."""
     problems = []
     tau = rate["tau"]
+    if rate.get("independent"):
+        return True, "ok (independent configurations)"
     if not window_converged:
         problems.append("the Gamma window for Q^2 did not converge")
     if not np.isfinite(tau):
@@ -156,28 +200,44 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     pc = per_config(theta)
     Q = pc["Q"]
 
-    def obs(values):
-        return primary(_by_chain(np.asarray(values, dtype=float), chain))
+    weights = ds["weight"].values.astype(float) if "weight" in ds else None
 
-    observables = {"plaquette": (obs(pc["plaquette"]), "<cos theta_P>"),
-                   "top_charge": (obs(Q), "<Q>, geometric charge"),
-                   "chi_t": (obs(Q * Q) / volume, "topological susceptibility <Q^2>/V")}
+    def est(values):
+        values = np.asarray(values, dtype=float)
+        if weights is not None:
+            return weighted_estimate(values, weights)
+        return estimate(primary(_by_chain(values, chain)))
+
+    observables = {"plaquette": (pc["plaquette"], "<cos theta_P>"),
+                   "top_charge": (Q, "<Q>, geometric charge"),
+                   "chi_t": (Q * Q / volume, "topological susceptibility <Q^2>/V")}
     for R in range(1, L // 2 + 1):
-        observables[f"W_{R}x{R}"] = (obs(pc["W"][:, R - 1]), f"Wilson loop <W({R}x{R})>")
+        observables[f"W_{R}x{R}"] = (pc["W"][:, R - 1], f"Wilson loop <W({R}x{R})>")
     if "action" in ds:
-        observables["action_density"] = (obs(ds["action"].values / volume), "<S>/V")
+        observables["action_density"] = (ds["action"].values / volume, "<S>/V")
     data_vars = {}
-    for name, (o, long_name) in observables.items():
-        e = estimate(o)
+    for name, (values, long_name) in observables.items():
+        e = est(values)
         data_vars[name] = ((), e.value, {"long_name": long_name})
         data_vars[f"{name}_err"] = ((), e.error)
         data_vars[f"tau_int_{name}"] = ((), e.tau_int, {"units": "measurements"})
         data_vars[f"tau_int_{name}_err"] = ((), e.tau_int_error, {"units": "measurements"})
-    converged = _window_converged(observables["chi_t"][0])
+    converged = True
+    if weights is None:
+        chi_obs = primary(_by_chain(Q * Q / volume, chain))
+        estimate(chi_obs)
+        converged = _window_converged(chi_obs)
 
     sigma2 = volume * u1_exact.chi_t(beta, L)
     rate = q_change_rate(Q, chain, trajectory, sigma2)
+    if ds.attrs.get("source") == "exact" or len(np.unique(chain)) == n:   # independent draws
+        rate.update(tau=0.5, tau_err=0.0, lower_bound=0, independent=True)
     reliable, reason = reliability(ds, rate, converged)
+    if weights is not None:
+        ess = kish_ess(weights)
+        data_vars["ess"] = ((), ess, {"long_name": "Kish effective sample size of the weights"})
+        if ess < MIN_ESS:
+            reliable, reason = False, f"reweighted: Kish ESS {ess:.3g} < {MIN_ESS:g}"
     data_vars["tau_int_Q_rate"] = ((), rate["tau"], {
         "units": "trajectories",
         "long_name": "tau_int(Q) from the rate of Q changes, exact <Q^2> (see physml.observables.u1)"})
@@ -191,9 +251,31 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
 
     data_vars["plaquette_per_config"] = ("config", pc["plaquette"], {"long_name": "plaquette per configuration"})
     data_vars["top_charge_per_config"] = ("config", Q, {"long_name": "geometric Q per configuration"})
-    q_range = np.arange(min(Q.min(), -1), max(Q.max(), 1) + 1)
+    # charges seen, and every charge with exact probability >= 1e-3 (so a sampler that
+    # misses a sector shows P = 0 there, not a missing row)
+    q_exact, p_exact = u1_exact.topological_charge_distribution(beta, L)
+    p_exact = np.clip(p_exact, 0.0, None)     # the quadrature leaves ~1e-17 in the far tails
+    likely = q_exact[p_exact >= 1e-3]
+    q_range = np.arange(min(Q.min(), likely.min(), -1), max(Q.max(), likely.max(), 1) + 1)
     data_vars["top_charge_hist"] = ("Q", np.array([np.count_nonzero(Q == q) for q in q_range]),
                                     {"long_name": "configurations per Q"})
+    p_q = [est(Q == q) for q in q_range]
+    data_vars["P_Q"] = ("Q", np.array([e.value for e in p_q]), {"long_name": "probability of charge Q"})
+    data_vars["P_Q_err"] = ("Q", np.array([e.error for e in p_q]))
+    exact_of = dict(zip(q_exact.tolist(), p_exact.tolist()))
+    data_vars["P_Q_exact"] = ("Q", np.array([exact_of.get(int(q), 0.0) for q in q_range]),
+                              {"long_name": "exact probability of charge Q on the torus"})
+    if rate.get("independent") and weights is None:
+        data_vars["P_Q_pvalue"] = ((), q_distribution_pvalue(Q, q_exact, p_exact), {
+            "long_name": "chi^2 goodness-of-fit p-value of the Q histogram against the exact P(Q)"})
+    if "wall_time_s" in ds.attrs:   # trajectories (HMC) or samples (independent samplers)
+        n_traj = n * int(ds.attrs.get("meas_interval", 1)) + len(np.unique(chain)) * int(
+            ds.attrs.get("n_therm", 0))
+        cost = float(ds.attrs["wall_time_s"]) / n_traj * 2 * rate["tau"]
+        if weights is not None:    # reweighted: the samples are worth ESS independent ones
+            cost = float(ds.attrs["wall_time_s"]) / kish_ess(weights)
+        data_vars["cost_per_independent_Q"] = ((), cost, {"units": "s", "long_name":
+            "generation wall time per trajectory (or sample) x 2 tau_int(Q) (trajectories)"})
     counts, edges = np.histogram(pc["plaquette"], bins=50)
     data_vars["plaquette_hist"] = ("plaquette_bin", counts, {"long_name": "configurations per plaquette bin"})
     data_vars["plaquette_bin_edges"] = ("plaquette_edge", edges)
@@ -201,7 +283,10 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     out = xr.Dataset(data_vars, coords={"config": ds["config"].values, "Q": q_range,
                                         "plaquette_bin": 0.5 * (edges[1:] + edges[:-1])})
     out.attrs.update({k: ds.attrs[k] for k in ("theory", "source", "L", "beta", "start", "n_therm",
-                                               "meas_interval", "acceptance_rate") if k in ds.attrs})
+                                               "meas_interval", "acceptance_rate", "train_beta",
+                                               "train_L", "beta0", "score_factor", "mala_steps",
+                                               "mala_step_size", "mala_acceptance_rate")
+                      if k in ds.attrs})
     out.attrs.update({"n_configs": int(n), "n_chains": int(len(np.unique(chain))),
                       "chi_t_flag": reason, "chi_t_exact": u1_exact.chi_t(beta, L),
                       "plaquette_exact": u1_exact.plaquette(beta, L)})

@@ -9,23 +9,13 @@ data have tau_int = 0.5 and the error is sqrt(2 tau_int var / N).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyerrors as pe
 
+from physml.stats.estimate import Estimate
+
 ENSEMBLE = "ens"
 MIN_REPLICA_LENGTH = 5
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """Mean, its error and the integrated autocorrelation time (in measurements)."""
-
-    value: float
-    error: float
-    tau_int: float
-    tau_int_error: float
 
 
 def primary(samples: np.ndarray) -> pe.Obs:

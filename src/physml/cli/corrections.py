@@ -1,0 +1,173 @@
+"""CLI verbs of the exact corrections: ``mala`` (the MALA-only control) and ``reweight``.
+
+- ``physml mala u1 --L 16 --beta 7 --n-configs 256 --mala-steps 500 --start hot --out ...``:
+  the control of a DM + MALA run: the same number of MALA steps from a trivial
+  start (``source = mala_only``).  phi^4 starts: ``noise`` (iid N(0, scale^2)) or
+  ``constant`` (a constant field of random sign and size ``scale``), with the scale
+  the RMS of a data ensemble (``--scale-from``); U(1) starts: ``hot`` (uniform
+  link angles, the distribution of gauge-augmented data) or ``cold`` (all links 1).
+- ``physml reweight ENSEMBLE --beta 1.5 --out ...``: a U(1) ensemble drawn at beta_0
+  reweighted to beta (``source = dm_reweighted``, variable ``weight``, attribute
+  ``ess``; :mod:`physml.stats.reweighting`).
+
+The MALA stage shared with ``physml sample`` (:func:`add_mala_options`,
+:func:`mala_stage`) tunes the step size on separate pilot chains, which are never
+measured, then runs every configuration with that fixed step size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from physml.cli.common import add_runtime_options, save, setup_runtime
+from physml.io.artifacts import read_artifact
+from physml.lattice.phi4 import Phi4
+from physml.lattice.u1 import U1
+from physml.mc.ensembles import independent_ensemble
+from physml.mc.mala import TARGET_ACCEPTANCE, run_mala, tune_step_size
+from physml.seeds import derive_seed
+from physml.stats.reweighting import MIN_ESS, kish_ess, reweighting_weights
+
+STARTS = {"phi4": ("noise", "constant"), "u1": ("hot", "cold")}
+
+
+def add_mala_options(p: argparse.ArgumentParser, default_steps: int) -> None:
+    p.add_argument("--mala-steps", type=int, default=default_steps,
+                   help="MALA steps on the exact action (0: none)")
+    p.add_argument("--mala-target", type=float, default=TARGET_ACCEPTANCE,
+                   help="acceptance rate the step size is tuned for")
+    p.add_argument("--mala-tune-steps", type=int, default=200,
+                   help="Robbins-Monro tuning steps on the pilot chains")
+    p.add_argument("--mala-pilot", type=int, default=64,
+                   help="pilot configurations for tuning (drawn like the others, never measured)")
+
+
+def mala_stage(theory, x: torch.Tensor, pilot: torch.Tensor, args: argparse.Namespace,
+               generator: torch.Generator, pilot_generator: torch.Generator, desc: str):
+    """Tune h on ``pilot``, then run ``args.mala_steps`` MALA steps of ``x`` (float64).
+    Returns (result, data variables, attributes) for the ensemble artifact."""
+    h, pilot_acc = tune_step_size(theory, pilot.double(), args.mala_tune_steps, pilot_generator,
+                                  target=args.mala_target)
+    res = run_mala(theory, x.double(), args.mala_steps, h, generator,
+                   show_progress=args.progress, desc=desc)
+    mean_acc = float(res.acceptance.mean()) if args.mala_steps else float("nan")
+    print(f"MALA: step size {h:.4g} (tuned for acceptance {args.mala_target} on {pilot.shape[0]} "
+          f"pilot chains), {args.mala_steps} steps, mean acceptance {mean_acc:.3f}")
+    data_vars = {
+        "mala_acceptance": ("mala_step", res.acceptance.numpy(),
+                            {"long_name": "MALA acceptance rate of each step, mean over configurations"}),
+        "mala_pilot_acceptance": ("mala_tune_step", pilot_acc.numpy(),
+                                  {"long_name": "acceptance of each tuning step on the pilot chains"}),
+        "mala_accepted": ("config", res.accepted_per_chain.numpy(),
+                          {"long_name": "accepted MALA steps of each configuration"}),
+    }
+    attrs = {"mala_steps": int(args.mala_steps), "mala_step_size": float(h),
+             "mala_target_acceptance": float(args.mala_target), "mala_acceptance_rate": mean_acc,
+             "mala_tuning": f"Robbins-Monro on {pilot.shape[0]} pilot chains (not measured), "
+                            f"{args.mala_tune_steps} steps"}
+    return res, data_vars, attrs
+
+
+def trivial_start(theory, start: str, n: int, L: int, scale: float, generator: torch.Generator,
+                  device) -> torch.Tensor:
+    """Control starts (see the module docstring), float64."""
+    if start not in STARTS[theory.name]:
+        raise ValueError(f"--start for {theory.name} must be one of {STARTS[theory.name]}, got {start!r}")
+    if start == "hot":
+        return theory.random_start(n, L, generator, device=device)
+    if start == "cold":
+        return theory.cold_start(n, L, device=device)
+    if start == "noise":
+        return scale * torch.randn((n, L, L), generator=generator, dtype=torch.float64, device=device)
+    sign = torch.randint(0, 2, (n, 1, 1), generator=generator, device=device).double() * 2 - 1
+    return (scale * sign).expand(n, L, L).contiguous()
+
+
+def cmd_mala(args: argparse.Namespace) -> None:
+    device = setup_runtime(args)
+    if args.mala_steps < 1:
+        raise ValueError(f"--mala-steps must be >= 1, got {args.mala_steps}")
+    if args.theory == "phi4":
+        theory = Phi4(args.kappa, args.lam)
+    else:
+        if args.beta <= 0:
+            raise ValueError(f"--beta must be > 0, got {args.beta}")
+        theory = U1(args.beta)
+    scale, inputs = 1.0, []
+    if args.theory == "phi4":
+        if args.scale_from is None:
+            raise ValueError("phi4 controls need --scale-from ENSEMBLE (the data RMS sets the start's scale)")
+        ds = read_artifact(args.scale_from)
+        scale = float(np.sqrt(np.mean(np.square(ds["phi"].values))))
+        inputs.append(args.scale_from)
+    trivial_start(theory, args.start, 1, args.L, scale, torch.Generator(device=device), device)  # validate
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
+    t0 = time.perf_counter()
+    pilot = trivial_start(theory, args.start, args.mala_pilot, args.L, scale, pilot_gen, device)
+    x = trivial_start(theory, args.start, args.n_configs, args.L, scale, gen, device)
+    res, data_vars, attrs = mala_stage(theory, x, pilot, args, gen, pilot_gen,
+                                       desc=f"mala_only {theory.name} L={args.L}")
+    ds = independent_ensemble(theory, res.x, "mala_only", start=args.start, start_scale=scale,
+                              wall_time_s=time.perf_counter() - t0, **attrs)
+    save(ds.assign(data_vars), args, f"mala {theory.name}", inputs=inputs)
+
+
+def cmd_reweight(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    ds = read_artifact(args.ensemble)
+    if ds.attrs.get("theory") != "u1":
+        raise ValueError(f"{args.ensemble}: reweighting in beta needs a U(1) ensemble, "
+                         f"got theory {ds.attrs.get('theory')!r}")
+    if args.beta <= 0:
+        raise ValueError(f"--beta must be > 0, got {args.beta}")
+    beta0 = float(ds.attrs["beta"])
+    action0 = ds["action"].values / beta0          # S_0 = -sum_P cos theta_P
+    weights = reweighting_weights(action0, args.beta - beta0)
+    ess = kish_ess(weights)
+    status = "" if ess >= MIN_ESS else f"  (below {MIN_ESS:g}: flagged)"
+    print(f"reweighting beta {beta0:g} -> {args.beta:g}: Kish ESS {ess:.1f} of {len(weights)}{status}")
+    keep = [v for v in ("theta", "chain") if v in ds]
+    out = ds[keep].assign(
+        weight=("config", weights, {"long_name": "normalised weight exp(-(beta - beta0) S_0)"}),
+        action=("config", args.beta * action0, {"long_name": "action S at the target beta"}))
+    out.attrs = {k: ds.attrs[k] for k in ("theory", "L", "wall_time_s") if k in ds.attrs}
+    out.attrs.update({"source": "dm_reweighted", "beta": float(args.beta), "beta0": beta0,
+                      "ess": ess, "reweighted_from": str(args.ensemble),
+                      "reweighted_from_source": str(ds.attrs.get("source", ""))})
+    save(out, args, "reweight", inputs=[args.ensemble], seed=int(ds.attrs.get("seed", -1)))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    m = sub.add_parser("mala", help="MALA-only control: MALA on the exact action from a trivial start")
+    theories = m.add_subparsers(dest="theory", required=True, metavar="THEORY")
+    for name in ("phi4", "u1"):
+        p = theories.add_parser(name, formatter_class=fmt,
+                                help=f"{name}: starts {', '.join(STARTS[name])}")
+        if name == "phi4":
+            p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
+            p.add_argument("--lam", type=float, default=0.022, help="quartic coupling lambda")
+            p.add_argument("--scale-from", default=None, help="data ensemble whose RMS sets the start's scale")
+        else:
+            p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
+        p.add_argument("--L", type=int, required=True, help="lattice extent")
+        p.add_argument("--n-configs", type=int, required=True, help="independent chains (one config each)")
+        p.add_argument("--start", default=STARTS[name][0], help=f"trivial start: {' | '.join(STARTS[name])}")
+        add_mala_options(p, default_steps=200)
+        p.add_argument("--seed", type=int, required=True, help="random seed")
+        p.add_argument("--out", required=True, help="output ensemble .nc (source = mala_only)")
+        add_runtime_options(p, device=True)
+        p.set_defaults(func=cmd_mala)
+
+    r = sub.add_parser("reweight", formatter_class=fmt,
+                       help="reweight a U(1) ensemble from its beta_0 to --beta (Kish ESS reported)")
+    r.add_argument("ensemble", help="U(1) ensemble .nc of independent configurations at beta_0")
+    r.add_argument("--beta", type=float, required=True, help="target beta")
+    r.add_argument("--out", required=True, help="output ensemble .nc (source = dm_reweighted)")
+    add_runtime_options(r)
+    r.set_defaults(func=cmd_reweight)

@@ -1,0 +1,117 @@
+"""Metropolis-adjusted Langevin (MALA): the exact correction of stochastic quantisation.
+
+Generic over theories: a theory is any object with ``action(x)`` (S per
+configuration, shape ``(batch,)``), ``force(x) = -dS/dx`` (shape of ``x``) and
+``project(x)`` (maps a field, or a displacement, back to its fundamental
+domain: identity for phi^4, wrap into [-pi, pi) for U(1) link angles), batched
+over the first axis (:class:`physml.lattice.phi4.Phi4`, :class:`physml.lattice.u1.U1`).
+
+Step (PHYSICS.md section 3), target exp(-S), step size h:
+
+    y = project(x + h F(x) + sqrt(2 h) z),   z ~ N(0, 1),   F = -dS/dx,
+    log A = -(S(y) - S(x)) - (|d(x, y + h F(y))|^2 - |d(y, x + h F(x))|^2) / (4 h),
+
+accepted with probability min(1, A); ``d(a, b) = project(a - b)`` is the
+displacement (the minimal image for angles).  The second term is the proposal
+asymmetry log q(x | y) - log q(y | x) of the Gaussian Langevin proposal.  For
+periodic fields the proposal density is a wrapped Gaussian; keeping only its
+nearest image is exact up to terms of order exp(-pi^2 / (4 h)) (< 1e-20 for
+h < 0.1 rad^2), far below any statistical error here.
+
+All arithmetic is in the field's dtype; use float64 (S of a 32 x 32 lattice is
+O(10^3) and the accept test needs its differences to O(10^-3)).
+
+Step-size tuning (:func:`tune_step_size`) adapts log h by Robbins-Monro towards
+a target acceptance on a **pilot** set of chains that the caller must not
+measure afterwards; the measured run uses the tuned h, fixed (adapting h during
+the measured run would break detailed balance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from physml.progress import progress
+
+TARGET_ACCEPTANCE = 0.6   # the optimal MALA acceptance in high dimension is 0.574
+
+
+@dataclass
+class MALAResult:
+    """Final fields, acceptance rate (mean over chains) of every step, accepted steps per chain."""
+
+    x: torch.Tensor
+    acceptance: torch.Tensor                  # (n_steps,)
+    accepted_per_chain: torch.Tensor          # (batch,)
+    step_size: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _sq_norm(d: torch.Tensor) -> torch.Tensor:
+    return d.flatten(1).square().sum(1)
+
+
+def mala_step(theory, x: torch.Tensor, h: float, generator: torch.Generator,
+              action: torch.Tensor | None = None, force: torch.Tensor | None = None):
+    """One MALA step of every chain; returns (x, action, force, accepted) with the
+    action and force of the returned fields (pass them back in to save recomputation)."""
+    if h <= 0:
+        raise ValueError(f"MALA step size must be > 0, got {h}")
+    if action is None:
+        action = theory.action(x)
+    if force is None:
+        force = theory.force(x)
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    y = theory.project(x + h * force + math.sqrt(2.0 * h) * z)
+    action_y, force_y = theory.action(y), theory.force(y)
+    forward = _sq_norm(theory.project(y - x - h * force))
+    backward = _sq_norm(theory.project(x - y - h * force_y))
+    log_a = -(action_y - action) - (backward - forward) / (4.0 * h)
+    u = torch.rand(log_a.shape, generator=generator, dtype=x.dtype, device=x.device)
+    accept = torch.log(u) < log_a
+    keep = accept.view(-1, *([1] * (x.dim() - 1)))
+    return (torch.where(keep, y, x), torch.where(accept, action_y, action),
+            torch.where(keep, force_y, force), accept)
+
+
+def run_mala(theory, x: torch.Tensor, n_steps: int, h: float, generator: torch.Generator,
+             show_progress: bool = False, desc: str = "mala") -> MALAResult:
+    """``n_steps`` MALA steps of fixed size ``h`` from ``x`` (every row an independent chain)."""
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    acc = torch.zeros(n_steps, dtype=torch.float64)
+    per_chain = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+    action = force = None
+    bar = progress(total=n_steps, desc=desc, enabled=show_progress and n_steps > 0)
+    for k in range(n_steps):
+        x, action, force, accepted = mala_step(theory, x, h, generator, action, force)
+        acc[k] = accepted.double().mean().item()
+        per_chain += accepted
+        bar.update(1)
+    bar.close()
+    return MALAResult(x=x, acceptance=acc, accepted_per_chain=per_chain.cpu(), step_size=float(h))
+
+
+def tune_step_size(theory, x: torch.Tensor, n_steps: int, generator: torch.Generator,
+                   target: float = TARGET_ACCEPTANCE, h0: float = 1e-2) -> tuple[float, torch.Tensor]:
+    """Robbins-Monro tuning on pilot chains ``x``: after every step
+    log h += 2 (a_k - target) / (k + 1)^0.6 with a_k the step's acceptance rate over the
+    chains; returns (h, the pilot's per-step acceptance).  h is the geometric mean of the
+    second half of the trajectory of h, which averages out the last steps' noise."""
+    if not 0 < target < 1:
+        raise ValueError(f"target acceptance must be in (0, 1), got {target}")
+    if n_steps < 2:
+        raise ValueError(f"need at least 2 tuning steps, got {n_steps}")
+    log_h = math.log(h0)
+    history, acc = [], torch.zeros(n_steps, dtype=torch.float64)
+    action = force = None
+    for k in range(n_steps):
+        x, action, force, accepted = mala_step(theory, x, math.exp(log_h), generator, action, force)
+        acc[k] = accepted.double().mean().item()
+        log_h += 2.0 * (float(acc[k]) - target) / (k + 1) ** 0.6
+        history.append(log_h)
+    tail = history[n_steps // 2:]
+    return math.exp(sum(tail) / len(tail)), acc

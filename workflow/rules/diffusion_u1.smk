@@ -1,0 +1,182 @@
+# Physics-conditioned diffusion for U(1) (arXiv:2502.05504): one model trained on the
+# u1.training ensemble at (beta_0, L_0); generated at beta_0 on diffusion.u1.volume_L and at
+# L_0 on diffusion.u1.coupling_beta (raw: dm; after MALA: dm_mala), the MALA-only control
+# from a hot start (mala_only), the beta_0 DM + MALA ensemble reweighted to
+# diffusion.u1.reweight_beta (dm_reweighted); all compared with the exact sampler.
+DM_U1 = DIFF["u1"]
+BETA0, L0 = U1["training"]["beta"], U1["training"]["L"]
+U1_MODEL = f"results/u1/models/L{L0}_beta{fmt(BETA0)}/model.pt"
+U1_DM_POINTS = sorted(
+    {(fmt(BETA0), L) for L in DM_U1["volume_L"]} | {(fmt(b), L0) for b in DM_U1["coupling_beta"]}
+)
+U1_RW_POINTS = sorted({(fmt(b), L0) for b in DM_U1["reweight_beta"]})
+U1_DM_OBSERVABLES = list(
+    dict.fromkeys(  # a reweighting target may also be a generated point
+        [
+            f"{u1_dir(b, L, s)}/observables.nc"
+            for b, L in U1_DM_POINTS
+            for s in ("hmc", "exact", "dm", "dm_mala", "mala_only")
+        ]
+        + [
+            f"{u1_dir(b, L0, s)}/observables.nc"
+            for b, _ in U1_RW_POINTS
+            for s in ("hmc", "exact", "dm_reweighted")
+        ]
+    )
+)
+
+
+rule train_u1:
+    conda:
+        CONDA_ENV
+    input:
+        ensemble=f"{U1_TRAINING}/ensemble.nc",
+    output:
+        model=U1_MODEL,
+        history=U1_MODEL.replace("model.pt", "training.nc"),
+    log:
+        f"results/logs/u1/models/L{L0}_beta{fmt(BETA0)}.train.log",
+    benchmark:
+        f"results/benchmarks/u1/models/L{L0}_beta{fmt(BETA0)}.train.tsv"
+    params:
+        seed=derive_seed(config["seed"], "train_u1", L0, fmt(BETA0)),
+        device=config["device"],
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=3000,
+        runtime=240,
+    shell:
+        train_command(DIFF, DM_U1["epochs"], " --gauge-covariant" if DM_U1["gauge_covariant"] else "")
+
+
+rule sample_u1:
+    conda:
+        CONDA_ENV
+    input:
+        model=U1_MODEL,
+    output:
+        dm="results/u1/dm/L{L}_beta{beta}/ensemble.nc",
+        dm_mala="results/u1/dm_mala/L{L}_beta{beta}/ensemble.nc",
+    log:
+        "results/logs/u1/dm/L{L}_beta{beta}.sample.log",
+    benchmark:
+        "results/benchmarks/u1/dm/L{L}_beta{beta}.sample.tsv"
+    params:
+        n_configs=DM_U1["n_configs"],
+        seed=lambda wc: derive_seed(config["seed"], "sample_u1", wc.L, wc.beta),
+        device=config["device"],
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=3000,
+        runtime=240,
+    shell:
+        sample_command(DIFF, coupling=" --beta {wildcards.beta}")
+
+
+rule mala_u1:
+    conda:
+        CONDA_ENV
+    output:
+        ensemble="results/u1/mala_only/L{L}_beta{beta}/ensemble.nc",
+    log:
+        "results/logs/u1/mala_only/L{L}_beta{beta}.log",
+    params:
+        n_configs=DM_U1["n_configs"],
+        seed=lambda wc: derive_seed(config["seed"], "mala_u1", wc.L, wc.beta),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "python -m physml mala u1 --L {wildcards.L} --beta {wildcards.beta} --start hot"
+        f" --n-configs {{params.n_configs}} {MALA_OPTIONS}"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
+        " --out {output.ensemble} > {log} 2>&1"
+
+
+rule reweight_u1:
+    conda:
+        CONDA_ENV
+    input:
+        ensemble=f"{u1_dir(BETA0, L0, 'dm_mala')}/ensemble.nc",
+    output:
+        ensemble="results/u1/dm_reweighted/L{L}_beta{beta}/ensemble.nc",
+    log:
+        "results/logs/u1/dm_reweighted/L{L}_beta{beta}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m physml reweight {input.ensemble} --beta {wildcards.beta} --threads {threads}"
+        " --out {output.ensemble} > {log} 2>&1"
+
+
+rule compare_u1:
+    conda:
+        CONDA_ENV
+    input:
+        observables=U1_DM_OBSERVABLES,
+    output:
+        table="results/tables/u1_hmc_vs_dm.nc",
+        csv="results/tables/u1_hmc_vs_dm.csv",
+    log:
+        "results/logs/tables/u1_hmc_vs_dm.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m physml compare {input.observables} --reference exact --out {output.table}"
+        " --csv {output.csv} --threads {threads} > {log} 2>&1"
+
+
+rule fig_u1_volume:
+    conda:
+        CONDA_ENV
+    input:
+        observables=[p for p in U1_DM_OBSERVABLES if f"_beta{fmt(BETA0)}/" in p],
+        table="results/tables/u1_hmc_vs_dm.nc",
+    output:
+        figure_outputs("fig_u1_volume"),
+    log:
+        "results/logs/figures/fig_u1_volume.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m physml figure u1_volume {input.observables} {input.table} --threads {threads}"
+        " --out results/figures/fig_u1_volume > {log} 2>&1"
+
+
+rule fig_u1_coupling:
+    conda:
+        CONDA_ENV
+    input:
+        observables=[p for p in U1_DM_OBSERVABLES if f"/L{L0}_beta" in p],
+        table="results/tables/u1_hmc_vs_dm.nc",
+    output:
+        figure_outputs("fig_u1_coupling"),
+    log:
+        "results/logs/figures/fig_u1_coupling.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m physml figure u1_coupling {input.observables} {input.table} --threads {threads}"
+        " --out results/figures/fig_u1_coupling > {log} 2>&1"
+
+
+ALL_TARGETS.extend(
+    [
+        "results/tables/u1_hmc_vs_dm.nc",
+        "results/tables/u1_hmc_vs_dm.csv",
+        *figure_outputs("fig_u1_volume"),
+        *figure_outputs("fig_u1_coupling"),
+    ]
+)
