@@ -68,6 +68,11 @@ def u1_dir(beta, L, source="hmc"):
     return f"results/u1/{source}/L{L}_beta{fmt(beta)}"
 
 
+def u1_observables(points, sources):
+    """Observable artifacts of every (beta, L) point and source, without repeats."""
+    return list(dict.fromkeys(f"{u1_dir(b, L, s)}/observables.nc" for b, L in points for s in sources))
+
+
 def u1_hmc_options(hmc, run):
     """CLI options of `physml hmc u1`: leapfrog and start from `hmc`, run lengths from `run`."""
     return (f"--n-configs {run['n_configs']} --n-chains {run['n_chains']} --n-therm {run['n_therm']}"
@@ -132,9 +137,9 @@ def mala_options(mala):
             f" --mala-tune-steps {mala['tune_steps']} --mala-pilot {mala['pilot']}")
 
 
-def sample_command(diff, coupling=""):
-    """The shell command of `physml sample` writing the dm and dm_mala ensembles."""
-    sample = diff["sample"]
+def sample_command(diff, sample, coupling=""):
+    """The shell command of `physml sample` (settings `sample`) writing the dm and dm_mala
+    ensembles."""
     taus = " ".join(f"{t:g}" for t in sample["snapshot_taus"])
     return (
         "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"

@@ -63,7 +63,7 @@ rule sample_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        sample_command(DIFF)
+        sample_command(DIFF, DIFF["sample"])
 
 
 rule mala_phi4:

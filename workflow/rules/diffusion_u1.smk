@@ -6,24 +6,16 @@
 DM_U1 = DIFF["u1"]
 BETA0, L0 = U1["training"]["beta"], U1["training"]["L"]
 U1_MODEL = f"results/u1/models/L{L0}_beta{fmt(BETA0)}/model.pt"
-U1_DM_POINTS = sorted(
-    {(fmt(BETA0), L) for L in DM_U1["volume_L"]} | {(fmt(b), L0) for b in DM_U1["coupling_beta"]}
-)
-U1_RW_POINTS = sorted({(fmt(b), L0) for b in DM_U1["reweight_beta"]})
-U1_DM_OBSERVABLES = list(
-    dict.fromkeys(  # a reweighting target may also be a generated point
-        [
-            f"{u1_dir(b, L, s)}/observables.nc"
-            for b, L in U1_DM_POINTS
-            for s in ("hmc", "exact", "dm", "dm_mala", "mala_only")
-        ]
-        + [
-            f"{u1_dir(b, L0, s)}/observables.nc"
-            for b, _ in U1_RW_POINTS
-            for s in ("hmc", "exact", "dm_reweighted")
-        ]
+U1_GENERATED = ("hmc", "exact", "dm", "dm_mala", "mala_only")
+U1_REWEIGHTED = ("hmc", "exact", "dm_reweighted")
+U1_VOLUME_OBSERVABLES = u1_observables([(BETA0, L) for L in DM_U1["volume_L"]], U1_GENERATED)
+U1_COUPLING_OBSERVABLES = list(
+    dict.fromkeys(  # a reweighting target may also be a generated coupling
+        u1_observables([(b, L0) for b in DM_U1["coupling_beta"]], U1_GENERATED)
+        + u1_observables([(b, L0) for b in DM_U1["reweight_beta"]], U1_REWEIGHTED)
     )
 )
+U1_DM_OBSERVABLES = list(dict.fromkeys(U1_VOLUME_OBSERVABLES + U1_COUPLING_OBSERVABLES))
 
 
 rule train_u1:
@@ -72,7 +64,7 @@ rule sample_u1:
         mem_mb=3000,
         runtime=240,
     shell:
-        sample_command(DIFF, coupling=" --beta {wildcards.beta}")
+        sample_command(DIFF, DM_U1["sample"], coupling=" --beta {wildcards.beta}")
 
 
 rule mala_u1:
@@ -138,7 +130,7 @@ rule fig_u1_volume:
     conda:
         CONDA_ENV
     input:
-        observables=[p for p in U1_DM_OBSERVABLES if f"_beta{fmt(BETA0)}/" in p],
+        observables=U1_VOLUME_OBSERVABLES,
         table="results/tables/u1_hmc_vs_dm.nc",
     output:
         figure_outputs("fig_u1_volume"),
@@ -157,7 +149,7 @@ rule fig_u1_coupling:
     conda:
         CONDA_ENV
     input:
-        observables=[p for p in U1_DM_OBSERVABLES if f"/L{L0}_beta" in p],
+        observables=U1_COUPLING_OBSERVABLES,
         table="results/tables/u1_hmc_vs_dm.nc",
     output:
         figure_outputs("fig_u1_coupling"),
