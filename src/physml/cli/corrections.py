@@ -42,7 +42,7 @@ def add_mala_options(p: argparse.ArgumentParser, default_steps: int) -> None:
                    help="acceptance rate the step size is tuned for")
     p.add_argument("--mala-tune-steps", type=int, default=200,
                    help="Robbins-Monro tuning steps on the pilot chains")
-    p.add_argument("--mala-pilot", type=int, default=64,
+    p.add_argument("--mala-pilot", type=int, default=32,
                    help="pilot configurations for tuning (drawn like the others, never measured)")
 
 
