@@ -1,9 +1,9 @@
 """Samplers of a trained score model: interchangeable objects with one interface.
 
 Every sampler integrates the backward process from the prior at t = 1 down to
-``t_min`` on a uniform time grid of ``n_steps`` points (the VE SDE's sigma^t makes
-this a geometric grid in the noise level) and returns fields in **physical
-units** (the model's normalisation undone):
+``t_min`` on a time grid of ``n_steps`` points (``linear``: uniform in t;
+``log_sigma``: geometric in the noise level sigma(t)) and returns fields in
+**physical units** (the model's normalisation undone):
 
 - :class:`EulerMaruyama`: x <- x + g(t)^2 s(x, t) dt + g(t) sqrt(dt) z on the reverse
   SDE; the last step, from t_min to 0, adds no noise (so the output is its mean);
