@@ -16,8 +16,9 @@ def test_mala_alone_converges_to_the_exact_u1_plaquette_at_beta_2_L_8():
     """The issue's proof of exactness: random starts, no model, exact plaquette."""
     gen = torch.Generator().manual_seed(11)
     theory = U1(2.0)
-    h, pilot_acc = tune_step_size(theory, theory.random_start(32, 8, gen), 150, gen)
-    res = run_mala(theory, theory.random_start(256, 8, gen), 800, h, gen)
+    h, pilot_acc, schedule = tune_step_size(theory, theory.random_start(32, 8, gen), 150, gen)
+    res = run_mala(theory, theory.random_start(256, 8, gen), 800, h, gen, schedule=schedule)
+    assert res.step_sizes[:150].tolist() == schedule and (res.step_sizes[150:] == h).all()
     assert torch.all(res.x >= -math.pi) and torch.all(res.x < math.pi)   # wrapped links
     plaq = torch.cos(plaquette_angles(res.x)).mean(dim=(-2, -1)).numpy()  # one per chain
     err = plaq.std(ddof=1) / math.sqrt(len(plaq))
@@ -54,7 +55,7 @@ def test_step_size_is_tuned_to_the_target_and_shrinks_with_volume():
     gen = torch.Generator().manual_seed(2)
     steps = {}
     for L in (8, 32):
-        h, acc = tune_step_size(theory, theory.cold_start(32, L), 300, gen, target=0.6)
+        h, acc, _ = tune_step_size(theory, theory.cold_start(32, L), 300, gen, target=0.6)
         assert 0.5 < float(acc[-100:].mean()) < 0.7
         steps[L] = h
     assert steps[32] < 0.6 * steps[8]          # optimal MALA steps scale like V^(-1/3)
@@ -81,3 +82,16 @@ def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="tuning steps"):
         tune_step_size(theory, x, 1, gen)
     assert np.isfinite(run_mala(theory, x, 0, 0.1, gen).x.numpy()).all()
+
+
+def test_a_constant_start_moves_with_the_pilot_schedule_but_not_with_the_tuned_step():
+    """Broken phase from a constant field at L = 16: the equilibrium step size is rejected
+    almost always at the start; replaying the pilot's schedule gets the chains going."""
+    theory = Phi4(0.5, 0.022)
+    gen = torch.Generator().manual_seed(4)
+    start = theory.cold_start(32, 16)
+    h, _, schedule = tune_step_size(theory, start.clone(), 200, gen)
+    fixed = run_mala(theory, start.clone(), 200, h, gen)
+    replayed = run_mala(theory, start.clone(), 200, h, gen, schedule=schedule)
+    assert float(replayed.acceptance[-50:].mean()) > 0.4
+    assert float(replayed.acceptance.mean()) > 2 * float(fixed.acceptance.mean())

@@ -50,16 +50,19 @@ def mala_stage(theory, x: torch.Tensor, pilot: torch.Tensor, args: argparse.Name
                generator: torch.Generator, pilot_generator: torch.Generator, desc: str):
     """Tune h on ``pilot``, then run ``args.mala_steps`` MALA steps of ``x`` (float64).
     Returns (result, data variables, attributes) for the ensemble artifact."""
-    h, pilot_acc = tune_step_size(theory, pilot.double(), args.mala_tune_steps, pilot_generator,
-                                  target=args.mala_target)
-    res = run_mala(theory, x.double(), args.mala_steps, h, generator,
+    h, pilot_acc, schedule = tune_step_size(theory, pilot.double(), args.mala_tune_steps,
+                                            pilot_generator, target=args.mala_target)
+    res = run_mala(theory, x.double(), args.mala_steps, h, generator, schedule=schedule,
                    show_progress=args.progress, desc=desc)
     mean_acc = float(res.acceptance.mean()) if args.mala_steps else float("nan")
     print(f"MALA: step size {h:.4g} (tuned for acceptance {args.mala_target} on {pilot.shape[0]} "
-          f"pilot chains), {args.mala_steps} steps, mean acceptance {mean_acc:.3f}")
+          f"pilot chains, whose step-size schedule the first steps replay), {args.mala_steps} steps, "
+          f"mean acceptance {mean_acc:.3f}")
     data_vars = {
         "mala_acceptance": ("mala_step", res.acceptance.numpy(),
                             {"long_name": "MALA acceptance rate of each step, mean over configurations"}),
+        "mala_step_sizes": ("mala_step", res.step_sizes.numpy(),
+                            {"long_name": "step size of each MALA step (the pilot's schedule, then h)"}),
         "mala_pilot_acceptance": ("mala_tune_step", pilot_acc.numpy(),
                                   {"long_name": "acceptance of each tuning step on the pilot chains"}),
         "mala_accepted": ("config", res.accepted_per_chain.numpy(),
@@ -68,7 +71,8 @@ def mala_stage(theory, x: torch.Tensor, pilot: torch.Tensor, args: argparse.Name
     attrs = {"mala_steps": int(args.mala_steps), "mala_step_size": float(h),
              "mala_target_acceptance": float(args.mala_target), "mala_acceptance_rate": mean_acc,
              "mala_tuning": f"Robbins-Monro on {pilot.shape[0]} pilot chains (not measured), "
-                            f"{args.mala_tune_steps} steps"}
+                            f"{args.mala_tune_steps} steps; the measured chains replay the "
+                            "pilot's step-size schedule, then keep h"}
     return res, data_vars, attrs
 
 

@@ -23,8 +23,12 @@ O(10^3) and the accept test needs its differences to O(10^-3)).
 
 Step-size tuning (:func:`tune_step_size`) adapts log h by Robbins-Monro towards
 a target acceptance on a **pilot** set of chains that the caller must not
-measure afterwards; the measured run uses the tuned h, fixed (adapting h during
-the measured run would break detailed balance).
+measure afterwards.  The measured chains never adapt (that would break detailed
+balance): they replay the pilot's sequence of step sizes, a schedule fixed in
+advance, and then keep the tuned h.  Every step is an exact Metropolis kernel of
+the target, and chains that start far from equilibrium (a constant field, where
+the equilibrium step size is rejected every time) get the small early steps that
+the pilot needed from the same kind of start.
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ class MALAResult:
     x: torch.Tensor
     acceptance: torch.Tensor                  # (n_steps,)
     accepted_per_chain: torch.Tensor          # (batch,)
-    step_size: float = 0.0
-    extra: dict = field(default_factory=dict)
+    step_size: float = 0.0                    # the tuned h, used after the schedule
+    step_sizes: torch.Tensor = field(default_factory=lambda: torch.zeros(0))   # (n_steps,)
 
 
 def _sq_norm(d: torch.Tensor) -> torch.Tensor:
@@ -78,40 +82,46 @@ def mala_step(theory, x: torch.Tensor, h: float, generator: torch.Generator,
 
 
 def run_mala(theory, x: torch.Tensor, n_steps: int, h: float, generator: torch.Generator,
-             show_progress: bool = False, desc: str = "mala") -> MALAResult:
-    """``n_steps`` MALA steps of fixed size ``h`` from ``x`` (every row an independent chain)."""
+             schedule: list[float] = (), show_progress: bool = False, desc: str = "mala") -> MALAResult:
+    """``n_steps`` MALA steps from ``x`` (every row an independent chain): step k has size
+    ``schedule[k]`` while the schedule lasts, then ``h``."""
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    sizes = [*schedule[:n_steps], *[h] * max(0, n_steps - len(schedule))]
     acc = torch.zeros(n_steps, dtype=torch.float64)
     per_chain = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
     action = force = None
     bar = progress(total=n_steps, desc=desc, enabled=show_progress and n_steps > 0)
-    for k in range(n_steps):
-        x, action, force, accepted = mala_step(theory, x, h, generator, action, force)
+    for k, size in enumerate(sizes):
+        x, action, force, accepted = mala_step(theory, x, size, generator, action, force)
         acc[k] = accepted.double().mean().item()
         per_chain += accepted
         bar.update(1)
     bar.close()
-    return MALAResult(x=x, acceptance=acc, accepted_per_chain=per_chain.cpu(), step_size=float(h))
+    return MALAResult(x=x, acceptance=acc, accepted_per_chain=per_chain.cpu(), step_size=float(h),
+                      step_sizes=torch.tensor(sizes, dtype=torch.float64))
 
 
 def tune_step_size(theory, x: torch.Tensor, n_steps: int, generator: torch.Generator,
-                   target: float = TARGET_ACCEPTANCE, h0: float = 1e-2) -> tuple[float, torch.Tensor]:
+                   target: float = TARGET_ACCEPTANCE, h0: float = 1e-2
+                   ) -> tuple[float, torch.Tensor, list[float]]:
     """Robbins-Monro tuning on pilot chains ``x``: after every step
     log h += 2 (a_k - target) / (k + 1)^0.6 with a_k the step's acceptance rate over the
-    chains; returns (h, the pilot's per-step acceptance).  h is the geometric mean of the
+    chains; returns (h, the pilot's per-step acceptance, the step size of every pilot
+    step: the schedule the measured chains replay).  h is the geometric mean of the
     second half of the trajectory of h, which averages out the last steps' noise."""
     if not 0 < target < 1:
         raise ValueError(f"target acceptance must be in (0, 1), got {target}")
     if n_steps < 2:
         raise ValueError(f"need at least 2 tuning steps, got {n_steps}")
     log_h = math.log(h0)
-    history, acc = [], torch.zeros(n_steps, dtype=torch.float64)
+    schedule, history, acc = [], [], torch.zeros(n_steps, dtype=torch.float64)
     action = force = None
     for k in range(n_steps):
-        x, action, force, accepted = mala_step(theory, x, math.exp(log_h), generator, action, force)
+        schedule.append(math.exp(log_h))
+        x, action, force, accepted = mala_step(theory, x, schedule[-1], generator, action, force)
         acc[k] = accepted.double().mean().item()
         log_h += 2.0 * (float(acc[k]) - target) / (k + 1) ** 0.6
         history.append(log_h)
     tail = history[n_steps // 2:]
-    return math.exp(sum(tail) / len(tail)), acc
+    return math.exp(sum(tail) / len(tail)), acc, schedule
