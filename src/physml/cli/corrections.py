@@ -108,7 +108,6 @@ def cmd_mala(args: argparse.Namespace) -> None:
         ds = read_artifact(args.scale_from)
         scale = float(np.sqrt(np.mean(np.square(ds["phi"].values))))
         inputs.append(args.scale_from)
-    trivial_start(theory, args.start, 1, args.L, scale, torch.Generator(device=device), device)  # validate
     gen = torch.Generator(device=device).manual_seed(args.seed)
     pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
     t0 = time.perf_counter()
