@@ -234,3 +234,27 @@ def test_periodic_model_wraps_every_update_and_scales_its_score_with_beta():
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="periodic"):
         build_score_model({"name": "ve", "sigma": 25.0}, TINY, scale=2.0, periodic=True)
+
+
+def test_gauge_covariant_network_is_gauge_invariant_and_maps_like_the_wilson_force():
+    """p_t of gauge-invariant data is invariant under the link shifts of a gauge
+    transformation, so its score is too: the network's output must not change (to float
+    precision), while the plain link network's does.  (Its last map B^T is the one of the
+    Wilson force, which tests/test_u1.py checks against autograd.)"""
+    from physml.diffusion.unet import UNet
+    from physml.lattice.u1 import gauge_transform
+
+    torch.manual_seed(0)
+    sde = VESDE(25.0)
+    gauge = UNet(sde, in_channels=2, gauge=True, **TINY).double()
+    plain = UNet(sde, in_channels=2, **TINY).double()
+    theory = U1(2.0)
+    gen = torch.Generator().manual_seed(1)
+    theta = theory.random_start(3, 8, gen)
+    alpha = 2 * math.pi * torch.rand((3, 8, 8), generator=gen, dtype=torch.float64)
+    moved = gauge_transform(theta, alpha)
+    t = torch.full((3,), 0.05, dtype=torch.float64)
+    torch.testing.assert_close(gauge(moved, t), gauge(theta, t), rtol=0, atol=1e-12)
+    assert (plain(moved, t) - plain(theta, t)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="2 channels"):
+        UNet(sde, in_channels=1, gauge=True, **TINY)

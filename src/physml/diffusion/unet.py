@@ -29,9 +29,9 @@ s = B^T g:
 
     s_{x,0} = g(x) - g(x - 1),   s_{x,1} = g(x - 0) - g(x)
 
-(the same map that turns sin theta_P into the Wilson force), so the score is
-exactly gauge covariant and the small-t limit -dS/dtheta = B^T (-beta sin theta_P)
-is a linear function of the features.
+(:func:`physml.lattice.u1.plaquette_transpose`, the map that turns sin theta_P into the
+Wilson force), so the score is exactly gauge covariant and the small-t limit
+-dS/dtheta = B^T (-beta sin theta_P) is a linear function of the features.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from physml.diffusion.sde import SDE
-from physml.lattice.u1 import plaquette_angles
+from physml.lattice.u1 import plaquette_angles, plaquette_transpose
 
 
 class GaussianFourierProjection(nn.Module):
@@ -168,7 +168,4 @@ class UNet(nn.Module):
         for block in self.dec:
             h = torch.cat([block(h, emb), skips.pop()], dim=1)
         h = self.out(h) / self.sde.marginal_std(t).reshape(-1, 1, 1, 1)
-        if self.gauge:   # s = B^T g (module docstring)
-            g = h[:, 0]
-            h = torch.stack([g - torch.roll(g, 1, -1), torch.roll(g, 1, -2) - g], dim=1)
-        return h
+        return plaquette_transpose(h[:, 0]) if self.gauge else h   # s = B^T g (module docstring)

@@ -123,9 +123,10 @@ def plot_u1_volume(datasets: list[xr.Dataset]):
     for j, L in enumerate(sizes):
         ax = fig.add_subplot(mid[j])
         here = [d for d in obs if int(d.attrs["L"]) == L]
-        q_seen = [int(np.abs(d["Q"].values).max()) for d in here if "Q" in d.coords]
-        q, p = u1_exact.topological_charge_distribution(beta, L, q_max=max(q_seen) + 1 if q_seen else None)
-        ax.plot(q, p, "-", color="0.6", lw=3, alpha=0.6, label="exact P(Q)")
+        exact = max((d for d in here if "P_Q_exact" in d), key=lambda d: d.sizes["Q"], default=None)
+        if exact is not None:   # measure_u1 stores the exact P(Q) over every likely charge
+            ax.plot(exact["Q"].values, exact["P_Q_exact"].values, "-", color="0.6", lw=3, alpha=0.6,
+                    label="exact P(Q)")
         for i, source in enumerate(sources):
             for d in here:
                 if d.attrs["source"] == source and "P_Q" in d:

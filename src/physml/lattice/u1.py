@@ -52,6 +52,14 @@ def plaquette_angles(theta: torch.Tensor) -> torch.Tensor:
     return t0 + torch.roll(t1, -1, _AXIS[0]) - torch.roll(t0, -1, _AXIS[1]) - t1
 
 
+def plaquette_transpose(g: torch.Tensor) -> torch.Tensor:
+    """B^T g for one number g(x) per plaquette, B the link -> plaquette incidence map
+    (theta_P = B theta): the gradient over the links of sum_x g(x) theta_P(x),
+    (B^T g)_{x,0} = g(x) - g(x - 1), (B^T g)_{x,1} = g(x - 0) - g(x); shape
+    ``(batch, 2, L, L)`` for ``g`` of shape ``(batch, L, L)``."""
+    return torch.stack([g - torch.roll(g, 1, _AXIS[1]), torch.roll(g, 1, _AXIS[0]) - g], dim=-3)
+
+
 def topological_charge_real(theta: torch.Tensor) -> torch.Tensor:
     """(1/2 pi) sum_P wrap(theta_P) before rounding, shape ``(batch,)``; an integer up
     to floating-point rounding on every configuration."""
@@ -128,11 +136,8 @@ class U1:
         return -self.beta * torch.cos(plaquette_angles(theta)).sum(dim=(-2, -1))
 
     def force(self, theta: torch.Tensor) -> torch.Tensor:
-        """-dS/dtheta, shape of ``theta`` (see the module docstring)."""
-        s = torch.sin(plaquette_angles(theta))
-        f0 = torch.roll(s, 1, _AXIS[1]) - s
-        f1 = s - torch.roll(s, 1, _AXIS[0])
-        return self.beta * torch.stack([f0, f1], dim=-3)
+        """-dS/dtheta = -beta B^T sin theta_P, shape of ``theta`` (module docstring)."""
+        return -self.beta * plaquette_transpose(torch.sin(plaquette_angles(theta)))
 
     def project(self, theta: torch.Tensor) -> torch.Tensor:
         """Wrap link angles into [-pi, pi) (applied after every position update)."""

@@ -66,8 +66,13 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
                "step_size": step_size, "n_steps": n_steps, "start": start,
                "wall_time_s": wall},
     )
-    ds.attrs.update({k: v for k, v in dataclasses.asdict(theory).items() if k != "name"})
+    ds.attrs.update(coupling_attrs(theory))
     return ds
+
+
+def coupling_attrs(theory) -> dict:
+    """The theory's couplings (its dataclass fields but the name) as artifact attributes."""
+    return {k: v for k, v in dataclasses.asdict(theory).items() if k != "name"}
 
 
 def independent_ensemble(theory, x: torch.Tensor, source: str, **attrs) -> xr.Dataset:
@@ -86,6 +91,5 @@ def independent_ensemble(theory, x: torch.Tensor, source: str, **attrs) -> xr.Da
         coords={"config": np.arange(n)},
         attrs={"theory": theory.name, "source": source, "L": int(x.shape[-1])},
     )
-    ds.attrs.update({k: v for k, v in dataclasses.asdict(theory).items() if k != "name"})
-    ds.attrs.update(attrs)
+    ds.attrs.update({**coupling_attrs(theory), **attrs})
     return ds

@@ -203,10 +203,12 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     weights = ds["weight"].values.astype(float) if "weight" in ds else None
 
     def est(values):
+        """(estimate, the pyerrors Obs or None for weighted data)."""
         values = np.asarray(values, dtype=float)
         if weights is not None:
-            return weighted_estimate(values, weights)
-        return estimate(primary(_by_chain(values, chain)))
+            return weighted_estimate(values, weights), None
+        obs = primary(_by_chain(values, chain))
+        return estimate(obs), obs
 
     observables = {"plaquette": (pc["plaquette"], "<cos theta_P>"),
                    "top_charge": (Q, "<Q>, geometric charge"),
@@ -215,26 +217,22 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
         observables[f"W_{R}x{R}"] = (pc["W"][:, R - 1], f"Wilson loop <W({R}x{R})>")
     if "action" in ds:
         observables["action_density"] = (ds["action"].values / volume, "<S>/V")
-    data_vars = {}
+    data_vars, gamma_obs = {}, {}
     for name, (values, long_name) in observables.items():
-        e = est(values)
+        e, gamma_obs[name] = est(values)
         data_vars[name] = ((), e.value, {"long_name": long_name})
         data_vars[f"{name}_err"] = ((), e.error)
         data_vars[f"tau_int_{name}"] = ((), e.tau_int, {"units": "measurements"})
         data_vars[f"tau_int_{name}_err"] = ((), e.tau_int_error, {"units": "measurements"})
-    converged = True
-    if weights is None:
-        chi_obs = primary(_by_chain(Q * Q / volume, chain))
-        estimate(chi_obs)
-        converged = _window_converged(chi_obs)
+    converged = weights is not None or _window_converged(gamma_obs["chi_t"])
 
     sigma2 = volume * u1_exact.chi_t(beta, L)
     rate = q_change_rate(Q, chain, trajectory, sigma2)
     if ds.attrs.get("source") == "exact" or len(np.unique(chain)) == n:   # independent draws
         rate.update(tau=0.5, tau_err=0.0, lower_bound=0, independent=True)
     reliable, reason = reliability(ds, rate, converged)
-    if weights is not None:
-        ess = kish_ess(weights)
+    ess = kish_ess(weights) if weights is not None else None
+    if ess is not None:
         data_vars["ess"] = ((), ess, {"long_name": "Kish effective sample size of the weights"})
         if ess < MIN_ESS:
             reliable, reason = False, f"reweighted: Kish ESS {ess:.3g} < {MIN_ESS:g}"
@@ -259,21 +257,20 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     q_range = np.arange(min(Q.min(), likely.min(), -1), max(Q.max(), likely.max(), 1) + 1)
     data_vars["top_charge_hist"] = ("Q", np.array([np.count_nonzero(Q == q) for q in q_range]),
                                     {"long_name": "configurations per Q"})
-    p_q = [est(Q == q) for q in q_range]
+    p_q = [est(Q == q)[0] for q in q_range]
     data_vars["P_Q"] = ("Q", np.array([e.value for e in p_q]), {"long_name": "probability of charge Q"})
     data_vars["P_Q_err"] = ("Q", np.array([e.error for e in p_q]))
     exact_of = dict(zip(q_exact.tolist(), p_exact.tolist()))
     data_vars["P_Q_exact"] = ("Q", np.array([exact_of.get(int(q), 0.0) for q in q_range]),
                               {"long_name": "exact probability of charge Q on the torus"})
-    if rate.get("independent") and weights is None:
+    if rate.get("independent") and ess is None:
         data_vars["P_Q_pvalue"] = ((), q_distribution_pvalue(Q, q_exact, p_exact), {
             "long_name": "chi^2 goodness-of-fit p-value of the Q histogram against the exact P(Q)"})
     if "wall_time_s" in ds.attrs:   # trajectories (HMC) or samples (independent samplers)
         n_traj = n * int(ds.attrs.get("meas_interval", 1)) + len(np.unique(chain)) * int(
             ds.attrs.get("n_therm", 0))
-        cost = float(ds.attrs["wall_time_s"]) / n_traj * 2 * rate["tau"]
-        if weights is not None:    # reweighted: the samples are worth ESS independent ones
-            cost = float(ds.attrs["wall_time_s"]) / kish_ess(weights)
+        wall = float(ds.attrs["wall_time_s"])   # reweighted: the samples are worth ESS ones
+        cost = wall / ess if ess is not None else wall / n_traj * 2 * rate["tau"]
         data_vars["cost_per_independent_Q"] = ((), cost, {"units": "s", "long_name":
             "generation wall time per trajectory (or sample) x 2 tau_int(Q) (trajectories)"})
     counts, edges = np.histogram(pc["plaquette"], bins=50)
