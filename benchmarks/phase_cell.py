@@ -1,12 +1,14 @@
-"""Run-steps per second of a phase-diagram cell: batched numpy vs one run at a time with torch autograd.
+"""Run-steps per second of a phase-diagram cell: batched vs one run at a time with torch autograd.
 
-    .venv/bin/python benchmarks/phase_cell.py [--runs 100] [--steps 5000] [--seq-runs 2] [--seq-steps 2000]
+    .venv/bin/python benchmarks/phase_cell.py [--runs 100] [--steps 20000] [--seq-runs 2] [--seq-steps 2000]
 
-Both on one core (one BLAS / torch thread).  "Batched" is physml.phases.teacher_student.train_sgd:
-all runs of a cell in one numpy computation, float32, hand-written gradient, preallocated
-buffers.  "One at a time" is the authors' style: a plain torch loop per run (forward through
-all three layers, loss.backward(), SGD update).  Prints both rates, their ratio, and the
-time of a paper-scale cell (100 runs x 10^8 steps) at each rate.
+All on one core (one BLAS / torch thread), measured side by side in one run.  "Batched" is
+physml.phases.teacher_student.train_sgd on all runs of a cell at once, float32, hand-written
+gradient: with its C kernel (engine "native", the default where a C compiler exists) and
+with the numpy twin (engine "reference": one batched numpy computation with preallocated
+buffers).  "One at a time" is the authors' style: a plain torch loop per run (forward
+through all three layers, loss.backward(), SGD update).  Prints the rates, the ratios to
+one-at-a-time, and the time of a paper-scale cell (100 runs x 10^8 steps) at each rate.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from physml.phases import teacher_student as ts  # noqa: E402
 PAPER_RUNS, PAPER_STEPS = 100, 10 ** 8
 
 
-def batched_rate(n_runs: int, n_steps: int, seed: int = 1) -> float:
+def batched_rate(n_runs: int, n_steps: int, engine: str, seed: int = 1) -> float:
     runs = ts.draw_runs(n_runs, 1.0, seed)
     data = ts.draw_data(runs, 4, 1000, 10)
-    ts.train_sgd(runs, data, 0.5, 200)  # warm-up
+    ts.train_sgd(runs, data, 0.5, 200, engine=engine)  # warm-up (and kernel compilation)
     t0 = time.perf_counter()
-    ts.train_sgd(runs, data, 0.5, n_steps)
+    res = ts.train_sgd(runs, data, 0.5, n_steps, engine=engine)
+    assert not res.diverged.any()
     return n_runs * n_steps / (time.perf_counter() - t0)
 
 
@@ -78,18 +81,22 @@ def _duration(seconds: float) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=100, help="runs of the batched cell")
-    p.add_argument("--steps", type=int, default=5000, help="SGD steps of the batched cell")
+    p.add_argument("--steps", type=int, default=20000, help="SGD steps of the batched cell (native)")
+    p.add_argument("--ref-steps", type=int, default=3000, help="SGD steps of the batched cell (numpy)")
     p.add_argument("--seq-runs", type=int, default=2, help="runs trained one at a time")
     p.add_argument("--seq-steps", type=int, default=2000, help="SGD steps per sequential run")
     args = p.parse_args()
     torch.set_num_threads(1)
-    batched = batched_rate(args.runs, args.steps)
-    sequential = sequential_rate(args.seq_runs, args.seq_steps)
+    rates = {
+        f"batched C kernel, {args.runs} runs": batched_rate(args.runs, args.steps, "native"),
+        f"batched numpy, {args.runs} runs": batched_rate(args.runs, args.ref_steps, "reference"),
+        "one run at a time, torch autograd": sequential_rate(args.seq_runs, args.seq_steps),
+    }
+    sequential = rates["one run at a time, torch autograd"]
     work = PAPER_RUNS * PAPER_STEPS
-    print(f"{'':38s}{'run-steps/s':>14s}{'paper cell (100 runs x 1e8 steps)':>38s}")
-    print(f"{'batched numpy, ' + str(args.runs) + ' runs, 1 thread':38s}{batched:14.3g}{_duration(work / batched):>38s}")
-    print(f"{'one run at a time, torch autograd':38s}{sequential:14.3g}{_duration(work / sequential):>38s}")
-    print(f"ratio batched / one-at-a-time: {batched / sequential:.0f}x")
+    print(f"{'one core':36s}{'run-steps/s':>12s}{'/ one-at-a-time':>17s}{'paper cell (100 runs x 1e8 steps)':>36s}")
+    for name, rate in rates.items():
+        print(f"{name:36s}{rate:12.3g}{rate / sequential:16.0f}x{_duration(work / rate):>36s}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 started=0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v cc >/dev/null; then
+  # the C kernels (physml.native) and their tests need a C compiler
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if bash tests/cluster/start_slurm.sh; then
     started=1

@@ -78,6 +78,57 @@ def test_batched_equals_sequential_and_autograd_loop():
     assert np.abs(batched.W[r] - runs.W0[r]).max() > 0.05  # training moved W
 
 
+@pytest.mark.parametrize("activation,widths,batch", [
+    ("tanh", (3, 32, 16), 4), ("relu", (3, 32, 16), 4), ("tanh", (3, 20, 24), 3),
+    ("relu", (2, 8, 5), 2), ("identity", (3, 32, 16), 4)])
+def test_native_kernel_matches_numpy_reference(activation, widths, batch):
+    """The C kernel (specialised paper shape and the generic path with n2 padded to 16k)
+    against its numpy twin, float32 both, over many steps of real training."""
+    arch = ts.Architecture(*widths, activation=activation)
+    runs = ts.draw_runs(5, 1.0, seed=4, arch=arch)
+    data = ts.draw_data(runs, batch_size=batch, n_batches=30, n_test=10)
+    lr = 0.05 if activation == "identity" else 0.5
+    kw = dict(snapshot_steps=[0, 100, 400], check_every=50)
+    fast = ts.train_sgd(runs, data, lr, 400, engine="native", **kw)
+    ref = ts.train_sgd(runs, data, lr, 400, engine="reference", **kw)
+    assert (fast.engine, ref.engine) == ("native", "reference")
+    assert not ref.diverged.any()
+    np.testing.assert_allclose(fast.snapshots, ref.snapshots, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(fast.last_batch_loss, ref.last_batch_loss, rtol=2e-3, atol=1e-7)
+    assert np.abs(ref.W - runs.W0).max() > 0.05  # training moved W
+    # each run is computed on its own: the same bits alone as in the batch
+    alone = ts.train_sgd(runs.select([3]), data.select([3]), lr, 400, engine="native", **kw)
+    np.testing.assert_array_equal(alone.snapshots[:, 0], fast.snapshots[:, 3])
+
+
+def test_native_kernel_tanh_is_accurate():
+    """One SGD step of a 1 -> 1 -> 16 -> 1 network with unit first-layer features reads the
+    kernel's tanh at 16 pre-activations per mini-batch point: compare with np.tanh."""
+    arch = ts.Architecture(1, 1, 16)
+    u = np.concatenate([np.geomspace(1e-6, 12, 40), -np.geomspace(1e-6, 12, 40), [0.0]])
+    for chunk in np.array_split(u, 6):
+        runs = ts.draw_runs(1, 1.0, seed=1, arch=arch)
+        runs.M[:] = 1.0
+        B = len(chunk)
+        x = np.full((1, B * 16, 1), 10.0, np.float32)  # features tanh(10) = 1 (to float32)
+        data = ts.Dataset(x, np.zeros((1, B * 16), np.float32), x[:, :1], np.zeros((1, 1), np.float32), B)
+        runs.W0[0, :, 0] = np.resize(chunk, 16)[:16]
+        res = ts.train_sgd(runs, data, 0.0, 1, engine="native")  # lr = 0: loss of W0 only
+        s = np.tanh(np.resize(chunk, 16)[:16].astype(np.float64))
+        expected = 0.5 * (runs.Z[0].astype(np.float64) @ s) ** 2
+        assert res.last_batch_loss[0] == pytest.approx(expected, rel=2e-6, abs=1e-12)
+
+
+def test_engine_arguments_are_checked():
+    runs = ts.draw_runs(1, 1.0, seed=1, dtype=np.float64)
+    data = ts.draw_data(runs, 4, 2, 2)
+    with pytest.raises(ValueError, match="float32"):
+        ts.train_sgd(runs, data, 0.1, 10, engine="native")
+    with pytest.raises(ValueError, match="engine"):
+        ts.train_sgd(runs, data, 0.1, 10, engine="fast")
+    assert ts.train_sgd(runs, data, 0.1, 10).engine == "reference"  # auto: float64 stays in numpy
+
+
 def test_divergent_run_stops_alone():
     arch = ts.Architecture(activation="relu")
     runs = ts.draw_runs(3, 1.0, seed=5, arch=arch)

@@ -12,6 +12,7 @@ import sys
 
 from physml.cli import run_verb
 from physml.io.artifacts import read_artifact, write_artifact
+from physml.native import ENGINES
 from physml.phases.cells import CellSpec, gather, run_cell
 from physml.phases.classify import analyse_grid
 from physml.phases.teacher_student import ACTIVATIONS, Architecture
@@ -38,7 +39,8 @@ def cmd_cell(args: argparse.Namespace) -> None:
                     batch_size=args.batch_size, n_batches=args.n_batches, n_test=args.n_test,
                     n_eval=args.n_eval, snapshot_steps=args.snapshots, seed=args.seed,
                     arch=Architecture(3, args.n1, args.n2, args.activation),
-                    divergence_threshold=args.divergence_threshold, check_every=args.check_every)
+                    divergence_threshold=args.divergence_threshold, check_every=args.check_every,
+                    engine=args.engine)
     bar = progress(total=spec.n_steps, desc=f"cell lr={spec.lr:g} sigma_w={spec.sigma_w:g}",
                    enabled=args.progress)
     done = [0]
@@ -92,6 +94,9 @@ def _add_verbs(sub) -> None:
     c.add_argument("--divergence-threshold", type=float, default=100.0,
                    help="a run whose mini-batch loss exceeds this stops as divergent")
     c.add_argument("--check-every", type=int, default=100, help="steps between divergence checks")
+    c.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="SGD code: native = C kernel, reference = numpy twin, auto = the kernel "
+                        "where a C compiler works (the artifact's sgd_engine attribute says which ran)")
     c.add_argument("--seed", type=int, required=True, help="seed; run r uses generators [seed, r, k]")
     c.add_argument("--out", required=True, help="output cell .nc")
     _runtime(c)

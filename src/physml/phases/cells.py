@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import xarray as xr
 
+from physml.native import ENGINES
 from physml.phases import teacher_student as ts
 
 
@@ -50,6 +51,7 @@ class CellSpec:
     arch: ts.Architecture = field(default_factory=ts.Architecture)
     divergence_threshold: float = 100.0
     check_every: int = 100
+    engine: str = "auto"  # SGD code, physml.native.ENGINES; the cell records which one ran
 
     def __post_init__(self):
         problems = []
@@ -65,6 +67,8 @@ class CellSpec:
         bad = [s for s in self.snapshot_steps if not 0 <= s <= self.n_steps]
         if bad:
             problems.append(f"snapshot steps {bad} outside 0..n_steps={self.n_steps}")
+        if self.engine not in ENGINES:
+            problems.append(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if problems:
             raise ValueError("invalid cell: " + "; ".join(problems))
 
@@ -201,7 +205,7 @@ def run_cell(spec: CellSpec, progress=None) -> xr.Dataset:
     steps = spec.snapshots()
     result = ts.train_sgd(runs, data, spec.lr, spec.n_steps, snapshot_steps=steps,
                           divergence_threshold=spec.divergence_threshold,
-                          check_every=spec.check_every, progress=progress)
+                          check_every=spec.check_every, progress=progress, engine=spec.engine)
     per_time = [measure(runs, data, W, runs.W0, spec.lr, spec.n_eval) for W in result.snapshots]
     baseline = 0.5 * np.mean(data.y_test.astype(np.float64) ** 2, axis=1)
     a = ts.features(runs, data.x_test).astype(np.float64)
@@ -220,6 +224,7 @@ def run_cell(spec: CellSpec, progress=None) -> xr.Dataset:
     ds["diverged"] = ("run", result.diverged.astype(np.int8), {"long_name": "1: run stopped as divergent"})
     ds["diverged_step"] = ("run", result.diverged_step, {"long_name": "step of the divergence stop (-1: none)"})
     ds.attrs.update(cell_attrs(spec))
+    ds.attrs["sgd_engine"] = result.engine
     return ds
 
 

@@ -27,10 +27,13 @@ numbers never depend on how many runs share its batch, and batched and one-at-a-
 training agree to float tolerance (tests/test_phases_model.py).
 
 **Speed.** :func:`train_sgd` precomputes the first-layer features of every training point
-(M is fixed), keeps W transposed as V = W^T of shape (R, n1, n2) and updates it in place with
-preallocated buffers: about ten numpy calls per SGD step for all runs together.  Run it
-with one BLAS thread per process (``OPENBLAS_NUM_THREADS=1``) and split runs across
-processes instead: threads only slow these tiny matrix products down.
+(M is fixed) and runs the SGD steps in a C kernel (``physml/kernels/sgd_teacher_student.c``,
+:mod:`physml.native`): one fused loop per run that keeps W in SIMD registers, about 6.5M
+run-steps/s on one core (benchmarks/phase_cell.py).  Its numpy twin (:class:`_ReferenceSGD`,
+about ten batched numpy calls per SGD step for all runs together) is the fallback where no
+C compiler exists, and the tests hold the two against each other.  Run either with one
+thread per process (``OPENBLAS_NUM_THREADS=1``) and split runs across processes: threads
+only slow these tiny matrix products down.
 
 Public API (stable; the RMT study reuses it):
 
@@ -44,10 +47,14 @@ Public API (stable; the RMT study reuses it):
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from physml import native
 
 ACTIVATIONS = ("tanh", "relu", "identity")
 
@@ -135,6 +142,7 @@ class TrainResult:
     n_steps: int
     lr: float
     batch_size: int
+    engine: str = "reference"  # which code ran the SGD: "native" (C kernel) or "reference" (numpy)
 
     @property
     def temperature(self) -> float:
@@ -255,10 +263,114 @@ def loss_and_grad(runs: Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray):
 
 # --------------------------------------------------------------------------- training
 
+SGD_KERNEL = "sgd_teacher_student"
+_ACT_CODE = {"tanh": 0, "relu": 1, "identity": 2}
+
+
+class _ReferenceSGD:
+    """The numpy twin of the C kernel: all runs in one batched computation, W kept as
+    V = W^T (R, n1, n2) and updated in place with preallocated buffers (about ten numpy
+    calls per SGD step)."""
+
+    name = "reference"
+
+    def __init__(self, runs: Runs, A: np.ndarray, Tgt: np.ndarray, W0: np.ndarray, lr: float):
+        R, nb, B, n1 = A.shape
+        dtype = A.dtype
+        self.act = runs.arch.activation
+        self.A = np.ascontiguousarray(A.transpose(1, 0, 2, 3))             # (nb, R, B, n1)
+        self.A_T = [self.A[b].transpose(0, 2, 1) for b in range(nb)]
+        self.Tgt = np.ascontiguousarray(Tgt.transpose(1, 0, 2))[..., None]   # (nb, R, B, 1)
+        self.V = np.ascontiguousarray(W0.transpose(0, 2, 1)).astype(dtype)  # (R, n1, n2)
+        self.Zcol = runs.Z.astype(dtype)[:, :, None]                          # (R, n2, 1)
+        self.Zscaled = (runs.Z.astype(dtype) * dtype.type(lr / B))[:, None, :]  # lr/B * Z
+        n2 = runs.arch.n2
+        self.u, self.s, self.d = (np.empty((R, B, n2), dtype) for _ in range(3))
+        self.y, self.e = np.empty((R, B, 1), dtype), np.empty((R, B, 1), dtype)
+        self.g = np.empty_like(self.V)
+
+    def advance(self, step0: int, n: int) -> None:
+        nb, one = len(self.A), self.d.dtype.type(1)
+        u, s, d, y, e, g, V = self.u, self.s, self.d, self.y, self.e, self.g, self.V
+        for step in range(step0, step0 + n):
+            b = step % nb
+            np.matmul(self.A[b], V, out=u)                # u = W a      (R, B, n2)
+            if self.act == "tanh":
+                np.tanh(u, out=s)
+                np.multiply(s, s, out=d)
+                np.subtract(one, d, out=d)                # f'(u) = 1 - s^2
+            elif self.act == "relu":
+                np.maximum(u, 0, out=s)
+                np.greater(u, 0, out=d)
+            else:
+                s[...] = u
+                d.fill(one)
+            np.matmul(s, self.Zcol, out=y)                # y = Z . s    (R, B, 1)
+            np.subtract(y, self.Tgt[b], out=e)            # e = y - t
+            np.multiply(d, e, out=d)
+            np.multiply(d, self.Zscaled, out=d)           # delta * lr/B
+            np.matmul(self.A_T[b], d, out=g)              # lr * dL/dW^T (R, n1, n2)
+            np.subtract(V, g, out=V)
+
+    @property
+    def last_loss(self) -> np.ndarray:
+        return 0.5 * np.mean(self.e[:, :, 0].astype(np.float64) ** 2, axis=1)
+
+    def W(self) -> np.ndarray:
+        return self.V.transpose(0, 2, 1).copy()
+
+    def stop(self, bad: np.ndarray) -> None:
+        self.Zscaled[bad] = 0
+        self.V[bad] = 0
+
+
+class _NativeSGD:
+    """The C kernel ``kernels/sgd_teacher_student.c`` (float32; n2 padded to a multiple of
+    16); stopped runs are skipped."""
+
+    name = "native"
+
+    def __init__(self, runs: Runs, A: np.ndarray, Tgt: np.ndarray, W0: np.ndarray, lr: float):
+        R, nb, B, n1 = A.shape
+        n2 = runs.arch.n2
+        self.nk = -(-n2 // 16)
+        self.n2, self.lr_over_B = n2, lr / B
+        self.A, self.Tgt = np.ascontiguousarray(A), np.ascontiguousarray(Tgt)
+        self.V = np.zeros((R, n1, 16 * self.nk), np.float32)
+        self.V[:, :, :n2] = W0.transpose(0, 2, 1)
+        self.Z = np.zeros((R, 16 * self.nk), np.float32)
+        self.Z[:, :n2] = runs.Z
+        self.active = np.ones(R, np.uint8)
+        self.last_loss = np.full(R, np.nan)
+        self.act = _ACT_CODE[runs.arch.activation]
+        self.kernel = _sgd_kernel()
+
+    def advance(self, step0: int, n: int) -> None:
+        R, nb, B, n1 = self.A.shape
+        self.kernel(self.V, self.A, self.Tgt, self.Z, self.active, self.last_loss,
+                    R, nb, B, n1, self.nk, step0, n, self.lr_over_B, self.act)
+
+    def W(self) -> np.ndarray:
+        return self.V[:, :, :self.n2].transpose(0, 2, 1).copy()
+
+    def stop(self, bad: np.ndarray) -> None:
+        self.active[bad] = 0
+
+
+@functools.lru_cache(maxsize=None)
+def _sgd_kernel():
+    f = native.load(SGD_KERNEL).sgd_steps
+    arr = lambda dtype: np.ctypeslib.ndpointer(dtype, flags="C_CONTIGUOUS")  # noqa: E731
+    f.argtypes = ([arr(np.float32)] * 4 + [arr(np.uint8), arr(np.float64)]
+                  + [ctypes.c_long] * 7 + [ctypes.c_float, ctypes.c_int])
+    f.restype = None
+    return f
+
+
 def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
               snapshot_steps: Iterable[int] = (), W_init: np.ndarray | None = None,
               divergence_threshold: float = 100.0, check_every: int = 100,
-              progress=None) -> TrainResult:
+              progress=None, engine: str = "auto") -> TrainResult:
     """Plain SGD on the middle matrix of all runs at once; returns a :class:`TrainResult`.
 
     Step k uses mini-batch ``k mod n_batches`` of each run's fixed training set (the authors'
@@ -269,7 +381,9 @@ def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
     0..n_steps) are the steps after which W is stored.  ``W_init`` overrides ``runs.W0``.
     ``progress`` is an optional callable ``progress(steps_done)`` called at each check.
 
-    The arithmetic is in the dtype of ``data.x_train`` (float32 by default).
+    ``engine`` (:data:`physml.native.ENGINES`): ``native`` runs the C kernel (float32 data
+    only), ``reference`` its numpy twin in the dtype of ``data.x_train``, ``auto`` the kernel
+    for float32 data where it compiles.  Both keep each run independent of the others.
     """
     if n_steps < 0 or check_every < 1:
         raise ValueError("need n_steps >= 0 and check_every >= 1")
@@ -279,25 +393,15 @@ def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
     snaps = np.array(sorted(set(int(s) for s in snapshot_steps)), dtype=np.int64)
     if len(snaps) and (snaps[0] < 0 or snaps[-1] > n_steps):
         raise ValueError(f"snapshot steps must lie in 0..{n_steps}")
+    if engine == "native" and dtype != np.float32:
+        raise ValueError(f"engine 'native' computes in float32, got data of dtype {dtype}")
+    use_kernel = native.use_native(SGD_KERNEL, engine) and dtype == np.float32
 
-    # fixed first-layer features and targets, laid out per mini-batch: (nb, R, B, n1), (nb, R, B, 1)
-    a_all = features(runs, data.x_train).astype(dtype)
-    A = np.ascontiguousarray(a_all.reshape(R, nb, B, arch.n1).transpose(1, 0, 2, 3))
-    Tgt = np.ascontiguousarray(data.y_train.astype(dtype).reshape(R, nb, B).transpose(1, 0, 2))[..., None]
-    A_T = [A[b].transpose(0, 2, 1) for b in range(nb)]
-
+    # fixed first-layer features and targets of every mini-batch: (R, nb, B, n1), (R, nb, B)
+    A = features(runs, data.x_train).astype(dtype).reshape(R, nb, B, arch.n1)
+    Tgt = data.y_train.astype(dtype).reshape(R, nb, B)
     W0 = runs.W0 if W_init is None else W_init
-    V = np.ascontiguousarray(W0.transpose(0, 2, 1)).astype(dtype)      # V = W^T (R, n1, n2)
-    Zcol = runs.Z.astype(dtype)[:, :, None]                             # (R, n2, 1)
-    Zscaled = (runs.Z.astype(dtype) * dtype.type(lr / B))[:, None, :]   # (R, 1, n2): lr/B * Z
-    u = np.empty((R, B, arch.n2), dtype)
-    s = np.empty_like(u)
-    d = np.empty_like(u)
-    y = np.empty((R, B, 1), dtype)
-    e = np.empty_like(y)
-    g = np.empty_like(V)
-    one = dtype.type(1)
-    act = arch.activation
+    sgd = (_NativeSGD if use_kernel else _ReferenceSGD)(runs, A, Tgt, W0, lr)
 
     diverged = np.zeros(R, bool)
     div_step = np.full(R, -1, np.int64)
@@ -306,51 +410,31 @@ def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
     snapshots = np.empty((len(snaps), R, arch.n2, arch.n1), dtype)
 
     def current_W():
-        Wc = V.transpose(0, 2, 1).copy()
+        Wc = sgd.W()
         Wc[diverged] = W_stopped[diverged]
         return Wc
 
     def check(step):
         if step == 0:
             return
-        batch_loss = 0.5 * np.mean(e[:, :, 0].astype(np.float64) ** 2, axis=1)
+        batch_loss = sgd.last_loss
         active = ~diverged
         last_loss[active] = batch_loss[active]
         bad = active & ((batch_loss > divergence_threshold) | ~np.isfinite(batch_loss)
-                        | ~np.isfinite(V).all(axis=(1, 2)))
+                        | ~np.isfinite(sgd.V).all(axis=(1, 2)))
         if bad.any():
-            W_stopped[bad] = V[bad].transpose(0, 2, 1)
+            W_stopped[bad] = sgd.W()[bad]
             diverged[bad] = True
             div_step[bad] = step
-            Zscaled[bad] = 0
-            V[bad] = 0
+            sgd.stop(bad)
 
     stops = sorted(set(range(check_every, n_steps, check_every)) | set(snaps.tolist()) | {n_steps})
     i_snap = 0
     step = 0
     with np.errstate(all="ignore"):
         for stop in stops:
-            while step < stop:
-                b = step % nb
-                Ab = A[b]
-                np.matmul(Ab, V, out=u)                       # u = W a      (R, B, n2)
-                if act == "tanh":
-                    np.tanh(u, out=s)
-                    np.multiply(s, s, out=d)
-                    np.subtract(one, d, out=d)                # f'(u) = 1 - s^2
-                elif act == "relu":
-                    np.maximum(u, 0, out=s)
-                    np.greater(u, 0, out=d)
-                else:
-                    s[...] = u
-                    d.fill(one)
-                np.matmul(s, Zcol, out=y)                     # y = Z . s    (R, B, 1)
-                np.subtract(y, Tgt[b], out=e)                 # e = y - t
-                np.multiply(d, e, out=d)
-                np.multiply(d, Zscaled, out=d)                # delta * lr/B
-                np.matmul(A_T[b], d, out=g)                   # lr * dL/dW^T (R, n1, n2)
-                np.subtract(V, g, out=V)
-                step += 1
+            sgd.advance(step, stop - step)
+            step = stop
             check(step)
             while i_snap < len(snaps) and snaps[i_snap] == step:
                 snapshots[i_snap] = current_W()
@@ -358,7 +442,7 @@ def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
             if progress is not None:
                 progress(step)
     return TrainResult(snaps, snapshots, current_W(), diverged, div_step, last_loss,
-                       int(n_steps), float(lr), int(B))
+                       int(n_steps), float(lr), int(B), sgd.name)
 
 
 def train_sequential(runs: Runs, data: Dataset, lr: float, n_steps: int, **kwargs) -> TrainResult:
@@ -368,7 +452,7 @@ def train_sequential(runs: Runs, data: Dataset, lr: float, n_steps: int, **kwarg
     cat = lambda name, axis=0: np.concatenate([getattr(p, name) for p in parts], axis=axis)  # noqa: E731
     return TrainResult(parts[0].snapshot_steps, cat("snapshots", 1), cat("W"), cat("diverged"),
                        cat("diverged_step"), cat("last_batch_loss"), int(n_steps), float(lr),
-                       data.batch_size)
+                       data.batch_size, parts[0].engine)
 
 
 __all__: Sequence[str] = (
