@@ -7,7 +7,8 @@ from scipy import stats
 
 from physml.lattice.phi4 import Phi4, free_propagator
 from physml.mc.ensembles import hmc_ensemble
-from physml.mc.hmc import hmc_step, leapfrog
+from physml.lattice.u1 import U1
+from physml.mc.hmc import hmc_step, leapfrog, sample_hmc
 from physml.observables.phi4 import _by_chain, measure_phi4, momentum_propagator
 from physml.stats.gamma import gamma_error
 
@@ -67,6 +68,51 @@ def test_hmc_step_rejects_to_old_configuration():
     x_new, _, acc, dh = hmc_step(theory, x, step_size=0.6, n_steps=3, generator=gen)
     assert (~acc).any()
     assert torch.equal(x_new[~acc], x[~acc])
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 8), (3, 6, 5), (2, 1, 4), (2, 3, 1)])
+def test_c_kernel_trajectory_matches_torch_leapfrog(shape):
+    """The fused C trajectory against the torch leapfrog, action and kinetic energy."""
+    theory = Phi4(0.3, 0.05)
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 2
+    p = torch.randn(shape, generator=gen, dtype=torch.float64)
+    x_ref, p_ref = leapfrog(theory, x, p, 0.07, 9)
+    d_kin_ref = 0.5 * ((p_ref * p_ref).sum((1, 2)) - (p * p).sum((1, 2)))
+    x_before = x.clone()
+    x_c, s_c, d_kin_c = theory.fused_trajectory(x, p.clone(), 0.07, 9)
+    assert torch.equal(x, x_before)
+    assert (x_c - x).abs().max() > 0.1  # the fields moved
+    torch.testing.assert_close(x_c, x_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(s_c, theory.action(x_ref), rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(d_kin_c, d_kin_ref, rtol=1e-12, atol=1e-10)
+
+
+def test_c_kernel_and_torch_give_the_same_chains():
+    theory = Phi4(0.27, 0.022)
+    x0 = theory.cold_start(16, 8)
+    runs = {engine: sample_hmc(theory, x0, n_meas=30, step_size=0.2, n_steps=5,
+                               generator=torch.Generator().manual_seed(2), n_therm=10,
+                               show_progress=False, engine=engine)
+            for engine in ("native", "reference")}
+    fast, ref = runs["native"], runs["reference"]
+    assert (fast.engine, ref.engine) == ("native", "reference")
+    assert torch.equal(fast.accepted, ref.accepted)
+    assert 0.2 < ref.accepted.double().mean() < 0.99
+    torch.testing.assert_close(fast.samples, ref.samples, rtol=0, atol=1e-10)
+    torch.testing.assert_close(fast.delta_h, ref.delta_h, rtol=0, atol=1e-9)
+
+
+def test_native_engine_demands_a_c_leapfrog():
+    with pytest.raises(ValueError, match="C leapfrog"):
+        sample_hmc(U1(2.0), U1(2.0).random_start(2, 4, torch.Generator().manual_seed(0)), n_meas=1,
+                   step_size=0.1, n_steps=2, generator=torch.Generator(), engine="native")
+    with pytest.raises(ValueError, match="C leapfrog"):
+        sample_hmc(Phi4(0.2, 0.0), torch.zeros(2, 4, 4, dtype=torch.float32), n_meas=1,
+                   step_size=0.1, n_steps=2, generator=torch.Generator(), engine="native")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        sample_hmc(Phi4(0.2, 0.0), torch.zeros(2, 4, 4, dtype=torch.float64), n_meas=1,
+                   step_size=0.1, n_steps=2, generator=torch.Generator(), engine="gpu")
 
 
 def test_free_field_propagator_at_every_momentum():

@@ -10,6 +10,7 @@ from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.lattice.u1_exact import exact_ensemble
 from physml.mc.ensembles import hmc_ensemble
+from physml.native import ENGINES
 
 
 def _positive_int(text: str) -> int:
@@ -31,6 +32,9 @@ def _add_hmc_options(p: argparse.ArgumentParser, step_size: float, n_steps: int)
     p.add_argument("--therm-step-size", type=float, default=None,
                    help="leapfrog step size during thermalisation (default: --step-size)")
     p.add_argument("--start", choices=("cold", "random"), default="cold", help="initial fields")
+    p.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="trajectory code: native = C kernel (phi^4, float64 CPU), reference = torch, "
+                        "auto = the kernel where it applies and compiles (recorded as hmc_engine)")
     p.add_argument("--seed", type=int, required=True, help="random seed")
     p.add_argument("--out", required=True, help="output ensemble .nc")
     add_runtime_options(p, device=True)
@@ -42,7 +46,8 @@ def _run_hmc(args: argparse.Namespace, theory) -> None:
     ds = hmc_ensemble(theory, L=args.L, n_configs=args.n_configs,
                       n_chains=args.n_chains, n_therm=args.n_therm, meas_interval=args.meas_interval,
                       step_size=args.step_size, n_steps=args.n_steps, seed=args.seed, start=args.start,
-                      therm_step_size=args.therm_step_size, device=device, show_progress=args.progress)
+                      therm_step_size=args.therm_step_size, device=device, show_progress=args.progress,
+                      engine=args.engine)
     print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
     save(ds, args, f"hmc {theory.name}", theory=theory.name)
 

@@ -10,9 +10,15 @@ of stochastic quantisation, ``-dS/dphi``.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from dataclasses import dataclass
 
 import torch
+
+from physml import native
+
+LEAPFROG_KERNEL = "phi4_leapfrog"
 
 
 def neighbour_sum(phi: torch.Tensor) -> torch.Tensor:
@@ -45,6 +51,26 @@ class Phi4:
         local = (phi * phi).mul_(-4.0 * self.lam).add_(4.0 * self.lam - 2.0).mul_(phi)
         return local.add_(neighbour_sum(phi), alpha=2.0 * self.kappa)
 
+    def fused_trajectory(self, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps: int):
+        """:func:`physml.mc.hmc.leapfrog` in one call of the C kernel ``kernels/phi4_leapfrog.c``
+        (same arithmetic, one configuration at a time so that it stays in cache), float64
+        CPU tensors only.  Returns new tensors (x at the end, its action S(x), the change
+        of p^2/2); x is left unchanged, p is used as scratch (overwritten if contiguous)."""
+        if x.dtype != torch.float64 or x.device.type != "cpu" or p.shape != x.shape or x.dim() != 3:
+            raise ValueError(f"fused_trajectory needs float64 CPU fields (n, L, L), got {x.dtype} "
+                             f"{tuple(x.shape)} on {x.device}")
+        if p.dtype != torch.float64:
+            raise ValueError(f"fused_trajectory needs float64 momenta, got {p.dtype}")
+        x, p = x.contiguous().clone(), p.contiguous()
+        n, lx, ly = x.shape
+        d_kinetic, action = torch.empty(n, dtype=torch.float64), torch.empty(n, dtype=torch.float64)
+        scratch = torch.empty(lx * ly, dtype=torch.float64)
+        _leapfrog_kernel()(x.data_ptr(), p.data_ptr(), n, lx, ly, self.kappa, self.lam,
+                           step_size, n_steps, d_kinetic.data_ptr(), action.data_ptr(),
+                           scratch.data_ptr())
+        return x, action, d_kinetic
+
+    kernel = LEAPFROG_KERNEL
     site_dims = ("x", "y")
     field_name = "phi"
 
@@ -71,6 +97,15 @@ class Phi4:
     def symmetry_flip(self, phi: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
         """Exact global Z2 move phi -> -phi on the configurations where ``flip`` is True."""
         return torch.where(flip.view(-1, *([1] * (phi.dim() - 1))), -phi, phi)
+
+
+@functools.lru_cache(maxsize=None)
+def _leapfrog_kernel():
+    f = native.load(LEAPFROG_KERNEL).phi4_leapfrog
+    f.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_long] * 3 + [ctypes.c_double] * 3 + [ctypes.c_long]
+                  + [ctypes.c_void_p] * 3)
+    f.restype = None
+    return f
 
 
 def free_propagator(kappa: float, L: int) -> torch.Tensor:

@@ -24,9 +24,10 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
                  meas_interval: int, step_size: float, n_steps: int, seed: int,
                  start: str = "random", therm_step_size: float | None = None,
                  device: torch.device | str = "cpu", dtype=torch.float64,
-                 show_progress: bool = True) -> xr.Dataset:
+                 show_progress: bool = True, engine: str = "auto") -> xr.Dataset:
     """Sample ``n_configs`` configurations from ``n_chains`` chains (``n_configs`` must be
-    a multiple of ``n_chains``) and return them as an ensemble Dataset."""
+    a multiple of ``n_chains``) and return them as an ensemble Dataset.  ``engine``: see
+    :func:`physml.mc.hmc.sample_hmc`; the ``hmc_engine`` attribute records which code ran."""
     if n_chains < 1 or n_configs < n_chains or n_configs % n_chains:
         raise ValueError(f"n_configs ({n_configs}) must be a positive multiple of "
                          f"n_chains ({n_chains})")
@@ -41,7 +42,7 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
     res = sample_hmc(theory, x0, n_meas=n_configs // n_chains, step_size=step_size,
                      n_steps=n_steps, generator=gen, n_therm=n_therm,
                      meas_interval=meas_interval, therm_step_size=therm_step_size,
-                     show_progress=show_progress, desc=f"hmc {theory.name} L={L}")
+                     show_progress=show_progress, desc=f"hmc {theory.name} L={L}", engine=engine)
     wall = time.perf_counter() - t0
     n_meas = res.samples.shape[0]
     field = res.samples.transpose(0, 1).reshape(n_configs, *res.samples.shape[2:])
@@ -64,7 +65,7 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
                "acceptance_rate": float(res.accepted[n_therm:].double().mean()),
                "n_therm": n_therm, "meas_interval": meas_interval,
                "step_size": step_size, "n_steps": n_steps, "start": start,
-               "wall_time_s": wall},
+               "wall_time_s": wall, "hmc_engine": res.engine},
     )
     ds.attrs.update(coupling_attrs(theory))
     return ds

@@ -10,6 +10,12 @@ chain after every trajectory.
 Conventions: unit-mass momenta p ~ N(0, 1), H = p^2 / 2 + S(x), leapfrog with
 ``n_steps`` steps of size ``step_size`` (trajectory length n_steps * step_size),
 Metropolis accept with probability min(1, exp(-Delta H)) chain by chain.
+
+A theory with a ``fused_trajectory(x, p, step_size, n_steps)`` method (returning the final
+x, its action and the change of p^2/2) and a ``kernel`` name (phi^4) can run the whole
+trajectory in a C kernel (:mod:`physml.native`): ``engine``
+``auto`` does so for float64 CPU fields where the kernel compiles, ``native`` demands it,
+``reference`` keeps the torch code.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from physml import native
 from physml.progress import progress
 
 
@@ -35,6 +42,7 @@ class HMCResult:
     trajectory: torch.Tensor
     accepted: torch.Tensor
     delta_h: torch.Tensor
+    engine: str = "reference"  # "native": leapfrog in the C kernel; "reference": torch
 
 
 def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps: int):
@@ -47,54 +55,78 @@ def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps
     return x, p
 
 
+def fused_trajectory(theory, x: torch.Tensor, engine: str):
+    """The theory's C-kernel trajectory if ``engine`` selects it for fields like ``x``, else None."""
+    if engine not in native.ENGINES:
+        raise ValueError(f"engine must be one of {native.ENGINES}, got {engine!r}")
+    if not (hasattr(theory, "fused_trajectory") and x.device.type == "cpu" and x.dtype == torch.float64):
+        if engine == "native":
+            raise ValueError(f"engine 'native' needs a theory with a C leapfrog (phi^4) and float64 "
+                             f"CPU fields; got {type(theory).__name__}, {x.dtype} on {x.device}")
+        return None
+    return theory.fused_trajectory if native.use_native(theory.kernel, engine) else None
+
+
 def hmc_step(theory, x: torch.Tensor, step_size: float, n_steps: int,
-             generator: torch.Generator, action: torch.Tensor | None = None):
+             generator: torch.Generator, action: torch.Tensor | None = None, trajectory=None):
     """One HMC trajectory per chain; returns (new x, its action, accepted mask, Delta H).
 
     ``action`` is S(x) if already known (it is carried from one trajectory to the next).
+    ``trajectory(x, p, step_size, n_steps)``, if given, replaces :func:`leapfrog` and the
+    energy bookkeeping: it returns (x at the end, S there, change of p^2/2).
     """
     # Momenta drawn in float32 (several times faster than float64 on CPU) and then
     # used exactly as drawn: H is evaluated on these values, so the chain stays exact.
     p = torch.randn(x.shape, generator=generator, dtype=torch.float32, device=x.device).to(x.dtype)
     reduce_dims = tuple(range(1, x.dim()))
     s0 = theory.action(x) if action is None else action
-    x_new, p_new = leapfrog(theory, x, p, step_size, n_steps)
-    s1 = theory.action(x_new)
-    delta_h = 0.5 * ((p_new * p_new).sum(reduce_dims) - (p * p).sum(reduce_dims)) + s1 - s0
+    if trajectory is None:
+        x_new, p_new = leapfrog(theory, x, p, step_size, n_steps)
+        s1 = theory.action(x_new)
+        d_kinetic = 0.5 * ((p_new * p_new).sum(reduce_dims) - (p * p).sum(reduce_dims))
+    else:
+        x_new, s1, d_kinetic = trajectory(x, p, step_size, n_steps)
+    delta_h = d_kinetic + s1 - s0
     u = torch.rand(delta_h.shape, generator=generator, dtype=x.dtype, device=x.device)
     accept = u < torch.exp(-delta_h)
-    mask = accept.view(-1, *([1] * (x.dim() - 1)))
-    return torch.where(mask, x_new, x), torch.where(accept, s1, s0), accept, delta_h
+    reject = ~accept
+    x_new[reject] = x[reject]  # x_new is a fresh tensor: restore only the rejected chains
+    return x_new, torch.where(accept, s1, s0), accept, delta_h
 
 
 def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_steps: int,
                generator: torch.Generator, n_therm: int = 0, meas_interval: int = 1,
                therm_step_size: float | None = None, symmetry_moves: bool = True,
-               show_progress: bool = True, desc: str = "hmc") -> HMCResult:
+               show_progress: bool = True, desc: str = "hmc", engine: str = "auto") -> HMCResult:
     """Run ``n_therm`` thermalisation trajectories (step ``therm_step_size``, default
     ``step_size``), then ``n_meas * meas_interval`` more, keeping every
-    ``meas_interval``-th configuration."""
+    ``meas_interval``-th configuration.  ``engine``: see the module docstring."""
     for name, value in (("n_meas", n_meas), ("n_steps", n_steps), ("meas_interval", meas_interval)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if n_therm < 0 or step_size <= 0:
         raise ValueError(f"need n_therm >= 0 and step_size > 0, got {n_therm}, {step_size}")
     flip = symmetry_moves and hasattr(theory, "symmetry_flip")
+    trajectory = fused_trajectory(theory, x0, engine)
     n_traj = n_therm + n_meas * meas_interval
     x = theory.project(x0.clone())
     action = theory.action(x)
-    samples, actions, traj_index, accepted, delta_h = [], [], [], [], []
+    # preallocated: stacking hundreds of stored fields at the end cost more than the sampling
+    samples = torch.empty((n_meas, *x.shape), dtype=x.dtype, device=x.device)
+    actions = torch.empty((n_meas, x.shape[0]), dtype=action.dtype, device=x.device)
+    accepted = torch.empty((n_traj, x.shape[0]), dtype=torch.bool, device=x.device)
+    delta_h = torch.empty((n_traj, x.shape[0]), dtype=x.dtype, device=x.device)
     for t in progress(range(1, n_traj + 1), desc=desc, enabled=show_progress):
         eps = therm_step_size if (t <= n_therm and therm_step_size) else step_size
-        x, action, acc, dh = hmc_step(theory, x, eps, n_steps, generator, action)
+        x, action, accepted[t - 1], delta_h[t - 1] = hmc_step(theory, x, eps, n_steps, generator,
+                                                              action, trajectory)
         if flip:
             mask = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
             x = theory.symmetry_flip(x, mask)
-        accepted.append(acc)
-        delta_h.append(dh)
         if t > n_therm and (t - n_therm) % meas_interval == 0:
-            samples.append(x.clone())
-            actions.append(action.clone())
-            traj_index.append(t)
-    return HMCResult(torch.stack(samples), torch.stack(actions), torch.tensor(traj_index),
-                     torch.stack(accepted), torch.stack(delta_h))
+            m = (t - n_therm) // meas_interval - 1
+            samples[m] = x
+            actions[m] = action
+    traj_index = n_therm + meas_interval * torch.arange(1, n_meas + 1)
+    return HMCResult(samples, actions, traj_index, accepted, delta_h,
+                     "reference" if trajectory is None else "native")
