@@ -1,9 +1,10 @@
 """Throughput of the batched HMC against a single-chain numpy loop, side by side.
 
 The batched sampler runs twice: with its trajectories in the C kernel (engine "native",
-the default for float64 CPU fields) and in torch (engine "reference").  All run the same algorithm (phi^4 hopping action, leapfrog with the same step
-size and number of steps, Metropolis, one trajectory per configuration) at the
-same L on one thread; configurations per second and their ratio are printed.
+the default for float64 CPU fields) and in torch (engine "reference").  All run the
+same algorithm (phi^4 hopping action, leapfrog with the same step size and number of
+steps, Metropolis, one trajectory per configuration) at the same L on one thread, each
+after a short warm-up; configurations per second and the ratios are printed.
 Usage: python benchmarks/hmc_phi4.py [--L 32] [--chains 512] [--traj 40]
 """
 

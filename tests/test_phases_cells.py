@@ -142,6 +142,8 @@ def test_cell_spec_rejects_bad_input():
         CellSpec(lr=0, sigma_w=1)
     with pytest.raises(ValueError, match="outside"):
         CellSpec(lr=1, sigma_w=1, n_steps=10, snapshot_steps=(20,))
+    with pytest.raises(ValueError, match="engine must be one of"):
+        CellSpec(lr=1, sigma_w=1, engine="fast")
 
 
 def test_cli_cell_and_gather(tmp_path):

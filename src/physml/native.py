@@ -84,25 +84,38 @@ def load(name: str) -> ctypes.CDLL:
         raise KernelUnavailable(f"cannot load {target}: {exc}") from exc
 
 
+def check_engine(engine: str) -> None:
+    """Raise a ValueError naming :data:`ENGINES` unless ``engine`` is one of them."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+
+
 def use_native(name: str, engine: str) -> bool:
     """Whether a computation with ``engine`` in :data:`ENGINES` runs the kernel ``name``.
 
     ``native`` demands it (raises :class:`KernelUnavailable`), ``reference`` never uses it,
     ``auto`` uses it when it compiles and otherwise logs a warning once and falls back.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check_engine(engine)
     if engine == "reference":
         return False
-    if engine == "native":
-        load(name)
-        return True
     try:
         load(name)
         return True
     except KernelUnavailable as exc:
+        if engine == "native":
+            raise
         _warn_once(name, str(exc))
         return False
+
+
+@functools.lru_cache(maxsize=None)
+def function(name: str, symbol: str, argtypes: tuple):
+    """The C function ``symbol`` of kernel ``name``, with ctypes ``argtypes`` and no result."""
+    f = getattr(load(name), symbol)
+    f.argtypes = list(argtypes)
+    f.restype = None
+    return f
 
 
 @functools.lru_cache(maxsize=None)

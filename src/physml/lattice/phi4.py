@@ -11,7 +11,6 @@ of stochastic quantisation, ``-dS/dphi``.
 from __future__ import annotations
 
 import ctypes
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +18,8 @@ import torch
 from physml import native
 
 LEAPFROG_KERNEL = "phi4_leapfrog"
+_LEAPFROG_ARGTYPES = ((ctypes.c_void_p,) * 2 + (ctypes.c_long,) * 3 + (ctypes.c_double,) * 3
+                      + (ctypes.c_long,) + (ctypes.c_void_p,) * 3)
 
 
 def neighbour_sum(phi: torch.Tensor) -> torch.Tensor:
@@ -65,7 +66,7 @@ class Phi4:
         n, lx, ly = x.shape
         d_kinetic, action = torch.empty(n, dtype=torch.float64), torch.empty(n, dtype=torch.float64)
         scratch = torch.empty(lx * ly, dtype=torch.float64)
-        _leapfrog_kernel()(x.data_ptr(), p.data_ptr(), n, lx, ly, self.kappa, self.lam,
+        native.function(LEAPFROG_KERNEL, "phi4_leapfrog", _LEAPFROG_ARGTYPES)(x.data_ptr(), p.data_ptr(), n, lx, ly, self.kappa, self.lam,
                            step_size, n_steps, d_kinetic.data_ptr(), action.data_ptr(),
                            scratch.data_ptr())
         return x, action, d_kinetic
@@ -97,15 +98,6 @@ class Phi4:
     def symmetry_flip(self, phi: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
         """Exact global Z2 move phi -> -phi on the configurations where ``flip`` is True."""
         return torch.where(flip.view(-1, *([1] * (phi.dim() - 1))), -phi, phi)
-
-
-@functools.lru_cache(maxsize=None)
-def _leapfrog_kernel():
-    f = native.load(LEAPFROG_KERNEL).phi4_leapfrog
-    f.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_long] * 3 + [ctypes.c_double] * 3 + [ctypes.c_long]
-                  + [ctypes.c_void_p] * 3)
-    f.restype = None
-    return f
 
 
 def free_propagator(kappa: float, L: int) -> torch.Tensor:

@@ -55,10 +55,9 @@ def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps
     return x, p
 
 
-def fused_trajectory(theory, x: torch.Tensor, engine: str):
+def select_trajectory(theory, x: torch.Tensor, engine: str):
     """The theory's C-kernel trajectory if ``engine`` selects it for fields like ``x``, else None."""
-    if engine not in native.ENGINES:
-        raise ValueError(f"engine must be one of {native.ENGINES}, got {engine!r}")
+    native.check_engine(engine)
     if not (hasattr(theory, "fused_trajectory") and x.device.type == "cpu" and x.dtype == torch.float64):
         if engine == "native":
             raise ValueError(f"engine 'native' needs a theory with a C leapfrog (phi^4) and float64 "
@@ -78,9 +77,9 @@ def hmc_step(theory, x: torch.Tensor, step_size: float, n_steps: int,
     # Momenta drawn in float32 (several times faster than float64 on CPU) and then
     # used exactly as drawn: H is evaluated on these values, so the chain stays exact.
     p = torch.randn(x.shape, generator=generator, dtype=torch.float32, device=x.device).to(x.dtype)
-    reduce_dims = tuple(range(1, x.dim()))
     s0 = theory.action(x) if action is None else action
     if trajectory is None:
+        reduce_dims = tuple(range(1, x.dim()))
         x_new, p_new = leapfrog(theory, x, p, step_size, n_steps)
         s1 = theory.action(x_new)
         d_kinetic = 0.5 * ((p_new * p_new).sum(reduce_dims) - (p * p).sum(reduce_dims))
@@ -107,7 +106,7 @@ def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_ste
     if n_therm < 0 or step_size <= 0:
         raise ValueError(f"need n_therm >= 0 and step_size > 0, got {n_therm}, {step_size}")
     flip = symmetry_moves and hasattr(theory, "symmetry_flip")
-    trajectory = fused_trajectory(theory, x0, engine)
+    trajectory = select_trajectory(theory, x0, engine)
     n_traj = n_therm + n_meas * meas_interval
     x = theory.project(x0.clone())
     action = theory.action(x)

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import xarray as xr
 
-from physml.native import ENGINES
+from physml.native import check_engine
 from physml.phases import teacher_student as ts
 
 
@@ -67,8 +67,10 @@ class CellSpec:
         bad = [s for s in self.snapshot_steps if not 0 <= s <= self.n_steps]
         if bad:
             problems.append(f"snapshot steps {bad} outside 0..n_steps={self.n_steps}")
-        if self.engine not in ENGINES:
-            problems.append(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        try:
+            check_engine(self.engine)
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
             raise ValueError("invalid cell: " + "; ".join(problems))
 

@@ -48,7 +48,6 @@ Public API (stable; the RMT study reuses it):
 from __future__ import annotations
 
 import ctypes
-import functools
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -264,6 +263,9 @@ def loss_and_grad(runs: Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray):
 # --------------------------------------------------------------------------- training
 
 SGD_KERNEL = "sgd_teacher_student"
+_ARRAY = {t: np.ctypeslib.ndpointer(t, flags="C_CONTIGUOUS") for t in (np.float32, np.float64, np.uint8)}
+_SGD_ARGTYPES = ((_ARRAY[np.float32],) * 4 + (_ARRAY[np.uint8], _ARRAY[np.float64])
+                 + (ctypes.c_long,) * 7 + (ctypes.c_float, ctypes.c_int))
 _ACT_CODE = {"tanh": 0, "relu": 1, "identity": 2}
 
 
@@ -343,7 +345,7 @@ class _NativeSGD:
         self.active = np.ones(R, np.uint8)
         self.last_loss = np.full(R, np.nan)
         self.act = _ACT_CODE[runs.arch.activation]
-        self.kernel = _sgd_kernel()
+        self.kernel = native.function(SGD_KERNEL, "sgd_steps", _SGD_ARGTYPES)
 
     def advance(self, step0: int, n: int) -> None:
         R, nb, B, n1 = self.A.shape
@@ -355,16 +357,6 @@ class _NativeSGD:
 
     def stop(self, bad: np.ndarray) -> None:
         self.active[bad] = 0
-
-
-@functools.lru_cache(maxsize=None)
-def _sgd_kernel():
-    f = native.load(SGD_KERNEL).sgd_steps
-    arr = lambda dtype: np.ctypeslib.ndpointer(dtype, flags="C_CONTIGUOUS")  # noqa: E731
-    f.argtypes = ([arr(np.float32)] * 4 + [arr(np.uint8), arr(np.float64)]
-                  + [ctypes.c_long] * 7 + [ctypes.c_float, ctypes.c_int])
-    f.restype = None
-    return f
 
 
 def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
