@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import yaml
 from test_workflow import _copy_workflow
 
 from physml.io.artifacts import sha256_file
@@ -20,8 +21,13 @@ ENSEMBLES = [f"results/phi4/hmc/L8_kappa{k}_lam0.022/ensemble.nc" for k in ("0.2
 @pytest.mark.slow
 def test_interrupted_run_resumes_without_redoing_finished_jobs(root, tmp_path):
     wd = _copy_workflow(root, tmp_path)
+    # long enough thermalisation (several seconds per job, even with the C leapfrog) that the
+    # interrupt reliably lands while the second job runs
+    config = yaml.safe_load((wd / "tiny.yaml").read_text())
+    config["phi4"]["hmc"]["n_therm"] = 50000
+    (wd / "resume.yaml").write_text(yaml.safe_dump(config))
     # one core: the two HMC jobs run one after the other; targets before --configfile
-    cmd = [sys.executable, "-m", "snakemake", *ENSEMBLES, "--cores", "1", "--configfile", "tiny.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", *ENSEMBLES, "--cores", "1", "--configfile", "resume.yaml"]
     log = wd / "interrupted.out"
     with open(log, "w") as out:
         run = subprocess.Popen(cmd, cwd=wd, stdout=out, stderr=subprocess.STDOUT,
