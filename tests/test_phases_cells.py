@@ -8,6 +8,7 @@ import xarray as xr
 from physml.cli.phases import main as phases_main
 from physml.figures.phases import (plot_phase_diagram, plot_phase_observables, plot_phase_trajectories,
                                    representative_cells)
+from physml import native
 from physml.io.artifacts import artifact_config, read_artifact
 from physml.phases.cells import CellSpec, gather, run_cell
 from physml.phases.classify import (FERRO, GLASS, PARA, UNCONVERGED, analyse_grid, classify_runs,
@@ -36,6 +37,9 @@ def test_cell_observables(three_cells):
     assert (sv ** 2).sum(axis=1).mean() == pytest.approx(16 * 1.0, rel=0.15)  # E|W0|_F^2 = n2 sigma_W^2
     assert float(ds["test_loss"].isel(time=-1).mean()) < 0.2 * float(ds["test_loss"].isel(time=0).mean())
     assert ds.attrs["T"] == pytest.approx(0.125 / 4)
+    # auto ran a kernel clone this CPU runs (calibrated faster than the numpy twin) and says which
+    assert ds.attrs["sgd_engine"] == "native"
+    assert ds.attrs["sgd_clone"] in native.runnable_clones("sgd_teacher_student")
 
 
 def test_three_phases_where_the_paper_puts_them(three_cells):
@@ -157,6 +161,7 @@ def test_cli_cell_and_gather(tmp_path):
         paths.append(str(out))
     cell = read_artifact(paths[0])
     assert artifact_config(cell)["sigma_w"] == 0.5 and cell.attrs["seed"] == 5
+    assert cell.attrs["sgd_clone"] in native.runnable_clones("sgd_teacher_student")  # kept in the file
     grid_path = tmp_path / "grid.nc"
     assert phases_main(["gather", *paths, "--no-progress", "--out", str(grid_path)]) == 0
     grid = read_artifact(grid_path)

@@ -11,9 +11,16 @@ source and compiler, into ``$PHYSML_KERNEL_CACHE`` (default
 ``$XDG_CACHE_HOME/physml/kernels``, i.e. ``~/.cache/physml/kernels``); the library's
 name carries the sha256 of source, command and platform, and it is written to a
 temporary file and renamed, so concurrent jobs never load a half-written library.
-x86-64 kernels are compiled as ``target_clones`` (AVX-512, AVX2, baseline) and pick
-their version at load time, so one cached library serves every node of a cluster
-that shares a home directory.
+x86-64 kernels hold versions for several instruction sets (:data:`CLONES`), so one
+cached library serves every node of a cluster that shares a home directory.  Either the
+compiler's ``target_clones`` picks one at load time, or the kernel exports one function
+``<symbol>_<clone>`` per clone it has and ``int cpu_clones(void)``, the bitmask (bit i for
+``CLONES[i]``) of those this CPU runs; then :func:`pick_clone` chooses, and
+``$PHYSML_KERNEL_CLONE`` forces one (benchmarks, tests).
+
+Calibration: :func:`calibration` measures rates once per kernel build, CPU and case, and
+keeps them in ``<library>.calibration.json`` beside the compiled kernel (written to a
+temporary file and renamed), so that ``auto`` can run whichever code is fastest here.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -29,10 +37,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-Wall", "-Wno-psabi")
 ENGINES = ("auto", "native", "reference")
+CLONES = ("avx512", "avx2", "baseline")  # x86-64-v4, x86-64-v3, the compiler's default; best first
+CLONE_ENV = "PHYSML_KERNEL_CLONE"
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +64,31 @@ def _compiler() -> list[str]:
     return shlex.split(os.environ.get("CC", "cc"))
 
 
+def _library(name: str) -> tuple[Path, list[str]]:
+    """The source of kernel ``name`` and its compile command; the library path is
+    :func:`_library_path`."""
+    source = KERNEL_DIR / f"{name}.c"
+    if not source.is_file():
+        raise KernelUnavailable(f"no kernel source {source}")
+    return source, [*_compiler(), *FLAGS]
+
+
+def _library_path(name: str) -> Path:
+    """Where the compiled kernel ``name`` is cached: its name carries the sha256 of source,
+    compile command and platform."""
+    source, cmd = _library(name)
+    key = hashlib.sha256(source.read_bytes() + repr((cmd, platform.machine(), sys.platform)).encode())
+    return cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
+
+
 @functools.lru_cache(maxsize=None)
 def load(name: str) -> ctypes.CDLL:
     """The compiled kernel ``kernels/<name>.c`` (compiling it if not cached yet).
 
     Raises :class:`KernelUnavailable` with the compiler's message if that fails.
     """
-    source = KERNEL_DIR / f"{name}.c"
-    if not source.is_file():
-        raise KernelUnavailable(f"no kernel source {source}")
-    cmd = [*_compiler(), *FLAGS]
-    key = hashlib.sha256(source.read_bytes() + repr((cmd, platform.machine(), sys.platform)).encode())
-    target = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
+    source, cmd = _library(name)
+    target = _library_path(name)
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
@@ -82,6 +106,62 @@ def load(name: str) -> ctypes.CDLL:
         return ctypes.CDLL(str(target))
     except OSError as exc:
         raise KernelUnavailable(f"cannot load {target}: {exc}") from exc
+
+
+def runnable_clones(name: str) -> tuple[str, ...]:
+    """The clones of kernel ``name`` (one exporting ``cpu_clones``) that this CPU runs, best first."""
+    lib = load(name)
+    lib.cpu_clones.restype = ctypes.c_int
+    mask = lib.cpu_clones()
+    return tuple(clone for i, clone in enumerate(CLONES) if mask >> i & 1)
+
+
+def pick_clone(name: str) -> str:
+    """The clone of kernel ``name`` to run: ``$PHYSML_KERNEL_CLONE`` where set, else the best
+    one this CPU runs.  Raises :class:`KernelUnavailable` if the forced clone cannot run here."""
+    runnable = runnable_clones(name)
+    forced = os.environ.get(CLONE_ENV)
+    if not forced:
+        return runnable[0]
+    if forced not in runnable:
+        raise KernelUnavailable(f"{CLONE_ENV}={forced}: this CPU runs only {', '.join(runnable)} "
+                                f"of kernel {name} (clones: {', '.join(CLONES)})")
+    return forced
+
+
+def cpu_id() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`) and machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return f"{platform.processor()} ({platform.machine()})"
+
+
+def calibration(name: str, case: str, measure: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """Rates ``measure()`` returned for kernel ``name`` on this CPU model and ``case``, measured
+    at the first call and cached beside the compiled kernel (see the module docstring)."""
+    load(name)
+    path = _library_path(name).with_suffix(".calibration.json")
+    entry = f"{cpu_id()}; {case}"
+
+    def read() -> dict:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    cached = read().get(entry)
+    if cached is not None:
+        return cached
+    rates = measure()
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump({**read(), entry: rates}, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return rates
 
 
 def check_engine(engine: str) -> None:

@@ -51,7 +51,7 @@ class CellSpec:
     arch: ts.Architecture = field(default_factory=ts.Architecture)
     divergence_threshold: float = 100.0
     check_every: int = 100
-    engine: str = "auto"  # SGD code, physml.native.ENGINES; the cell records which one ran
+    engine: str = "auto"  # SGD code, physml.native.ENGINES; the cell records which ran (sgd_engine, sgd_clone)
 
     def __post_init__(self):
         problems = []
@@ -227,6 +227,7 @@ def run_cell(spec: CellSpec, progress=None) -> xr.Dataset:
     ds["diverged_step"] = ("run", result.diverged_step, {"long_name": "step of the divergence stop (-1: none)"})
     ds.attrs.update(cell_attrs(spec))
     ds.attrs["sgd_engine"] = result.engine
+    ds.attrs["sgd_clone"] = result.clone
     return ds
 
 

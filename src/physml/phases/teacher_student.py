@@ -28,10 +28,13 @@ training agree to float tolerance (tests/test_phases_model.py).
 
 **Speed.** :func:`train_sgd` precomputes the first-layer features of every training point
 (M is fixed) and runs the SGD steps in a C kernel (``physml/kernels/sgd_teacher_student.c``,
-:mod:`physml.native`): one fused loop per run that keeps W in SIMD registers, about 6.5M
-run-steps/s on one core (benchmarks/phase_cell.py).  Its numpy twin (:class:`_ReferenceSGD`,
-about ten batched numpy calls per SGD step for all runs together) is the fallback where no
-C compiler exists, and the tests hold the two against each other.  Run either with one
+:mod:`physml.native`): one fused loop per run that keeps the pre-activations and deltas in
+SIMD registers, in an AVX-512, an AVX2 and a baseline clone (benchmarks/phase_cell.py
+measures each).  Its numpy twin (:class:`_ReferenceSGD`, about ten batched numpy calls per
+SGD step for all runs together) is the fallback where no C compiler exists, and the tests
+hold every clone against it.  ``engine="auto"`` runs whichever of the clones this CPU runs
+and the twin was fastest in a short calibration at first use (:func:`physml.native.calibration`,
+cached per CPU model, shape, batch size and number of runs); the result records the clone.  Run either with one
 thread per process (``OPENBLAS_NUM_THREADS=1``) and split runs across processes: threads
 only slow these tiny matrix products down.
 
@@ -48,6 +51,9 @@ Public API (stable; the RMT study reuses it):
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -142,6 +148,7 @@ class TrainResult:
     lr: float
     batch_size: int
     engine: str = "reference"  # which code ran the SGD: "native" (C kernel) or "reference" (numpy)
+    clone: str = "none"        # the kernel clone that ran (physml.native.CLONES), "none" for numpy
 
     @property
     def temperature(self) -> float:
@@ -275,6 +282,7 @@ class _ReferenceSGD:
     calls per SGD step)."""
 
     name = "reference"
+    clone = "none"
 
     def __init__(self, runs: Runs, A: np.ndarray, Tgt: np.ndarray, W0: np.ndarray, lr: float):
         R, nb, B, n1 = A.shape
@@ -327,12 +335,13 @@ class _ReferenceSGD:
 
 
 class _NativeSGD:
-    """The C kernel ``kernels/sgd_teacher_student.c`` (float32; n2 padded to a multiple of
-    16); stopped runs are skipped."""
+    """The C kernel ``kernels/sgd_teacher_student.c``, its clone ``clone`` (float32; n2
+    padded to a multiple of 16); stopped runs are skipped."""
 
     name = "native"
 
-    def __init__(self, runs: Runs, A: np.ndarray, Tgt: np.ndarray, W0: np.ndarray, lr: float):
+    def __init__(self, runs: Runs, A: np.ndarray, Tgt: np.ndarray, W0: np.ndarray, lr: float,
+                 clone: str):
         R, nb, B, n1 = A.shape
         n2 = runs.arch.n2
         self.nk = -(-n2 // 16)
@@ -345,7 +354,8 @@ class _NativeSGD:
         self.active = np.ones(R, np.uint8)
         self.last_loss = np.full(R, np.nan)
         self.act = _ACT_CODE[runs.arch.activation]
-        self.kernel = native.function(SGD_KERNEL, "sgd_steps", _SGD_ARGTYPES)
+        self.clone = clone
+        self.kernel = native.function(SGD_KERNEL, f"sgd_steps_{clone}", _SGD_ARGTYPES)
 
     def advance(self, step0: int, n: int) -> None:
         R, nb, B, n1 = self.A.shape
@@ -357,6 +367,49 @@ class _NativeSGD:
 
     def stop(self, bad: np.ndarray) -> None:
         self.active[bad] = 0
+
+
+_CALIBRATION_RUNS = 128  # at most this many runs in a calibration
+
+
+def _calibrate(arch: Architecture, batch_size: int, n_runs: int) -> dict[str, float]:
+    """Run-steps/s of every kernel clone this CPU runs and of the numpy twin (key
+    ``"reference"``), each timed for about 0.05 s on ``n_runs`` synthetic runs."""
+    runs = draw_runs(n_runs, 1.0, seed=0, arch=arch)
+    data = draw_data(runs, batch_size, 16, 1)
+    A = features(runs, data.x_train).reshape(n_runs, 16, batch_size, arch.n1)
+    Tgt = data.y_train.reshape(n_runs, 16, batch_size)
+    codes = {clone: functools.partial(_NativeSGD, clone=clone) for clone in native.runnable_clones(SGD_KERNEL)}
+    codes["reference"] = _ReferenceSGD
+    rates = {}
+    for name, code in codes.items():
+        sgd = code(runs, A, Tgt, runs.W0, 1e-3)
+        n, elapsed = 8, 0.0
+        while elapsed < 0.05:
+            n *= 2
+            t0 = time.perf_counter()
+            sgd.advance(0, n)
+            elapsed = time.perf_counter() - t0
+        rates[name] = n_runs * n / elapsed
+    return rates
+
+
+def _sgd_code(engine: str, arch: Architecture, batch_size: int, n_runs: int, dtype) -> str:
+    """The kernel clone that trains with ``engine`` (see :func:`train_sgd`), or ``"none"``
+    for the numpy twin."""
+    if engine == "native" and dtype != np.float32:
+        raise ValueError(f"engine 'native' computes in float32, got data of dtype {dtype}")
+    if not (native.use_native(SGD_KERNEL, engine) and dtype == np.float32):
+        return "none"
+    clone = native.pick_clone(SGD_KERNEL)
+    if engine == "native":
+        return clone
+    cal_runs = min(n_runs, _CALIBRATION_RUNS)
+    case = f"{arch.n1}x{arch.n2} {arch.activation} B={batch_size} runs={cal_runs}"
+    rates = native.calibration(SGD_KERNEL, case, lambda: _calibrate(arch, batch_size, cal_runs))
+    if not os.environ.get(native.CLONE_ENV):
+        clone = max((c for c in rates if c != "reference"), key=rates.get)
+    return clone if rates[clone] >= rates["reference"] else "none"
 
 
 def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
@@ -374,8 +427,10 @@ def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
     ``progress`` is an optional callable ``progress(steps_done)`` called at each check.
 
     ``engine`` (:data:`physml.native.ENGINES`): ``native`` runs the C kernel (float32 data
-    only), ``reference`` its numpy twin in the dtype of ``data.x_train``, ``auto`` the kernel
-    for float32 data where it compiles.  Both keep each run independent of the others.
+    only; the best clone this CPU runs, or ``$PHYSML_KERNEL_CLONE``), ``reference`` its numpy
+    twin in the dtype of ``data.x_train``, ``auto`` for float32 data the fastest of the
+    clones (the forced one only, where set) and the twin in a calibration cached at first
+    use (see the module docstring).  All keep each run independent of the others.
     """
     if n_steps < 0 or check_every < 1:
         raise ValueError("need n_steps >= 0 and check_every >= 1")
@@ -385,15 +440,13 @@ def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
     snaps = np.array(sorted(set(int(s) for s in snapshot_steps)), dtype=np.int64)
     if len(snaps) and (snaps[0] < 0 or snaps[-1] > n_steps):
         raise ValueError(f"snapshot steps must lie in 0..{n_steps}")
-    if engine == "native" and dtype != np.float32:
-        raise ValueError(f"engine 'native' computes in float32, got data of dtype {dtype}")
-    use_kernel = native.use_native(SGD_KERNEL, engine) and dtype == np.float32
+    clone = _sgd_code(engine, arch, B, R, dtype)
 
     # fixed first-layer features and targets of every mini-batch: (R, nb, B, n1), (R, nb, B)
     A = features(runs, data.x_train).astype(dtype).reshape(R, nb, B, arch.n1)
     Tgt = data.y_train.astype(dtype).reshape(R, nb, B)
     W0 = runs.W0 if W_init is None else W_init
-    sgd = (_NativeSGD if use_kernel else _ReferenceSGD)(runs, A, Tgt, W0, lr)
+    sgd = _ReferenceSGD(runs, A, Tgt, W0, lr) if clone == "none" else _NativeSGD(runs, A, Tgt, W0, lr, clone)
 
     diverged = np.zeros(R, bool)
     div_step = np.full(R, -1, np.int64)
@@ -434,7 +487,7 @@ def train_sgd(runs: Runs, data: Dataset, lr: float, n_steps: int, *,
             if progress is not None:
                 progress(step)
     return TrainResult(snaps, snapshots, current_W(), diverged, div_step, last_loss,
-                       int(n_steps), float(lr), int(B), sgd.name)
+                       int(n_steps), float(lr), int(B), sgd.name, sgd.clone)
 
 
 def train_sequential(runs: Runs, data: Dataset, lr: float, n_steps: int, **kwargs) -> TrainResult:
@@ -444,7 +497,7 @@ def train_sequential(runs: Runs, data: Dataset, lr: float, n_steps: int, **kwarg
     cat = lambda name, axis=0: np.concatenate([getattr(p, name) for p in parts], axis=axis)  # noqa: E731
     return TrainResult(parts[0].snapshot_steps, cat("snapshots", 1), cat("W"), cat("diverged"),
                        cat("diverged_step"), cat("last_batch_loss"), int(n_steps), float(lr),
-                       data.batch_size, parts[0].engine)
+                       data.batch_size, parts[0].engine, parts[0].clone)
 
 
 __all__: Sequence[str] = (
