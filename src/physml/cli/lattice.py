@@ -47,8 +47,10 @@ def _run_hmc(args: argparse.Namespace, theory) -> None:
                       n_chains=args.n_chains, n_therm=args.n_therm, meas_interval=args.meas_interval,
                       step_size=args.step_size, n_steps=args.n_steps, seed=args.seed, start=args.start,
                       therm_step_size=args.therm_step_size, device=device, show_progress=args.progress,
-                      engine=args.engine)
+                      engine=args.engine, flux_moves=getattr(args, "flux_moves", 0))
     print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
+    if "flux_acceptance_rate" in ds.attrs:
+        print(f"flux-move acceptance {ds.attrs['flux_acceptance_rate']:.3f}")
     save(ds, args, f"hmc {theory.name}", theory=theory.name)
 
 
@@ -61,6 +63,8 @@ def cmd_hmc_phi4(args: argparse.Namespace) -> None:
 def cmd_hmc_u1(args: argparse.Namespace) -> None:
     if args.beta <= 0:
         raise SystemExit(f"error: need beta > 0, got beta={args.beta}")
+    if args.flux_moves < 0:
+        raise SystemExit(f"error: need --flux-moves >= 0, got {args.flux_moves}")
     _run_hmc(args, U1(args.beta))
 
 
@@ -97,6 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
     _add_hmc_options(p, step_size=0.05, n_steps=20)
+    p.add_argument("--flux-moves", type=int, default=0,
+                   help="global flux moves (Q -> Q +- 1 proposals, exact Metropolis) after every "
+                        "trajectory; > 0 makes the ensemble's source hmc_flux")
     # a cold start at large beta and L needs a smaller step while it thermalises
     p.set_defaults(func=cmd_hmc_u1, therm_step_size=0.02)
 

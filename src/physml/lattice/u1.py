@@ -151,3 +151,28 @@ class U1:
     def cold_start(self, n: int, L: int, dtype=torch.float64, device="cpu") -> torch.Tensor:
         """Cold start: all links 1 (theta = 0), Q = 0."""
         return torch.zeros((n, 2, L, L), dtype=dtype, device=device)
+
+    def flux_shift(self, x: torch.Tensor) -> torch.Tensor:
+        """The shift F of the global flux move for fields shaped like ``x`` (:func:`flux_field`)."""
+        return flux_field(x.shape, dtype=x.dtype, device=x.device)
+
+
+def flux_field(shape: tuple[int, ...], dtype=torch.float64, device="cpu") -> torch.Tensor:
+    """The constant-field-strength shift F of the global flux move, shaped like a field
+    ``(..., 2, L0, L1)`` (leading axes broadcast), V = L0 L1:
+
+        F_{(x0, x1), 1} = 2 pi x0 / V                 on every link along mu = 1,
+        F_{(L0-1, x1), 0} = -2 pi x1 / L1             on the links along mu = 0 at x0 = L0 - 1,
+
+    zero elsewhere.  Then theta_P -> theta_P + 2 pi / V for every plaquette P, up to
+    a multiple of 2 pi (the plaquette at (L0-1, L1-1) moves by 2 pi / V - 2 pi): the
+    field strength is constant, so the unwrapped plaquettes still sum to zero while
+    the wrapped ones, and with them the geometric charge Q, move by one unit unless
+    a plaquette crosses +-pi on the way.  ``s F`` with s = +1 raises Q by one in that
+    case, s = -1 lowers it."""
+    L0, L1 = shape[-2], shape[-1]
+    volume = L0 * L1
+    field = torch.zeros((2, L0, L1), dtype=dtype, device=device)
+    field[1] = (TWO_PI / volume) * torch.arange(L0, dtype=dtype, device=device)[:, None]
+    field[0, L0 - 1] = -(TWO_PI / L1) * torch.arange(L1, dtype=dtype, device=device)
+    return field

@@ -3,7 +3,11 @@
 Layout: the field variable (``phi`` or ``theta``) has dims ``(config, *site_dims)``;
 configurations are ordered chain by chain, so ``config = chain * n_meas + m``.
 Per-configuration ``chain``, ``trajectory`` and ``action``; per-trajectory
-``acceptance`` (0/1) and ``delta_h`` over dims ``(hmc_traj, chain)``.
+``acceptance`` (0/1) and ``delta_h`` over dims ``(hmc_traj, chain)``.  With U(1) flux
+moves after every trajectory (``source`` = ``hmc_flux``): ``flux_acceptance``, the
+fraction of the ``flux_moves`` moves accepted after each trajectory, over the same
+dims, and the attributes ``flux_moves`` and ``flux_acceptance_rate`` (after
+thermalisation).
 Samplers of independent configurations (diffusion model, MALA from a trivial
 start) use :func:`independent_ensemble`: one chain per configuration.
 """
@@ -24,10 +28,11 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
                  meas_interval: int, step_size: float, n_steps: int, seed: int,
                  start: str = "random", therm_step_size: float | None = None,
                  device: torch.device | str = "cpu", dtype=torch.float64,
-                 show_progress: bool = True, engine: str = "auto") -> xr.Dataset:
+                 show_progress: bool = True, engine: str = "auto", flux_moves: int = 0) -> xr.Dataset:
     """Sample ``n_configs`` configurations from ``n_chains`` chains (``n_configs`` must be
-    a multiple of ``n_chains``) and return them as an ensemble Dataset.  ``engine``: see
-    :func:`physml.mc.hmc.sample_hmc`; the ``hmc_engine`` attribute records which code ran."""
+    a multiple of ``n_chains``) and return them as an ensemble Dataset.  ``engine`` and
+    ``flux_moves``: see :func:`physml.mc.hmc.sample_hmc`; the ``hmc_engine`` attribute
+    records which code ran."""
     if n_chains < 1 or n_configs < n_chains or n_configs % n_chains:
         raise ValueError(f"n_configs ({n_configs}) must be a positive multiple of "
                          f"n_chains ({n_chains})")
@@ -42,7 +47,8 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
     res = sample_hmc(theory, x0, n_meas=n_configs // n_chains, step_size=step_size,
                      n_steps=n_steps, generator=gen, n_therm=n_therm,
                      meas_interval=meas_interval, therm_step_size=therm_step_size,
-                     show_progress=show_progress, desc=f"hmc {theory.name} L={L}", engine=engine)
+                     show_progress=show_progress, desc=f"hmc {theory.name} L={L}", engine=engine,
+                     flux_moves=flux_moves)
     wall = time.perf_counter() - t0
     n_meas = res.samples.shape[0]
     field = res.samples.transpose(0, 1).reshape(n_configs, *res.samples.shape[2:])
@@ -68,6 +74,12 @@ def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
                "wall_time_s": wall, "hmc_engine": res.engine},
     )
     ds.attrs.update(coupling_attrs(theory))
+    if flux_moves:
+        fraction = res.flux_accepted.double() / flux_moves
+        ds["flux_acceptance"] = (("hmc_traj", "chain_id"), fraction.cpu().numpy(), {
+            "long_name": "fraction of the flux moves after each trajectory that were accepted"})
+        ds.attrs.update(source="hmc_flux", flux_moves=int(flux_moves),
+                        flux_acceptance_rate=float(fraction[n_therm:].mean()))
     return ds
 
 

@@ -16,6 +16,10 @@ x, its action and the change of p^2/2) and a ``kernel`` name (phi^4) can run the
 trajectory in a C kernel (:mod:`physml.native`): ``engine``
 ``auto`` does so for float64 CPU fields where the kernel compiles, ``native`` demands it,
 ``reference`` keeps the torch code.
+
+``flux_moves`` = N > 0 (U(1) only: a theory with ``flux_shift(x)``) applies N global
+flux moves (:mod:`physml.mc.flux`) after every trajectory, each an exact Metropolis
+step of its own; with N = 0 (the default) nothing changes, not even the random stream.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from physml import native
+from physml.mc.flux import flux_move
 from physml.progress import progress
 
 
@@ -34,7 +39,9 @@ class HMCResult:
 
     ``samples``: ``(n_meas, n_chains, *site_shape)``; ``action``: ``(n_meas, n_chains)``;
     ``trajectory``: index (from 1, thermalisation included) of each measurement;
-    ``accepted`` and ``delta_h``: ``(n_traj, n_chains)`` for every trajectory run.
+    ``accepted`` and ``delta_h``: ``(n_traj, n_chains)`` for every trajectory run;
+    ``flux_accepted``: accepted flux moves after each trajectory, ``(n_traj, n_chains)``
+    (None without flux moves).
     """
 
     samples: torch.Tensor
@@ -43,6 +50,7 @@ class HMCResult:
     accepted: torch.Tensor
     delta_h: torch.Tensor
     engine: str = "reference"  # "native": leapfrog in the C kernel; "reference": torch
+    flux_accepted: torch.Tensor | None = None
 
 
 def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps: int):
@@ -96,10 +104,12 @@ def hmc_step(theory, x: torch.Tensor, step_size: float, n_steps: int,
 def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_steps: int,
                generator: torch.Generator, n_therm: int = 0, meas_interval: int = 1,
                therm_step_size: float | None = None, symmetry_moves: bool = True,
-               show_progress: bool = True, desc: str = "hmc", engine: str = "auto") -> HMCResult:
+               show_progress: bool = True, desc: str = "hmc", engine: str = "auto",
+               flux_moves: int = 0) -> HMCResult:
     """Run ``n_therm`` thermalisation trajectories (step ``therm_step_size``, default
     ``step_size``), then ``n_meas * meas_interval`` more, keeping every
-    ``meas_interval``-th configuration.  ``engine``: see the module docstring."""
+    ``meas_interval``-th configuration.  ``engine`` and ``flux_moves``: see the module
+    docstring."""
     for name, value in (("n_meas", n_meas), ("n_steps", n_steps), ("meas_interval", meas_interval)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -107,6 +117,9 @@ def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_ste
         raise ValueError(f"need n_therm >= 0 and step_size > 0, got {n_therm}, {step_size}")
     flip = symmetry_moves and hasattr(theory, "symmetry_flip")
     trajectory = select_trajectory(theory, x0, engine)
+    if flux_moves < 0 or (flux_moves and not hasattr(theory, "flux_shift")):
+        raise ValueError(f"flux_moves must be >= 0 and needs a U(1) theory; got {flux_moves} "
+                         f"for {type(theory).__name__}")
     n_traj = n_therm + n_meas * meas_interval
     x = theory.project(x0.clone())
     action = theory.action(x)
@@ -115,6 +128,8 @@ def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_ste
     actions = torch.empty((n_meas, x.shape[0]), dtype=action.dtype, device=x.device)
     accepted = torch.empty((n_traj, x.shape[0]), dtype=torch.bool, device=x.device)
     delta_h = torch.empty((n_traj, x.shape[0]), dtype=x.dtype, device=x.device)
+    flux = theory.flux_shift(x) if flux_moves else None
+    flux_accepted = torch.zeros((n_traj, x.shape[0]), dtype=torch.int64, device=x.device) if flux_moves else None
     for t in progress(range(1, n_traj + 1), desc=desc, enabled=show_progress):
         eps = therm_step_size if (t <= n_therm and therm_step_size) else step_size
         x, action, accepted[t - 1], delta_h[t - 1] = hmc_step(theory, x, eps, n_steps, generator,
@@ -122,10 +137,13 @@ def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_ste
         if flip:
             mask = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
             x = theory.symmetry_flip(x, mask)
+        for _ in range(flux_moves):
+            x, action, acc = flux_move(theory, x, action, flux, generator)
+            flux_accepted[t - 1] += acc
         if t > n_therm and (t - n_therm) % meas_interval == 0:
             m = (t - n_therm) // meas_interval - 1
             samples[m] = x
             actions[m] = action
     traj_index = n_therm + meas_interval * torch.arange(1, n_meas + 1)
     return HMCResult(samples, actions, traj_index, accepted, delta_h,
-                     "reference" if trajectory is None else "native")
+                     "reference" if trajectory is None else "native", flux_accepted)
