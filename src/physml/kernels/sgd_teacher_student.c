@@ -19,9 +19,11 @@
  * (the compiler's default target) do the same arithmetic; cpu_clones() is the bitmask
  * (1 avx512, 2 avx2, 4 baseline) of those this CPU runs, and the caller picks one
  * (physml.native).  The body below is compiled once per vector width VW: 16 floats for
- * AVX-512, where a row of W^T is one register, and 8 for the others, so that the
- * 4 samples x 16 outputs of the paper's shape take 8 of the 16 ymm registers of AVX2
- * instead of spilling 64-byte vectors to the stack.
+ * AVX-512 (a row of W^T is one register), 8 for AVX2 and 4 for the baseline (SSE2, NEON),
+ * each the width of the clone's registers: wider vectors than the registers are split by
+ * the compiler through the stack.  For the paper's shape the AVX2 clone then holds the
+ * 4 samples x 16 outputs of u (or delta) in 8 ymm registers, a row of W^T in 2 and one
+ * a_b[i] at a time in 1, within the 16 that AVX2 has.
  */
 #ifndef VW  /* ---------------------------------------------- shared part, then the clones */
 #include <math.h>
@@ -129,7 +131,7 @@ INLINE double WIDE(run_steps)(float *restrict V, const float *restrict A, const 
                               const float *restrict Z, long nb, long B, long n1, long nv,
                               long step0, long n_steps, float lr_over_B, int act)
 {
-    vec u[B][nv], d[B][nv];
+    vec u[B][nv], d[B][nv], v[nv];
     double loss = 0;
     long batch = step0 % nb;
     for (long step = 0; step < n_steps; step++) {
@@ -137,11 +139,13 @@ INLINE double WIDE(run_steps)(float *restrict V, const float *restrict A, const 
         const float *restrict t = T + batch * B;
         for (long b = 0; b < B; b++)
             for (long j = 0; j < nv; j++) u[b][j] = WIDE(splat)(0);
-        for (long i = 0; i < n1; i++)                       /* u_b = W a_b */
-            for (long j = 0; j < nv; j++) {
-                const vec v = WIDE(load)(V + (i * nv + j) * VW);
-                for (long b = 0; b < B; b++) u[b][j] += a[b * n1 + i] * v;
+        for (long i = 0; i < n1; i++) {                     /* u_b = W a_b */
+            for (long j = 0; j < nv; j++) v[j] = WIDE(load)(V + (i * nv + j) * VW);
+            for (long b = 0; b < B; b++) {                  /* one a_b[i] live at a time */
+                const float ab = a[b * n1 + i];
+                for (long j = 0; j < nv; j++) u[b][j] += ab * v[j];
             }
+        }
         loss = 0;
         for (long b = 0; b < B; b++) {                      /* e_b, delta_b * lr/B */
             vec y = WIDE(splat)(0), s;
@@ -153,12 +157,14 @@ INLINE double WIDE(run_steps)(float *restrict V, const float *restrict A, const 
             loss += (double)e * e;
             for (long j = 0; j < nv; j++) d[b][j] *= (e * lr_over_B) * WIDE(load)(Z + j * VW);
         }
-        for (long i = 0; i < n1; i++)                       /* V[i] -= sum_b a_b[i] delta_b */
-            for (long j = 0; j < nv; j++) {
-                vec v = WIDE(load)(V + (i * nv + j) * VW);
-                for (long b = 0; b < B; b++) v -= a[b * n1 + i] * d[b][j];
-                WIDE(store)(V + (i * nv + j) * VW, v);
+        for (long i = 0; i < n1; i++) {                     /* V[i] -= sum_b a_b[i] delta_b */
+            for (long j = 0; j < nv; j++) v[j] = WIDE(load)(V + (i * nv + j) * VW);
+            for (long b = 0; b < B; b++) {
+                const float ab = a[b * n1 + i];
+                for (long j = 0; j < nv; j++) v[j] -= ab * d[b][j];
             }
+            for (long j = 0; j < nv; j++) WIDE(store)(V + (i * nv + j) * VW, v[j]);
+        }
         if (++batch == nb) batch = 0;
     }
     return 0.5 * loss / B;
