@@ -5,7 +5,9 @@ one run at a time with torch autograd.
                                               [--seq-runs 2] [--seq-steps 2000] [--repeats 3]
 
 All on one core (one BLAS / torch thread), measured side by side in one run, the codes
-interleaved ``--repeats`` times; the table gives the median rate (and the range).
+interleaved ``--repeats`` times; the table gives the median rate (and the range).  Rates
+are per second of the thread's CPU time (time.thread_time), so that other jobs on a shared
+machine slow them less than wall-clock rates.
 "Batched" is physml.phases.teacher_student.train_sgd on all runs of a cell at once,
 float32, hand-written gradient: engine "native" with each kernel clone this CPU runs
 (forced through $PHYSML_KERNEL_CLONE) and engine "reference", the numpy twin (one batched
@@ -46,9 +48,9 @@ def batched_rate(n_runs: int, n_steps: int, engine: str, clone: str | None = Non
         runs = ts.draw_runs(n_runs, 1.0, seed)
         data = ts.draw_data(runs, 4, 1000, 10)
         ts.train_sgd(runs, data, 0.5, 200, engine=engine)  # warm-up (and kernel compilation)
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         res = ts.train_sgd(runs, data, 0.5, n_steps, engine=engine)
-        elapsed = time.perf_counter() - t0
+        elapsed = time.thread_time() - t0
     finally:
         os.environ.pop(native.CLONE_ENV, None)
     assert not res.diverged.any() and res.clone == (clone or "none")
@@ -86,10 +88,10 @@ def sequential_rate(n_runs: int, n_steps: int, seed: int = 1) -> float:
     runs = ts.draw_runs(n_runs, 1.0, seed)
     data = ts.draw_data(runs, 4, 1000, 10)
     autograd_one_run(runs.select(slice(0, 1)), data.select(slice(0, 1)), 0.5, 50)  # warm-up
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     for r in range(n_runs):
         autograd_one_run(runs.select(slice(r, r + 1)), data.select(slice(r, r + 1)), 0.5, n_steps)
-    return n_runs * n_steps / (time.perf_counter() - t0)
+    return n_runs * n_steps / (time.thread_time() - t0)
 
 
 def _duration(seconds: float) -> str:
@@ -116,8 +118,8 @@ def main() -> None:
           f"engine native picks {native.pick_clone(ts.SGD_KERNEL)}, "
           f"engine auto picks {auto_choice(args.runs)}")
     twin = f"batched numpy twin, {args.runs} runs"
-    codes = {f"batched C kernel {c}, {args.runs} runs": lambda c=c: batched_rate(args.runs, args.steps, "native", c)
-             for c in clones}
+    codes = {f"batched C kernel {c}, {args.runs} runs":
+             lambda c=c: batched_rate(args.runs, args.steps, "native", c) for c in clones}
     codes[twin] = lambda: batched_rate(args.runs, args.ref_steps, "reference")
     codes["one run at a time, torch autograd"] = lambda: sequential_rate(args.seq_runs, args.seq_steps)
     rates = {name: [] for name in codes}
@@ -129,7 +131,7 @@ def main() -> None:
     print(f"{'one core':38s}{'run-steps/s (range)':>24s}{'/ numpy twin':>14s}{'paper cell (100 x 1e8)':>25s}")
     for name, rate in median.items():
         spread = f"{rate:.3g} ({min(rates[name]):.3g}-{max(rates[name]):.3g})"
-        print(f"{name:38s}{spread:>24s}{rate / median[twin]:13.2f}x{_duration(work / rate):>25s}")
+        print(f"{name:38s}{spread:>24s}{rate / median[twin]:13.3g}x{_duration(work / rate):>25s}")
 
 
 if __name__ == "__main__":

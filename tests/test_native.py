@@ -97,7 +97,8 @@ def test_every_clone_has_an_accurate_tanh(clone, monkeypatch):
     x = np.full((6, 1, 1), 10.0, np.float32)
     data = ts.Dataset(x, np.zeros((6, 1), np.float32), x, np.zeros((6, 1), np.float32), 1)
     res = ts.train_sgd(runs, data, 0.0, 1, engine="native")
-    expected = 0.5 * np.einsum("rk,rk->r", runs.Z.astype(np.float64), np.tanh(u.astype(np.float32).astype(np.float64))) ** 2
+    s = np.tanh(u.astype(np.float32).astype(np.float64))
+    expected = 0.5 * np.einsum("rk,rk->r", runs.Z.astype(np.float64), s) ** 2
     np.testing.assert_allclose(res.last_batch_loss, expected, rtol=2e-6, atol=1e-12)
 
 

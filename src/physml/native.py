@@ -64,21 +64,15 @@ def _compiler() -> list[str]:
     return shlex.split(os.environ.get("CC", "cc"))
 
 
-def _library(name: str) -> tuple[Path, list[str]]:
-    """The source of kernel ``name`` and its compile command; the library path is
-    :func:`_library_path`."""
+def _library(name: str) -> tuple[Path, list[str], Path]:
+    """Source, compile command and cached library of kernel ``name`` (the library's name
+    carries the sha256 of source, command and platform)."""
     source = KERNEL_DIR / f"{name}.c"
     if not source.is_file():
         raise KernelUnavailable(f"no kernel source {source}")
-    return source, [*_compiler(), *FLAGS]
-
-
-def _library_path(name: str) -> Path:
-    """Where the compiled kernel ``name`` is cached: its name carries the sha256 of source,
-    compile command and platform."""
-    source, cmd = _library(name)
+    cmd = [*_compiler(), *FLAGS]
     key = hashlib.sha256(source.read_bytes() + repr((cmd, platform.machine(), sys.platform)).encode())
-    return cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
+    return source, cmd, cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,8 +81,7 @@ def load(name: str) -> ctypes.CDLL:
 
     Raises :class:`KernelUnavailable` with the compiler's message if that fails.
     """
-    source, cmd = _library(name)
-    target = _library_path(name)
+    source, cmd, target = _library(name)
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
@@ -144,7 +137,7 @@ def calibration(name: str, case: str, measure: Callable[[], dict[str, float]]) -
     """Rates ``measure()`` returned for kernel ``name`` on this CPU model and ``case``, measured
     at the first call and cached beside the compiled kernel (see the module docstring)."""
     load(name)
-    path = _library_path(name).with_suffix(".calibration.json")
+    path = _library(name)[2].with_suffix(".calibration.json")
     entry = f"{cpu_id()}; {case}"
 
     def read() -> dict:

@@ -51,7 +51,7 @@ class CellSpec:
     arch: ts.Architecture = field(default_factory=ts.Architecture)
     divergence_threshold: float = 100.0
     check_every: int = 100
-    engine: str = "auto"  # SGD code, physml.native.ENGINES; the cell records which ran (sgd_engine, sgd_clone)
+    engine: str = "auto"  # SGD code, physml.native.ENGINES; recorded as sgd_engine and sgd_clone
 
     def __post_init__(self):
         problems = []

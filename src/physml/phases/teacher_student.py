@@ -34,9 +34,9 @@ measures each).  Its numpy twin (:class:`_ReferenceSGD`, about ten batched numpy
 SGD step for all runs together) is the fallback where no C compiler exists, and the tests
 hold every clone against it.  ``engine="auto"`` runs whichever of the clones this CPU runs
 and the twin was fastest in a short calibration at first use (:func:`physml.native.calibration`,
-cached per CPU model, shape, batch size and number of runs); the result records the clone.  Run either with one
-thread per process (``OPENBLAS_NUM_THREADS=1``) and split runs across processes: threads
-only slow these tiny matrix products down.
+cached per CPU model, shape, batch size and number of runs); the result records the clone.
+Run either with one thread per process (``OPENBLAS_NUM_THREADS=1``) and split runs across
+processes: threads only slow these tiny matrix products down.
 
 Public API (stable; the RMT study reuses it):
 
@@ -379,7 +379,8 @@ def _calibrate(arch: Architecture, batch_size: int, n_runs: int) -> dict[str, fl
     data = draw_data(runs, batch_size, 16, 1)
     A = features(runs, data.x_train).reshape(n_runs, 16, batch_size, arch.n1)
     Tgt = data.y_train.reshape(n_runs, 16, batch_size)
-    codes = {clone: functools.partial(_NativeSGD, clone=clone) for clone in native.runnable_clones(SGD_KERNEL)}
+    codes = {clone: functools.partial(_NativeSGD, clone=clone)
+             for clone in native.runnable_clones(SGD_KERNEL)}
     codes["reference"] = _ReferenceSGD
     rates = {}
     for name, code in codes.items():
