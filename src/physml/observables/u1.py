@@ -27,6 +27,28 @@ Ensembles of independent configurations (every chain holds one configuration: th
 diffusion model's and MALA's) need no tau_int(Q): their chi_t is reliable by
 construction, whatever its bias, which the comparison with the exact result shows.
 
+SMC ensembles (a ``replica`` variable beside the ``weight``; :mod:`physml.mc.smc`)
+hold R independent runs whose weights are normalised within each run.  Every
+observable is then estimated per replica as its weighted mean, the value is the
+mean over replicas and the error the scatter, std / sqrt(R) (ddof 1): the weights
+are correlated with the particles through resampling, so no error from within one
+run is trusted.  tau_int is not defined there (NaN); ``smc_ess`` is the mean Kish
+ESS of the final weights per replica (information only, no flag); chi_t is flagged
+with fewer than :data:`MIN_REPLICAS` replicas.  ``P_Q`` and its errors come from the
+replicas the same way, and ``P_Q_pvalue`` is Hotelling's T^2 test of the replica
+means of P(Q) against the exact P(Q) (:func:`replica_pvalue`).  The same test, with
+the chains as the groups, gives ``P_Q_pvalue`` of a multi-chain HMC ensemble whose
+chi_t is reliable (the chains are independent; within a chain the correlations
+average out in the chain's mean).  For SMC
+
+    cost_per_independent_Q = T x (err(Q^2) / std(Q^2))^2   [s],
+
+T the generation wall time (the SMC and the input's share of its own generation
+time, ``wall_time_s`` + ``input_wall_time_s``), err(Q^2) the replica error of <Q^2>
+and std(Q^2) the weighted standard deviation of Q^2 over all particles: (std /
+err)^2 is the number of independent samples that would give the same error, so
+this is the cost of one equivalent independent sample of Q^2.
+
 Per configuration: ``plaquette_per_config``, ``top_charge_per_config`` (for the
 histograms), and the histograms themselves, ``plaquette_hist`` over
 ``plaquette_bin`` and ``top_charge_hist`` over ``Q``.
@@ -74,10 +96,13 @@ from scipy import stats
 from physml.lattice import u1_exact
 from physml.lattice.u1 import plaquette_angles, topological_charge_real, wilson_loop_angles
 from physml.observables.phi4 import _by_chain
+from physml.stats.estimate import Estimate
 from physml.stats.gamma import ENSEMBLE, estimate, primary
 from physml.stats.reweighting import MIN_ESS, kish_ess, weighted_estimate
 
 Q_TOLERANCE = 1e-6
+MIN_REPLICAS = 4
+P_MIN_BIN = 0.02
 THERM_FACTOR = 5
 RUN_FACTOR = 100
 CHUNK = 4096
@@ -153,6 +178,54 @@ def q_distribution_pvalue(Q: np.ndarray, q_exact: np.ndarray, p_exact: np.ndarra
     return float(stats.chisquare(bins_o, bins_e).pvalue)
 
 
+def replica_estimate(values: np.ndarray, weights: np.ndarray, groups: np.ndarray) -> Estimate:
+    """Mean over groups of each group's weighted mean of ``values`` and its error
+    std / sqrt(R) over the R groups (NaN for R = 1); tau_int NaN (not defined)."""
+    means = group_means(np.asarray(values, dtype=float)[:, None], weights, groups)[:, 0]
+    err = float(np.std(means, ddof=1) / math.sqrt(len(means))) if len(means) > 1 else float("nan")
+    return Estimate(float(np.mean(means)), err, float("nan"), float("nan"))
+
+
+def group_means(values: np.ndarray, weights: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Weighted means ``(R, k)`` of the columns of ``values`` ``(n, k)`` within each group."""
+    labels, index = np.unique(groups, return_inverse=True)
+    w_sum = np.bincount(index, weights=weights, minlength=len(labels))
+    out = np.stack([np.bincount(index, weights=weights * v, minlength=len(labels)) for v in values.T], axis=1)
+    return out / w_sum[:, None]
+
+
+def replica_pvalue(Q: np.ndarray, weights: np.ndarray, groups: np.ndarray, q_exact: np.ndarray,
+                   p_exact: np.ndarray) -> float:
+    """Hotelling's T^2 p-value of the groups' (weighted) P(Q) against the exact P(Q).
+
+    Bins: every charge with exact probability >= :data:`P_MIN_BIN`, the tails pooled
+    into the outermost bins; one bin is dropped (the probabilities sum to 1), leaving
+    k.  With R groups, Y_r their bin probabilities, Ybar and S the mean and sample
+    covariance over groups: T^2 = R (Ybar - p)^T S^-1 (Ybar - p) and
+    (R - k) / (k (R - 1)) T^2 follows F(k, R - k) for Gaussian group means.  NaN when
+    R < k + 2, when S is singular (e.g. every chain frozen in one sector) or when
+    fewer than two bins remain."""
+    keep = q_exact[p_exact >= P_MIN_BIN]
+    if len(keep) < 2:
+        return float("nan")
+    edges = np.clip(Q, keep[0], keep[-1])
+    exact = np.array([p_exact[q_exact <= keep[0]].sum()]
+                     + [p_exact[q_exact == q].sum() for q in keep[1:-1]]
+                     + [p_exact[q_exact >= keep[-1]].sum()])
+    exact = exact / exact.sum()
+    indicators = (edges[:, None] == keep[None, :-1]).astype(float)
+    means = group_means(indicators, weights, groups)
+    R, k = means.shape
+    if R < k + 2:
+        return float("nan")
+    cov = np.cov(means, rowvar=False, ddof=1).reshape(k, k)
+    if np.linalg.matrix_rank(cov) < k:
+        return float("nan")
+    diff = means.mean(axis=0) - exact[:-1]
+    t2 = R * float(diff @ np.linalg.solve(cov, diff))
+    return float(stats.f.sf((R - k) / (k * (R - 1)) * t2, k, R - k))
+
+
 def _window_converged(obs) -> bool:
     """Whether pyerrors' automatic window stopped before its cap (half the longest replica)."""
     lengths = [n for name, n in obs.shape.items() if name.startswith(f"{ENSEMBLE}|")]
@@ -201,10 +274,15 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     Q = pc["Q"]
 
     weights = ds["weight"].values.astype(float) if "weight" in ds else None
+    replica = ds["replica"].values if "replica" in ds else None
+    if replica is not None and weights is None:
+        raise ValueError("SMC ensemble with a 'replica' variable needs its 'weight' variable")
 
     def est(values):
         """(estimate, the pyerrors Obs or None for weighted data)."""
         values = np.asarray(values, dtype=float)
+        if replica is not None:
+            return replica_estimate(values, weights, replica), None
         if weights is not None:
             return weighted_estimate(values, weights), None
         obs = primary(_by_chain(values, chain))
@@ -231,7 +309,15 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     if ds.attrs.get("source") == "exact" or len(np.unique(chain)) == n:   # independent draws
         rate.update(tau=0.5, tau_err=0.0, lower_bound=0, independent=True)
     reliable, reason = reliability(ds, rate, converged)
-    ess = kish_ess(weights) if weights is not None else None
+    ess = kish_ess(weights) if weights is not None and replica is None else None
+    n_replicas = len(np.unique(replica)) if replica is not None else 0
+    if replica is not None:
+        data_vars["smc_ess"] = ((), float(np.mean([kish_ess(weights[replica == r]) for r in np.unique(replica)])),
+                                {"long_name": "Kish ESS of the final weights, mean over replicas"})
+        data_vars["replicas"] = ((), n_replicas, {"long_name": "independent SMC runs"})
+        reliable, reason = n_replicas >= MIN_REPLICAS, (
+            "ok (replica errors)" if n_replicas >= MIN_REPLICAS
+            else f"only {n_replicas} replicas (< {MIN_REPLICAS}): the replica error is itself unreliable")
     if ess is not None:
         data_vars["ess"] = ((), ess, {"long_name": "Kish effective sample size of the weights"})
         if ess < MIN_ESS:
@@ -263,10 +349,22 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     exact_of = dict(zip(q_exact.tolist(), p_exact.tolist()))
     data_vars["P_Q_exact"] = ("Q", np.array([exact_of.get(int(q), 0.0) for q in q_range]),
                               {"long_name": "exact probability of charge Q on the torus"})
-    if rate.get("independent") and ess is None:
+    if replica is not None or (reliable and not rate.get("independent") and ess is None):
+        groups, w = (replica, weights) if replica is not None else (chain, np.ones(n))
+        data_vars["P_Q_pvalue"] = ((), replica_pvalue(Q, w, groups, q_exact, p_exact), {
+            "long_name": "Hotelling T^2 p-value of the replicas' (or chains') P(Q) against the exact P(Q)"})
+    elif rate.get("independent") and ess is None:
         data_vars["P_Q_pvalue"] = ((), q_distribution_pvalue(Q, q_exact, p_exact), {
             "long_name": "chi^2 goodness-of-fit p-value of the Q histogram against the exact P(Q)"})
-    if "wall_time_s" in ds.attrs:   # trajectories (HMC) or samples (independent samplers)
+    if replica is not None and "wall_time_s" in ds.attrs:
+        wall = float(ds.attrs["wall_time_s"]) + float(ds.attrs.get("input_wall_time_s", 0.0))
+        q2 = (Q * Q).astype(float)
+        pooled = weights / weights.sum()
+        std_q2 = math.sqrt(float(np.sum(pooled * (q2 - np.sum(pooled * q2)) ** 2)))
+        cost = wall * (float(data_vars["chi_t_err"][1]) * volume / std_q2) ** 2 if std_q2 > 0 else float("nan")
+        data_vars["cost_per_independent_Q"] = ((), cost, {"units": "s", "long_name":
+            "generation wall time x (err(Q^2) / std(Q^2))^2: the cost of one equivalent independent sample"})
+    elif "wall_time_s" in ds.attrs:   # trajectories (HMC) or samples (independent samplers)
         n_traj = n * int(ds.attrs.get("meas_interval", 1)) + len(np.unique(chain)) * int(
             ds.attrs.get("n_therm", 0))
         wall = float(ds.attrs["wall_time_s"])   # reweighted: the samples are worth ESS ones
@@ -282,7 +380,9 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     out.attrs.update({k: ds.attrs[k] for k in ("theory", "source", "L", "beta", "start", "n_therm",
                                                "meas_interval", "acceptance_rate", "train_beta",
                                                "train_L", "beta0", "score_factor", "mala_steps",
-                                               "mala_step_size", "mala_acceptance_rate")
+                                               "mala_step_size", "mala_acceptance_rate",
+                                               "input_source", "n_particles", "flux_moves",
+                                               "flux_acceptance_rate")
                       if k in ds.attrs})
     out.attrs.update({"n_configs": int(n), "n_chains": int(len(np.unique(chain))),
                       "chi_t_flag": reason, "chi_t_exact": u1_exact.chi_t(beta, L),

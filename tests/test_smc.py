@@ -1,0 +1,141 @@
+"""Sequential Monte Carlo in beta: exactness against the torus, ladder, resampling, CLI."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from physml.cli.main import main
+from physml.io.artifacts import read_artifact, write_artifact
+from physml.lattice import u1_exact as ex
+from physml.lattice.u1 import U1
+from physml.mc.smc import conditional_ess_fraction, next_beta, run_replicas, systematic_resample
+from physml.observables.u1 import measure_u1, replica_pvalue
+
+
+@pytest.fixture(scope="module")
+def exact_start(tmp_path_factory):
+    """An exact ensemble at beta_0 = 1 on the 4 x 4 torus, as an artifact."""
+    path = tmp_path_factory.mktemp("smc") / "exact.nc"
+    write_artifact(ex.exact_ensemble(beta=1.0, L=4, n_configs=1024, seed=7), path, config={}, rule="exact_u1",
+                   seed=7)
+    return path
+
+
+@pytest.fixture(scope="module")
+def smc_run(exact_start, tmp_path_factory):
+    out = tmp_path_factory.mktemp("smc") / "smc.nc"
+    assert main(["smc", str(exact_start), "--beta", "3", "--replicas", "8", "--n-particles", "128",
+                 "--n-moves", "2", "--step-size", "0.1", "--n-steps", "10", "--seed", "5",
+                 "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+def test_smc_from_exact_samples_reproduces_the_torus(smc_run):
+    """beta 1 -> 3 on the 4 x 4 torus: plaquette, chi_t and P(Q) within 3 sigma of the
+    replica errors (and a sane error: not zero, below 25%; chi_t here is 0.0066, V chi_t = 0.1)."""
+    ds = read_artifact(smc_run)
+    assert ds.attrs["source"] == "smc" and ds.attrs["input_source"] == "exact"
+    obs = measure_u1(ds)
+    for name, exact in (("plaquette", ex.plaquette(3.0, 4)), ("chi_t", ex.chi_t(3.0, 4))):
+        value, err = float(obs[name]), float(obs[f"{name}_err"])
+        assert 0 < err < 0.25 * exact
+        assert abs(value - exact) < 3 * err, (name, value, err, exact)
+    assert float(obs["P_Q_pvalue"]) > 0.001
+    assert int(obs["chi_t_reliable"]) == 1 and int(obs["replicas"]) == 8
+    assert float(obs["cost_per_independent_Q"]) > 0
+
+
+def test_ladder_increases_to_the_target_and_records_resampling(smc_run):
+    ds = read_artifact(smc_run)
+    for r in range(ds.sizes["replica_id"]):
+        ladder = ds["smc_beta"].values[r]
+        ladder = ladder[np.isfinite(ladder)]
+        assert ladder[0] == 1.0 and ladder[-1] == 3.0 and np.all(np.diff(ladder) > 0)
+        assert len(ladder) - 1 == int(ds["smc_n_steps"][r])
+        ess = ds["smc_ess"].values[r][: len(ladder) - 1]
+        # every step but the last (which may jump to the target) loses 10% of the ESS or less
+        assert np.all(ess > 0.3)
+    events = ds["resample_ess"].values
+    assert len(events) > 0 and np.all(events < 0.5)
+    assert "ESS" in ds.attrs["resampling_reasons"]
+    np.testing.assert_allclose(ds["weight"].groupby(ds["replica"]).sum().values, 1.0)
+
+
+def test_next_beta_hits_the_conditional_ess_fraction():
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.softmax(torch.randn(500, generator=gen, dtype=torch.float64) * 0.3, 0)
+    unit_action = -torch.rand(500, generator=gen, dtype=torch.float64) * 50
+    beta = next_beta(weights, unit_action, 1.0, 10.0, 0.9)
+    assert 1.0 < beta < 10.0
+    assert conditional_ess_fraction(weights, -(beta - 1.0) * unit_action) == pytest.approx(0.9, abs=1e-9)
+    assert next_beta(weights, unit_action, 1.0, 1.0001, 0.9) == 1.0001   # the whole step fits
+
+
+def test_systematic_resampling_preserves_the_weighted_mean():
+    gen = torch.Generator().manual_seed(1)
+    n = 64
+    weights = torch.softmax(torch.randn(n, generator=gen, dtype=torch.float64) * 2, 0)
+    values = torch.randn(n, generator=gen, dtype=torch.float64)
+    target = float((weights * values).sum())
+    means = []
+    for _ in range(4000):
+        index = systematic_resample(weights, gen)
+        counts = torch.bincount(index, minlength=n).double()
+        # each particle is copied floor(N W) or floor(N W) + 1 times
+        assert torch.all(counts >= torch.floor(n * weights) - 1e-9)
+        assert torch.all(counts <= torch.floor(n * weights) + 1 + 1e-9)
+        means.append(float(values[index].mean()))
+    assert abs(np.mean(means) - target) < 4 * np.std(means) / math.sqrt(len(means)) + 1e-12
+
+
+def test_same_seed_same_particles_and_distinct_replicas():
+    pool, _ = ex.sample_exact(1.0, 4, 64, seed=2)
+    options = dict(replicas=2, n_particles=32, seed=9, n_moves=1, step_size=0.1, n_steps=5)
+    a, index = run_replicas(U1, pool, 1.0, 2.0, **options)
+    b, _ = run_replicas(U1, pool, 1.0, 2.0, **options)
+    assert torch.equal(a[0].x, b[0].x) and torch.equal(a[1].weights, b[1].weights)
+    assert len(set(index[0].tolist()) & set(index[1].tolist())) == 0
+    assert not torch.equal(a[0].x, a[1].x)
+
+
+def test_replica_pvalue_rejects_a_wrong_distribution():
+    q, p = ex.topological_charge_distribution(3.0, 4)
+    p = np.clip(p, 0, None)
+    rng = np.random.default_rng(3)
+    good = rng.choice(q, size=2048, p=p / p.sum())
+    groups = np.repeat(np.arange(16), 128)
+    assert replica_pvalue(good, np.ones(2048), groups, q, p) > 0.01
+    assert replica_pvalue(np.zeros(2048, dtype=int), np.ones(2048), groups, q, p) != \
+        replica_pvalue(good, np.ones(2048), groups, q, p)
+    shifted = np.where(rng.random(2048) < 0.1, 1, good)   # too many Q = 1
+    assert replica_pvalue(shifted, np.ones(2048), groups, q, p) < 1e-3
+
+
+def test_smc_verb_rejects_bad_inputs_in_one_line(exact_start, tmp_path, capsys):
+    phi4 = tmp_path / "phi4.nc"
+    assert main(["hmc", "phi4", "--kappa", "0.2", "--L", "4", "--n-configs", "16", "--n-chains", "16",
+                 "--n-therm", "0", "--seed", "1", "--no-progress", "--out", str(phi4)]) == 0
+    capsys.readouterr()
+    cases = [([str(phi4), "--beta", "2"], "U(1)"),
+             ([str(exact_start), "--beta", "0.5"], "below"),
+             ([str(exact_start), "--beta", "2", "--replicas", "8", "--n-particles", "256"], "holds 1024")]
+    for argv, words in cases:
+        assert main(["smc", *argv, "--seed", "1", "--out", str(tmp_path / "x.nc")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err and argv[0] in err, err
+    assert not (tmp_path / "x.nc").exists()
+
+
+def test_model_input_gives_dm_smc(exact_start, tmp_path):
+    ds = read_artifact(exact_start)
+    ds.attrs["source"] = "dm_mala"
+    dm = tmp_path / "dm.nc"
+    write_artifact(ds, dm, config={}, rule="sample_u1", seed=1)
+    out = tmp_path / "dm_smc.nc"
+    assert main(["smc", str(dm), "--beta", "1.5", "--replicas", "2", "--n-particles", "16",
+                 "--n-moves", "1", "--seed", "1", "--no-progress", "--out", str(out)]) == 0
+    res = read_artifact(out)
+    assert res.attrs["source"] == "dm_smc" and res.attrs["input_source"] == "dm_mala"
+    assert res.sizes["config"] == 32 and set(res["replica"].values) == {0, 1}
