@@ -37,6 +37,9 @@ def made(tmp_path_factory):
         out[f"{name}_spectra"] = d / f"{name}_spectra.nc"
         assert main(["rmt", "spectra", str(out[name]), "--n-null", "30",
                      "--out", str(out[f"{name}_spectra"])]) == 0
+    out["tails"], out["tails_table"] = d / "tails.nc", d / "tables" / "rmt_tails.nc"
+    assert main(["rmt", "tails", str(out["transformer_spectra"]), "--n-boot", "5", "--seed", "2",
+                 "--out", str(out["tails"]), "--table", str(out["tails_table"])]) == 0
     out["dir"] = d
     return out
 
@@ -62,16 +65,46 @@ def test_spectra_of_mlp_and_transformer(made):
     assert mlp.attrs["pool_dim"] == "seed" and mlp["eigenvalue"].shape == (5, 4, 16)
     assert mlp.attrs["aspect_q"] == 0.5 and mlp["step"].values[0] == 0
     tr = read_artifact(made["transformer_spectra"])
-    assert tr.attrs["pool_dim"] == "matrix" and tr["eigenvalue"].shape[1:] == (12, 64)
+    assert tr.attrs["pool_dim"] == "matrix" and tr["eigenvalue"].shape[1:] == (48, 16)
+    assert tr.attrs["aspect_q"] == 0.25 and tr.attrs["aspect_N"] == 64
     assert float(tr["mp_p_value"][0]) > 0.01                  # initialisation is MP
+    assert float(tr["wigner_p_value"][0]) > 0.01              # and its spacings are those of iid matrices
+    assert abs(float(tr["spacing_ratio"][0].mean()) - float(tr["spacing_ratio_null_mean"])) < 0.05
     assert "corpus_sha256" in tr.attrs and tr.attrs["kind"] == "rmt_transformer"
-    assert "tail_verdict" in tr.attrs
+
+
+def test_tails_table_has_the_issue_columns_and_is_deterministic(made, tmp_path):
+    import pandas as pd
+
+    csv = made["tails_table"].with_suffix(".csv")
+    df = pd.read_csv(csv)
+    assert list(df.columns) == ["matrix", "step", "method", "alpha", "alpha_err", "xmin", "n_tail", "p_value"]
+    assert set(df["method"]) == {"powerlaw", "weightwatcher", "hill"}
+    steps = read_artifact(made["transformer_spectra"])["step"].values
+    pooled = df[df["matrix"] == "k"]
+    assert sorted(set(pooled["step"])) == list(steps) and len(pooled) == 3 * len(steps)
+    assert set(df[df["matrix"] == "b3.h3.v"]["step"]) == {steps[-1]}    # single heads: last step
+    pl = df[df["method"] == "powerlaw"]
+    assert pl["p_value"].between(0, 1).all() and (pl["alpha"] > 1).all()
+    assert df[df["method"] != "powerlaw"]["p_value"].isna().all()
+    table = read_artifact(made["tails_table"])
+    assert table.attrs["kind"] == "rmt_tails_table" and table.sizes["row"] == len(df)
+    tails = read_artifact(made["tails"])
+    assert json.loads(tails.attrs["tail_first_step"]).keys() == {"q", "k", "v"}
+    assert tails["common_p"].dims == ("kind", "step")
+    again = tmp_path / "again.nc"
+    assert main(["rmt", "tails", str(made["transformer_spectra"]), "--n-boot", "5", "--seed", "2",
+                 "--out", str(tmp_path / "t.nc"), "--table", str(again)]) == 0
+    assert again.with_suffix(".csv").read_text() == csv.read_text()
+    # the MLP's spectra are not per-head transformer spectra
+    assert main(["rmt", "tails", str(made["mlp_spectra"]), "--out", str(tmp_path / "x.nc"),
+                 "--table", str(tmp_path / "y.nc")]) == 2
 
 
 @pytest.mark.parametrize("name,inputs", [("rmt_spacing", ["dbm", "temperature"]),
                                          ("rmt_temperature", ["temperature", "dbm"]),
                                          ("rmt_mp", ["mlp_spectra", "transformer_spectra"]),
-                                         ("rmt_transformer", ["transformer_spectra"])])
+                                         ("rmt_transformer", ["transformer_spectra", "tails"])])
 def test_figures_render(made, name, inputs):
     stem = made["dir"] / f"fig_{name}"
     assert main(["figure", name, *[str(made[i]) for i in inputs], "--out", str(stem)]) == 0

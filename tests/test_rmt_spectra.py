@@ -124,13 +124,3 @@ def test_polynomial_unfolding_matches_the_exact_semicircle():
     exact = sp.unfold_spectrum(ev, cdf=lambda x: sp.semicircle_cdf(x, 2.0))
     assert np.max(np.abs(poly - exact)) < 1.0       # within one mean level spacing
     assert np.diff(poly, axis=-1).mean() == pytest.approx(1.0, rel=0.02)   # unit density, unnormalised
-
-
-def test_hill_estimator_recovers_a_pareto_exponent_and_flags_a_bounded_tail():
-    rng = np.random.default_rng(7)
-    fit = sp.tail_fit(rng.pareto(2.0, 20_000) + 1, 100, 2000)
-    assert fit.stable and abs(fit.alpha_claim - 2.0) < 3 * fit.alpha_claim_err
-    # MP eigenvalues have a hard edge: the Hill plot drifts, no exponent is claimed
-    mp = sp.gram_eigenvalues(rng.standard_normal((400, 200))) / 400
-    bounded = sp.tail_fit(mp, 10, 100)
-    assert not bounded.stable and np.isnan(bounded.alpha_claim)

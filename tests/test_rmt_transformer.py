@@ -27,20 +27,35 @@ def test_corpus_too_small_is_an_error(tmp_path):
         build_stdlib_corpus(5000, stdlib=tmp_path)
 
 
-def test_model_sizes_and_initial_attention_spectra_are_marchenko_pastur():
+def test_model_sizes_and_initial_per_head_spectra_are_marchenko_pastur():
     cfg = GPTConfig(vocab_size=50)
     model = GPT(cfg, torch.Generator().manual_seed(0))
     names, W = attention_matrices(model)
-    assert names[:3] == ["b0.q", "b0.k", "b0.v"] and W.shape == (12, 64, 64)
-    assert cfg.n_embd // cfg.n_head == 16
+    assert names[:4] == ["b0.h0.q", "b0.h0.k", "b0.h0.v", "b0.h1.q"] and names[-1] == "b3.h3.v"
+    assert W.shape == (48, 64, 16)
     assert W.std() == pytest.approx(0.02, rel=0.02)
-    null = sp.mp_null((64, 64), 12, 100, np.random.default_rng(0))
-    test = sp.mp_test(sp.gram_eigenvalues(W), (64, 64), null)
+    N, q = sp.aspect(W.shape[-2:])
+    assert (N, q) == (64, 0.25)
+    null = sp.mp_null((64, 16), 48, 100, np.random.default_rng(0))
+    test = sp.mp_test(sp.gram_eigenvalues(W), (64, 16), null)
     assert test.p_value > 0.01 and test.p_top > 0.01
-    np.testing.assert_allclose(test.sigma2, 0.02 ** 2, rtol=0.15)    # median fit: ~4.5% per matrix
     assert test.sigma2.mean() == pytest.approx(0.02 ** 2, rel=0.03)
+    wrong = sp.mp_distance(sp.gram_eigenvalues(W) / 64, 1.0)[0]      # q = 1, the fused map's ratio
+    assert wrong > 3 * np.max(null.distance)
     with pytest.raises(ValueError, match="multiple"):
         GPTConfig(vocab_size=10, n_embd=30, n_head=4)
+
+
+def test_head_matrices_are_the_maps_each_head_applies():
+    model = GPT(GPTConfig(vocab_size=20, n_layer=2), torch.Generator().manual_seed(3))
+    names, W = attention_matrices(model)
+    x = torch.randn(5, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        q, k, v = model.blocks[1].attn.c_attn(x).split(64, dim=1)
+    for kind, full in zip("qkv", (q, k, v)):
+        head = full.view(5, 4, 16)[:, 2]                                  # head 2 of block 1
+        mine = x.numpy().astype(np.float64) @ W[names.index(f"b1.h2.{kind}")]
+        np.testing.assert_allclose(mine, head.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_training_lowers_the_loss_and_records_snapshots(corpus):
@@ -48,7 +63,7 @@ def test_training_lowers_the_loss_and_records_snapshots(corpus):
     assert steps[0] == 0 and steps[-1] == 30 and list(steps[:6]) == [0, 1, 2, 3, 4, 5]
     kw = dict(n_steps=30, batch_size=8, lr=3e-3, weight_decay=0.1, snapshot_steps=steps, seed=1)
     run = train_transformer(corpus.text, {"block_size": 32, "n_layer": 2}, **kw)
-    assert run.W.shape == (len(steps), 6, 64, 64)
+    assert run.W.shape == (len(steps), 24, 64, 16)
     assert run.train_loss[-5:].mean() < run.train_loss[0] - 0.5
     again = train_transformer(corpus.text, {"block_size": 32, "n_layer": 2}, **kw)
     np.testing.assert_array_equal(run.W, again.W)          # deterministic on CPU

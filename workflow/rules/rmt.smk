@@ -1,6 +1,6 @@
-# SGD and random matrix theory (PHYSICS.md 4): one job per (lr, B) point of the linear
-# teacher-student, one MLP and one transformer run, a DBM simulation, spectra, a temperature
-# gather and four named figures.  Every job runs with one BLAS/OpenMP thread: multi-threaded
+# SGD and random matrix theory (docs/rmt.md): one job per (lr, B) point of the linear
+# teacher-student, one MLP and one transformer run, a DBM simulation, spectra, the transformer's
+# tail exponents (results/tables/rmt_tails.{nc,csv}), a temperature gather and four named figures.  Every job runs with one BLAS/OpenMP thread: multi-threaded
 # BLAS on these small matrices only stalls.
 RMT = config["rmt"]
 RMT_LIN = RMT["linear"]
@@ -138,6 +138,33 @@ rule rmt_spectra:
         " --threads {threads} --out {output.spectra} > {log} 2>&1"
 
 
+rule rmt_tails:
+    conda:
+        CONDA_ENV
+    input:
+        spectra="results/rmt/transformer/spectra.nc",
+    output:
+        tails="results/rmt/transformer/tails.nc",
+        table="results/tables/rmt_tails.nc",
+        csv="results/tables/rmt_tails.csv",
+    log:
+        "results/logs/rmt/transformer/tails.log",
+    benchmark:
+        "results/benchmarks/rmt/tails.tsv"
+    params:
+        p=RMT["tails"],
+        seed=derive_seed(config["seed"], "rmt_tails_bootstrap"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " python -m physml rmt tails {input.spectra} --n-boot {params.p[n_boot]}"
+        " --xmin-quantile {params.p[xmin_quantile]} --seed {params.seed}"
+        " --threads {threads} --out {output.tails} --table {output.table} > {log} 2>&1"
+
+
 rule rmt_dbm:
     conda:
         CONDA_ENV
@@ -227,6 +254,7 @@ rule fig_rmt_transformer:
         CONDA_ENV
     input:
         "results/rmt/transformer/spectra.nc",
+        "results/rmt/transformer/tails.nc",
     output:
         figure_outputs("fig_rmt_transformer"),
     log:
@@ -243,3 +271,4 @@ rule fig_rmt_transformer:
 
 for _name in ("fig_rmt_spacing", "fig_rmt_mp", "fig_rmt_temperature", "fig_rmt_transformer"):
     ALL_TARGETS.extend(figure_outputs(_name))
+ALL_TARGETS.extend(["results/tables/rmt_tails.nc", "results/tables/rmt_tails.csv"])

@@ -1,7 +1,7 @@
-"""CLI verbs of the SGD / random-matrix study: ``physml rmt VERB`` (PHYSICS.md section 4).
+"""CLI verbs of the SGD / random-matrix study: ``physml rmt VERB`` (docs/rmt.md).
 
 Training verbs write weight snapshots (``weights.nc``); ``spectra`` analyses any of them
-against Marchenko-Pastur; ``temperature`` gathers the linear teacher-student grid; ``dbm``
+against Marchenko-Pastur; ``tails`` fits the tails of the transformer's spectra; ``temperature`` gathers the linear teacher-student grid; ``dbm``
 simulates Dyson Brownian motion; ``corpus`` writes the transformer's training text.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -102,7 +103,8 @@ def cmd_transformer(args: argparse.Namespace) -> None:
     bar.close()
     ds = xr.Dataset(
         {"W": (("step", "matrix", "row", "col"), run.W,
-               {"long_name": "attention maps W_Q, W_K, W_V (rows: output features)"}),
+               {"long_name": "per-head maps W_Q^h, W_K^h, W_V^h (rows: model features, "
+                "columns: the head's features; q = x W_Q^h)"}),
          "train_loss": (("train_step",), run.train_loss,
                         {"long_name": "cross entropy of each training batch", "units": "nats/char"})},
         coords={"step": run.steps, "matrix": run.names, "train_step": np.arange(1, args.n_steps + 1)})
@@ -119,8 +121,28 @@ def cmd_spectra(args: argparse.Namespace) -> None:
     out = analysis.spectra_dataset(ds, n_null=args.n_null, seed=args.seed,
                                    p_threshold=args.p_threshold)
     print(f"MP departure step: {out.attrs['mp_departure_step']} (bulk without each top eigenvalue: "
-          f"{out.attrs['mp_departure_step_bulk']}); tail: {out.attrs['tail_verdict']}")
+          f"{out.attrs['mp_departure_step_bulk']}); Wigner-surmise distance at the last step "
+          f"{float(out['wigner_distance'][-1]):.4f} (iid-null p = {float(out['wigner_p_value'][-1]):.3f})")
     save(out, args, "rmt spectra", inputs=[args.weights])
+
+
+def cmd_tails(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    out = analysis.tails_dataset(read_artifact(args.spectra), n_boot=args.n_boot, seed=args.seed,
+                                 xmin_quantile=args.xmin_quantile)
+    for name, verdict in json.loads(out.attrs["verdicts"]).items():
+        print(f"{name} at step {int(out['step'][-1])}: {verdict}")
+    print(f"first step with a supported tail: {out.attrs['tail_first_step']} (-1: none)")
+    save(out, args, "rmt tails", inputs=[args.spectra])
+    frame = analysis.tails_table(out)
+    table = xr.Dataset.from_dataframe(frame.rename_axis("row"))
+    table.attrs.update({k: out.attrs[k] for k in ("n_boot", "xmin_quantile")}, kind="rmt_tails_table")
+    args.out = args.table
+    save(table, args, "rmt tails", inputs=[args.spectra])
+    csv = Path(args.table).with_suffix(".csv")
+    with atomic_path(csv) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.8g")
+    print(f"wrote {csv}")
 
 
 def cmd_temperature(args: argparse.Namespace) -> None:
@@ -167,7 +189,7 @@ def cmd_corpus(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    rmt = sub.add_parser("rmt", help="SGD and random matrix theory (PHYSICS.md 4)")
+    rmt = sub.add_parser("rmt", help="SGD and random matrix theory (docs/rmt.md)")
     verbs = rmt.add_subparsers(dest="rmt_verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("linear", formatter_class=fmt,
@@ -216,7 +238,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_transformer)
 
     p = verbs.add_parser("spectra", formatter_class=fmt,
-                         help="eigenvalues, Marchenko-Pastur test against the iid null, tail fit")
+                         help="eigenvalues, Marchenko-Pastur and level-spacing tests against the iid null")
     p.add_argument("weights", help="weights .nc of a training verb")
     p.add_argument("--n-null", type=int, default=200, help="iid Gaussian null samples")
     p.add_argument("--p-threshold", type=float, default=0.01,
@@ -225,6 +247,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output spectra .nc")
     add_runtime_options(p)
     p.set_defaults(func=cmd_spectra)
+
+    p = verbs.add_parser("tails", formatter_class=fmt,
+                         help="tail exponents of the transformer's per-head spectra: CSN fit "
+                              "(powerlaw), weightwatcher and Hill side by side")
+    p.add_argument("spectra", help="spectra .nc of `rmt spectra` on an rmt_transformer run")
+    p.add_argument("--n-boot", type=int, default=100,
+                   help="bootstrap samples for the error and the goodness-of-fit p-value")
+    p.add_argument("--xmin-quantile", type=float, default=0.5,
+                   help="x_min is searched among the values above this quantile (0: all, as CSN)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--out", required=True, help="output tails .nc (method x matrix x step)")
+    p.add_argument("--table", required=True,
+                   help="tidy table .nc; the .csv beside it has the columns "
+                        "matrix, step, method, alpha, alpha_err, xmin, n_tail, p_value")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_tails)
 
     p = verbs.add_parser("temperature", formatter_class=fmt,
                          help="effective temperature of the linear teacher-student grid")

@@ -1,4 +1,4 @@
-"""Figures of the SGD / random-matrix study (PHYSICS.md section 4).
+"""Figures of the SGD / random-matrix study (docs/rmt.md).
 
 Each function takes the artifacts named in its docstring (found by their ``kind`` attribute,
 in any order) and returns a matplotlib Figure.
@@ -198,64 +198,109 @@ def plot_rmt_temperature(datasets: list[xr.Dataset]):
     return fig
 
 
+def _power_law_density(ax, x_all, alpha, xmin, color):
+    """Overlay the CSN power law on a density histogram of ``x_all``: the fitted tail carries the
+    fraction of values at or above x_min."""
+    frac = np.mean(x_all >= xmin)
+    grid = np.geomspace(xmin, x_all.max(), 50)
+    ax.plot(grid, frac * (alpha - 1) / xmin * (grid / xmin) ** -alpha, "--", color=color, lw=1.5,
+            label=f"CSN power law, alpha = {alpha:.2f}")
+
+
 def plot_rmt_transformer(datasets: list[xr.Dataset]):
-    """``rmt spectra`` of an ``rmt_transformer`` run: density of one W_Q from initialisation to
-    the end with MP at step 0, the MP null p-value against step, and the Hill plot at the end."""
-    spec = _by_kind(datasets, "rmt_transformer")
+    """``rmt spectra`` of an ``rmt_transformer`` run and its ``rmt tails``: the pooled per-head
+    density of W_K from Marchenko-Pastur to the last step with the fitted power law, tail
+    exponents against the training step (three methods; per layer with the test of a common
+    value), per-head exponents at the end, the MP and Wigner-surmise null p-values, the loss."""
+    spec, tails = _by_kind(datasets, "rmt_transformer"), _by_kind(datasets, "rmt_tails")
     N, q = float(spec.attrs["aspect_N"]), float(spec.attrs["aspect_q"])
     steps = spec["step"].values
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+    names = [str(m) for m in spec["matrix"].values]
+    x = spec["eigenvalue"].transpose("step", "matrix", "k").values / N
+    x = x / spec["mp_sigma2"].transpose("step", "matrix").values[..., None]
+    key = [i for i, n in enumerate(names) if n.endswith(".k")]
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
 
-    ax = axes[0]
-    name = str(spec["matrix"].values[0])
-    x0 = spec["eigenvalue"].sel(matrix=name).values / N / float(spec["mp_sigma2"].sel(matrix=name)[0])
-    show = [s for s in (0, 10, 20, 30) if s in steps] + [int(steps[len(steps) * 3 // 4]), int(steps[-1])]
-    bins = np.geomspace(1e-3, max(x0.max() * 1.1, 10), 40)
-    for s in dict.fromkeys(show):
-        i = int(np.flatnonzero(steps == s)[0])
-        ax.hist(x0[i], bins=bins, density=True, histtype="step", label=f"step {s}")
-    grid = np.geomspace(1e-3, sp.mp_edges(1.0, q)[1], 300)
-    ax.plot(grid, sp.mp_pdf(grid, 1.0, q), "k-", lw=1.5, label="MP at step 0")
-    ax.set(xscale="log", yscale="log", xlabel="lambda / (N sigma^2(step 0))", ylabel="density",
-           title=f"{name}: spectral density during training")
+    ax = axes[0, 0]
+    dep = int(spec.attrs["mp_departure_step"])
+    show = dict.fromkeys([0] + ([dep] if dep > 0 else []) + [int(steps[len(steps) * 3 // 4]), int(steps[-1])])
+    bins = np.geomspace(max(x[:, key].min(), 1e-3), x[:, key].max() * 1.05, 40)
+    for s in show:
+        t = int(np.flatnonzero(steps == s)[0])
+        ax.hist(x[t, key].ravel(), bins=bins, density=True, histtype="step", lw=1.3, label=f"step {s}")
+    lo, hi = sp.mp_edges(1.0, q)
+    grid = np.linspace(lo * 1.0001, hi * 0.9999, 300)
+    ax.plot(grid, sp.mp_pdf(grid, 1.0, q), "k-", lw=1.2, label=f"Marchenko-Pastur, q = {q:g}")
+    last = tails.sel({"method": "powerlaw", "matrix": "k", "step": int(steps[-1])})
+    _power_law_density(ax, x[-1, key].ravel(), float(last["alpha"]), float(last["xmin"]), "C3")
+    ax.set(xscale="log", yscale="log", xlabel="x = lambda / (N sigma^2_fit), each head's W_K",
+           ylabel="density", title=f"W_K of all {len(key)} heads pooled (64 x 16 each)")
     ax.legend(fontsize=7)
 
-    ax = axes[1]
+    ax = axes[0, 1]
+    styles = {"powerlaw": ("o-", "CSN (powerlaw)"), "weightwatcher": ("s--", "weightwatcher"),
+              "hill": ("^:", "Hill (k = sqrt n)")}
+    for c, kind in enumerate("qkv"):
+        for method, (fmt, label) in styles.items():
+            if method != "powerlaw" and kind != "k":
+                continue
+            a = tails.sel({"method": method, "matrix": kind})
+            ax.errorbar(steps + 1, a["alpha"], yerr=a["alpha_err"], fmt=fmt, ms=3, capsize=1.5, lw=0.8,
+                        color=f"C{c}", mfc="none" if method != "powerlaw" else None,
+                        label=f"W_{kind.upper()}: {label}")
+        ok = tails["supported"].sel(matrix=kind).values.astype(bool)
+        a = tails["alpha"].sel({"method": "powerlaw", "matrix": kind}).values
+        ax.plot(steps[ok] + 1, a[ok], "*", color=f"C{c}", ms=10)
+    first = json.loads(tails.attrs["tail_first_step"])
+    ax.set(xscale="log", ylim=(1, 15), xlabel="AdamW step + 1", ylabel="alpha (density ~ lambda^-alpha)",
+           title="pooled heads; star: tail supported (first step " +
+                 ", ".join(f"{k} {v}" for k, v in first.items()) + "; -1 none)")
+    ax.legend(fontsize=7, ncol=2)
+
+    ax = axes[0, 2]
+    layers = [str(m) for m in tails["matrix"].values if str(m).startswith("b") and str(m).count(".") == 1
+              and str(m).endswith(".k")]
+    for c, m in enumerate(layers):
+        a = tails.sel({"method": "powerlaw", "matrix": m})
+        ax.errorbar(steps + 1, a["alpha"], yerr=a["alpha_err"], fmt="o-", ms=3, capsize=1.5, lw=0.8,
+                    color=f"C{c}", label=f"{m} (4 heads pooled)")
+    pk = float(tails["common_p"].sel(kind="k")[-1])
+    ax.set(xscale="log", ylim=(1, 15), xlabel="AdamW step + 1", ylabel="CSN alpha",
+           title=f"W_K per layer: common value at the last step, chi^2 p = {pk:.3g}")
+    ax.legend(fontsize=7)
+
+    ax = axes[1, 0]
+    heads = [m for m in names]
+    end = tails.sel(step=int(steps[-1]))
+    pos = np.arange(len(heads))
+    for off, (method, (fmt, label)) in zip((-0.2, 0.0, 0.2), styles.items()):
+        a = end.sel({"method": method, "matrix": heads})
+        ax.errorbar(pos + off, a["alpha"], yerr=a["alpha_err"], fmt=fmt[0], ms=3, capsize=1.5,
+                    label=label)
+    ax.set_xticks(pos[::3], [h.rsplit(".", 1)[0] for h in heads[::3]], rotation=90, fontsize=6)
+    ax.set(ylim=(0, 20), ylabel="alpha", title=f"each head alone (16 eigenvalues) at step {int(steps[-1])}: "
+           "q, k, v per tick")
+    ax.legend(fontsize=7)
+
+    ax = axes[1, 1]
     pth = float(spec.attrs["p_threshold"])
-    ax.loglog(steps + 1, spec["mp_p_value"].values, "ko-", ms=3, label="pooled over all W_Q, W_K, W_V")
-    ax.loglog(steps + 1, spec["mp_p_bulk"].values, "ks--", ms=3, mfc="none",
-              label="pooled bulk (top eigenvalue of each excluded)")
-    ax.loglog(steps + 1, spec["mp_p_top"].values, "^:", color="purple", ms=3,
-              label="largest eigenvalue (outlier)")
-    for m in spec["matrix"].values[:3]:
-        ax.loglog(steps + 1, spec["mp_p_single"].sel(matrix=m).values, ".-", lw=0.8, label=str(m))
+    ax.loglog(steps + 1, spec["mp_p_value"].values, "ko-", ms=3, label="MP, pooled")
+    ax.loglog(steps + 1, spec["mp_p_bulk"].values, "ks--", ms=3, mfc="none", label="MP bulk (top of each excluded)")
+    ax.loglog(steps + 1, spec["mp_p_top"].values, "^:", color="purple", ms=3, label="MP largest eigenvalue")
+    ax.loglog(steps + 1, spec["wigner_p_value"].values, "D-", color="C2", ms=3,
+              label="spacings vs Wigner surmise, pooled")
     ax.axhline(pth, color="r", ls="--", lw=0.8, label=f"p = {pth:g}")
-    ax.axhline(1 / (int(spec.attrs["n_null"]) + 1), color="gray", ls=":", lw=0.8,
-               label="null resolution 1/(n_null+1)")
-    dep, dep_bulk, dep_top = (int(spec.attrs[k]) for k in ("mp_departure_step", "mp_departure_step_bulk",
-                                                          "mp_outlier_step"))
-    if dep >= 0:
-        ax.axvline(dep + 1, color="r", lw=0.8)
-    ax.set(xlabel="AdamW step + 1", ylabel="iid-null p-value of the MP fit",
-           title=f"MP departure from step: spectrum {dep}, bulk {dep_bulk}, outlier {dep_top} (-1: none)")
+    r = spec["spacing_ratio"].values
+    rn, rs = float(spec["spacing_ratio_null_mean"]), float(spec["spacing_ratio_null_std"])
+    inside = np.mean(np.abs(r[-1] - rn) < 2 * rs)
+    ax.set(xlabel="AdamW step + 1", ylabel="iid-null p-value",
+           title=f"MP departure from step {dep}; last step: {100 * inside:.0f}% of heads' <r> within "
+                 f"2 sd of iid ({rn:.3f})")
     ax.legend(fontsize=7)
 
-    ax = axes[2]
-    for j, sample in enumerate(spec["tail_sample"].values):
-        k = spec["tail_kvalue"].values[j]
-        ok = np.isfinite(k)
-        ax.errorbar(k[ok], spec["tail_alpha"].values[j][ok], yerr=spec["tail_alpha_err"].values[j][ok],
-                    fmt="o-", ms=3, capsize=2, label=str(sample).replace("_", " "))
-    verdict = spec.attrs["tail_verdict"].replace(" (", "\n(").replace("; ", ";\n")
-    ax.set(xlabel="k (top eigenvalues, pooled over matrices)", ylabel="Hill alpha (survival exponent)",
-           title=f"Hill plot at step {int(steps[-1])}")
-    ax.text(0.97, 0.97, verdict, transform=ax.transAxes, fontsize=7, ha="right", va="top")
-    ax.legend(fontsize=7, loc="lower left")
-
-    ax = axes[3]
-    loss = spec["train_loss"].values
-    ax.plot(spec["train_step"].values, loss, lw=0.6)
-    ax.set(xlabel="AdamW step", ylabel="cross entropy (nats/char)",
-           title=f"training (val {float(spec.attrs['val_loss']):.3f})")
+    ax = axes[1, 2]
+    ax.plot(spec["train_step"].values, spec["train_loss"].values, lw=0.5)
+    ax.set(xscale="log", xlabel="AdamW step", ylabel="cross entropy (nats/char)",
+           title=f"training loss (val {float(spec.attrs['val_loss']):.3f})")
     fig.tight_layout()
     return fig

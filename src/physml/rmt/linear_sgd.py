@@ -1,6 +1,6 @@
 """Linear teacher-student trained by plain SGD, many seeds as one batched tensor computation.
 
-Model (PHYSICS.md section 4, the solvable case): inputs x ~ N(0, I_n), labels
+Model (docs/rmt.md, the solvable case): inputs x ~ N(0, I_n), labels
 ``y = W_t x + eta`` with label noise ``eta ~ N(0, sigma^2 I_n)``, a student ``W`` (n x n),
 the loss ``L = 1/(2B) sum_b |W x_b - y_b|^2`` on a fresh mini-batch of B points per step, and
 ``W <- W - lr grad L``.  The teacher ``W_t = U diag(s) V^T`` has chosen singular values ``s``

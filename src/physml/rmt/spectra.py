@@ -1,4 +1,4 @@
-"""Spectral analysis of weight matrices (PHYSICS.md section 4).
+"""Spectral analysis of weight matrices (docs/rmt.md).
 
 Conventions
 -----------
@@ -24,9 +24,7 @@ Conventions
 * The ratio of consecutive spacings ``r_n = min(s_n, s_{n+1}) / max(s_n, s_{n+1})`` needs no
   unfolding; ``<r>`` is 2 ln 2 - 1 = 0.3863 for Poisson levels and 0.5307 for large GOE
   matrices (Atas, Bogomolny, Giraud, Roux, PRL 110, 084101 (2013), numerical value).
-* Tails: the Hill estimator of the survival exponent alpha (``P(lambda > x) ~ x^-alpha``, so a
-  density ``~ x^-(1+alpha)``) from the k largest values, with standard error alpha/sqrt(k);
-  :func:`tail_fit` only claims an exponent when the Hill plot is flat over a window of k.
+* Tails of trained spectra are fitted in :mod:`physml.rmt.tails`.
 """
 
 from __future__ import annotations
@@ -280,42 +278,3 @@ def goe_matrices(n: int, size: int, rng: np.random.Generator, scale: float = 1.0
     (semicircle radius 2 scale)."""
     A = rng.standard_normal((size, n, n)) * scale / np.sqrt(n)
     return (A + np.swapaxes(A, -1, -2)) / np.sqrt(2)
-
-
-# --------------------------------------------------------------------------- tails
-
-def hill_estimator(x: np.ndarray, k: int) -> tuple[float, float]:
-    """Hill estimate of the survival exponent alpha from the ``k`` largest positive values:
-    alpha = 1 / mean(ln x_(i) / x_(k+1)), i = 1..k; returns (alpha, alpha / sqrt(k))."""
-    x = np.sort(np.asarray(x, dtype=float).ravel())[::-1]
-    if not 1 <= k < len(x):
-        raise ValueError(f"need 1 <= k < {len(x)} values, got k = {k}")
-    if x[k] <= 0:
-        raise ValueError("the Hill estimator needs the k + 1 largest values to be positive")
-    alpha = 1.0 / np.mean(np.log(x[:k] / x[k]))
-    return float(alpha), float(alpha / np.sqrt(k))
-
-
-@dataclass(frozen=True)
-class TailFit:
-    """Hill plot of a sample and the verdict on whether it supports one exponent."""
-
-    k: np.ndarray          # numbers of top values used
-    alpha: np.ndarray      # Hill estimate of the survival exponent for each k
-    alpha_err: np.ndarray  # its standard error alpha / sqrt(k)
-    stable: bool           # all alpha(k) within 2 standard errors of the middle estimate
-    alpha_claim: float     # the middle estimate when stable, else nan
-    alpha_claim_err: float
-
-
-def tail_fit(x: np.ndarray, k_min: int, k_max: int, n_k: int = 8) -> TailFit:
-    """Hill plot over ``k`` log-spaced in [k_min, k_max]; the exponent is claimed only when
-    every estimate lies within two standard errors of the one at the geometric middle k
-    (a Hill plot that drifts with k means no power law is resolved)."""
-    ks = np.unique(np.geomspace(k_min, k_max, n_k).round().astype(int))
-    est = np.array([hill_estimator(x, int(k)) for k in ks])
-    alpha, err = est[:, 0], est[:, 1]
-    mid = len(ks) // 2
-    stable = bool(np.all(np.abs(alpha - alpha[mid]) <= 2 * err[mid]))
-    return TailFit(ks, alpha, err, stable, float(alpha[mid]) if stable else float("nan"),
-                   float(err[mid]) if stable else float("nan"))

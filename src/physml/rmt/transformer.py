@@ -7,10 +7,13 @@ embedding.  Linear layers have no biases.  Initialisation as in nanoGPT: every w
 N(0, 0.02^2), the residual output projections N(0, 0.02^2 / (2 n_layer)).  Training: AdamW on
 random windows of the corpus (next-character cross entropy).
 
-Recorded matrices: per block the query, key and value maps W_Q, W_K, W_V (each
-``n_embd x n_embd``, rows = output features, all heads together), the rows of the fused
-``c_attn`` weight.  At initialisation their entries are iid N(0, 0.02^2), so the eigenvalues
-of ``(1/n) W^T W`` follow Marchenko-Pastur with q = 1.
+Recorded matrices: per block and head the head's own query, key and value maps
+W_Q^h, W_K^h, W_V^h, each ``n_embd x head_dim`` (64 x 16 by default: rows = the model's
+features, columns = the head's features, so a head computes ``q = x W_Q^h``).  They are the
+transposed row blocks ``[h d, (h+1) d)`` of the fused ``c_attn`` weight's Q, K and V parts.
+At initialisation their entries are iid N(0, 0.02^2), so the eigenvalues of
+``(1/N) W^T W`` (N = n_embd = 64, 16 of them) follow Marchenko-Pastur with the aspect ratio
+q = head_dim / n_embd = 1/4.
 """
 
 from __future__ import annotations
@@ -99,13 +102,16 @@ class GPT(nn.Module):
 
 
 def attention_matrices(model: GPT) -> tuple[list[str], np.ndarray]:
-    """Names (``b{layer}.{q,k,v}``) and values ``(3 n_layer, n_embd, n_embd)`` of W_Q, W_K, W_V."""
+    """Names ``b{layer}.h{head}.{q,k,v}`` and values ``(3 n_layer n_head, n_embd, head_dim)``
+    of every head's W_Q^h, W_K^h, W_V^h (layer-major, then head, then q, k, v)."""
+    c, d = model.cfg.n_embd, model.cfg.n_embd // model.cfg.n_head
     names, mats = [], []
     for i, block in enumerate(model.blocks):
-        w = block.attn.c_attn.weight.detach().cpu().numpy()
-        for j, kind in enumerate("qkv"):
-            names.append(f"b{i}.{kind}")
-            mats.append(w[j * model.cfg.n_embd:(j + 1) * model.cfg.n_embd])
+        w = block.attn.c_attn.weight.detach().cpu().numpy()       # (3 c, c): rows Q, K, V
+        for h in range(model.cfg.n_head):
+            for j, kind in enumerate("qkv"):
+                names.append(f"b{i}.h{h}.{kind}")
+                mats.append(w[j * c + h * d:j * c + (h + 1) * d].T)
     return names, np.stack(mats).astype(np.float32)
 
 
@@ -122,8 +128,8 @@ class TransformerRun:
     """Output of :func:`train_transformer`."""
 
     steps: np.ndarray        # (n_snap,)
-    names: list[str]         # matrix names, b{layer}.{q,k,v}
-    W: np.ndarray            # (n_snap, n_matrices, n_embd, n_embd)
+    names: list[str]         # matrix names, b{layer}.h{head}.{q,k,v}
+    W: np.ndarray            # (n_snap, n_matrices, n_embd, head_dim)
     train_loss: np.ndarray   # (n_steps,) cross entropy of each training batch (nats/char)
     val_loss: float          # cross entropy on held-out windows at the end
     vocab: str
@@ -132,8 +138,9 @@ class TransformerRun:
 def train_transformer(text: str, cfg_kwargs: dict, *, n_steps: int, batch_size: int, lr: float,
                       weight_decay: float, snapshot_steps, seed: int, val_fraction: float = 0.1,
                       device: torch.device | str = "cpu", progress=None) -> TransformerRun:
-    """AdamW training on random windows of ``text``; W_Q, W_K, W_V are stored after each step in
-    ``snapshot_steps`` (0 = initialisation).  ``progress(step)`` is called every 10 steps."""
+    """AdamW training on random windows of ``text``; every head's W_Q^h, W_K^h, W_V^h
+    (:func:`attention_matrices`) is stored after each step in ``snapshot_steps``
+    (0 = initialisation).  ``progress(step)`` is called every 10 steps."""
     vocab = "".join(sorted(set(text)))
     cfg = GPTConfig(vocab_size=len(vocab), **cfg_kwargs)
     codes = torch.from_numpy(np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.int64))
