@@ -131,3 +131,15 @@ def test_auto_runs_the_fastest_code_of_its_cached_calibration(fresh_cache, monke
     monkeypatch.setenv(native.CLONE_ENV, native.runnable_clones(SGD)[0])  # forced: that clone or the twin
     if native.runnable_clones(SGD)[0] != "baseline":
         assert ts.train_sgd(runs.select([0, 1]), data.select([0, 1]), 0.1, 10, engine="auto").clone == "none"
+
+
+def test_calibration_in_a_read_only_cache_is_measured_and_not_kept(fresh_cache, monkeypatch, caplog):
+    native.load(SGD)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(native.tempfile, "mkstemp", read_only)
+    with caplog.at_level(logging.WARNING, logger="physml.native"):
+        assert native.calibration(SGD, "case", lambda: {"reference": 1.0}) == {"reference": 1.0}
+    assert "cannot cache the calibration" in caplog.text and not list(fresh_cache.glob("*.json"))

@@ -150,10 +150,13 @@ def calibration(name: str, case: str, measure: Callable[[], dict[str, float]]) -
     if cached is not None:
         return cached
     rates = measure()
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump({**read(), entry: rates}, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump({**read(), entry: rates}, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache: measure again next time
+        log.warning("cannot cache the calibration of kernel %s in %s: %s", name, path, exc)
     return rates
 
 
