@@ -207,6 +207,18 @@ def _power_law_density(ax, x_all, alpha, xmin, color):
             label=f"CSN power law, alpha = {alpha:.2f}")
 
 
+SHOWN_ERR = 1.5   # alpha-against-step panels: error bars wider than this are not drawn
+
+
+def _alpha_curve(ax, steps, a: xr.DataArray, fmt, color, label, open_marker=False):
+    """alpha against step + 1, error bars only where they are narrower than ``SHOWN_ERR``."""
+    alpha, err = a["alpha"].values, a["alpha_err"].values
+    ax.plot(steps + 1, alpha, fmt, ms=3, lw=0.8, color=color, mfc="none" if open_marker else None,
+            label=label)
+    ok = err < SHOWN_ERR
+    ax.errorbar(steps[ok] + 1, alpha[ok], yerr=err[ok], fmt="none", ecolor=color, capsize=1.5, lw=0.8)
+
+
 def plot_rmt_transformer(datasets: list[xr.Dataset]):
     """``rmt spectra`` of an ``rmt_transformer`` run and its ``rmt tails``: the pooled per-head
     density of W_K from Marchenko-Pastur to the last step with the fitted power law, tail
@@ -244,33 +256,30 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
         for method, (fmt, label) in styles.items():
             if method != "powerlaw" and kind != "k":
                 continue
-            a = tails.sel({"method": method, "matrix": kind})
-            ax.errorbar(steps + 1, a["alpha"], yerr=a["alpha_err"], fmt=fmt, ms=3, capsize=1.5, lw=0.8,
-                        color=f"C{c}", mfc="none" if method != "powerlaw" else None,
-                        label=f"W_{kind.upper()}: {label}")
+            _alpha_curve(ax, steps, tails.sel({"method": method, "matrix": kind}), fmt, f"C{c}",
+                         f"W_{kind.upper()}: {label}", open_marker=method != "powerlaw")
         ok = tails["supported"].sel(matrix=kind).values.astype(bool)
         a = tails["alpha"].sel({"method": "powerlaw", "matrix": kind}).values
         ax.plot(steps[ok] + 1, a[ok], "*", color=f"C{c}", ms=10)
     first = json.loads(tails.attrs["tail_first_step"])
-    ax.set(xscale="log", ylim=(1, 15), xlabel="AdamW step + 1", ylabel="alpha (density ~ lambda^-alpha)",
-           title="pooled heads; star: tail supported (first step " +
-                 ", ".join(f"{k} {v}" for k, v in first.items()) + "; -1 none)")
+    ax.set(xscale="log", ylim=(1, 12), xlabel="AdamW step + 1", ylabel="alpha (density ~ lambda^-alpha)",
+           title=f"pooled heads (error bars > {SHOWN_ERR:g} not drawn)\nstar: tail supported; first at "
+                 + ", ".join(f"{k} {v}" for k, v in first.items()) + " (-1: never)")
     ax.legend(fontsize=7, ncol=2)
 
     ax = axes[0, 2]
     layers = [str(m) for m in tails["matrix"].values if str(m).startswith("b") and str(m).count(".") == 1
               and str(m).endswith(".k")]
     for c, m in enumerate(layers):
-        a = tails.sel({"method": "powerlaw", "matrix": m})
-        ax.errorbar(steps + 1, a["alpha"], yerr=a["alpha_err"], fmt="o-", ms=3, capsize=1.5, lw=0.8,
-                    color=f"C{c}", label=f"{m} (4 heads pooled)")
+        _alpha_curve(ax, steps, tails.sel({"method": "powerlaw", "matrix": m}), "o-", f"C{c}",
+                     f"{m} (4 heads pooled)")
     pk = float(tails["common_p"].sel(kind="k")[-1])
-    ax.set(xscale="log", ylim=(1, 15), xlabel="AdamW step + 1", ylabel="CSN alpha",
-           title=f"W_K per layer: common value at the last step, chi^2 p = {pk:.3g}")
+    ax.set(xscale="log", ylim=(1, 12), xlabel="AdamW step + 1", ylabel="CSN alpha",
+           title=f"W_K per layer\none common value at the last step: chi^2 p = {pk:.3g}")
     ax.legend(fontsize=7)
 
     ax = axes[1, 0]
-    heads = [m for m in names]
+    heads = names
     end = tails.sel(step=int(steps[-1]))
     pos = np.arange(len(heads))
     for off, (method, (fmt, label)) in zip((-0.2, 0.0, 0.2), styles.items()):
@@ -278,8 +287,8 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
         ax.errorbar(pos + off, a["alpha"], yerr=a["alpha_err"], fmt=fmt[0], ms=3, capsize=1.5,
                     label=label)
     ax.set_xticks(pos[::3], [h.rsplit(".", 1)[0] for h in heads[::3]], rotation=90, fontsize=6)
-    ax.set(ylim=(0, 20), ylabel="alpha", title=f"each head alone (16 eigenvalues) at step {int(steps[-1])}: "
-           "q, k, v per tick")
+    ax.set(ylim=(0, 20), ylabel="alpha", title=f"single heads (16 eigenvalues; q, k, v per tick), "
+           f"step {int(steps[-1])}")
     ax.legend(fontsize=7)
 
     ax = axes[1, 1]
@@ -294,8 +303,8 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
     rn, rs = float(spec["spacing_ratio_null_mean"]), float(spec["spacing_ratio_null_std"])
     inside = np.mean(np.abs(r[-1] - rn) < 2 * rs)
     ax.set(xlabel="AdamW step + 1", ylabel="iid-null p-value",
-           title=f"MP departure from step {dep}; last step: {100 * inside:.0f}% of heads' <r> within "
-                 f"2 sd of iid ({rn:.3f})")
+           title=f"MP departure: step {dep}; <r> of {100 * inside:.0f}% of heads within 2 sd of iid, "
+                 f"last step")
     ax.legend(fontsize=7)
 
     ax = axes[1, 2]
