@@ -16,6 +16,13 @@ U1_COUPLING_OBSERVABLES = list(
     )
 )
 U1_DM_OBSERVABLES = list(dict.fromkeys(U1_VOLUME_OBSERVABLES + U1_COUPLING_OBSERVABLES))
+# Exact model-free controls at strong coupling and SMC in beta (physml smc) from beta_0 at
+# L_0 to each u1.smc.beta: from the training ensemble (smc) and from the model's raw
+# samples (dm_smc), beside HMC with flux moves (hmc_flux) and the exact sampler.
+SMC = U1["smc"]
+SMC_START = {"smc": "training", "dm_smc": "dm"}
+SMC_START_CONFIGS = {"smc": U1["training"]["n_configs"], "dm_smc": DM_U1["n_configs"]}
+U1_SMC_OBSERVABLES = u1_observables([(b, L0) for b in SMC["beta"]], ("exact", "hmc_flux", "smc", "dm_smc"))
 
 
 rule train_u1:
@@ -39,7 +46,7 @@ rule train_u1:
         mem_mb=3000,
         runtime=240,
     shell:
-        train_command(DIFF, DM_U1["epochs"], " --gauge-covariant" if DM_U1["gauge_covariant"] else "")
+        train_command(DIFF, DM_U1["epochs"], "song", " --gauge-covariant" if DM_U1["gauge_covariant"] else "")
 
 
 rule sample_u1:
@@ -107,11 +114,43 @@ rule reweight_u1:
         " --out {output.ensemble} > {log} 2>&1"
 
 
+rule smc_u1:
+    conda:
+        CONDA_ENV
+    input:
+        ensemble=lambda wc: f"{u1_dir(BETA0, L0, SMC_START[wc.source])}/ensemble.nc",
+    output:
+        ensemble=f"results/u1/{{source}}/L{L0}_beta{{beta}}/ensemble.nc",
+    log:
+        f"results/logs/u1/{{source}}/L{L0}_beta{{beta}}.log",
+    benchmark:
+        f"results/benchmarks/u1/{{source}}/L{L0}_beta{{beta}}.tsv"
+    wildcard_constraints:
+        source="smc|dm_smc",
+    params:
+        n_particles=lambda wc: min(SMC["n_particles"], SMC_START_CONFIGS[wc.source] // SMC["replicas"]),
+        smc=SMC,
+        hmc=U1["hmc"],
+        seed=lambda wc: derive_seed(config["seed"], "smc_u1", wc.source, L0, wc.beta),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "python -m physml smc {input.ensemble} --beta {wildcards.beta} --replicas {params.smc[replicas]}"
+        " --n-particles {params.n_particles} --ess-fraction {params.smc[ess_fraction]}"
+        " --resample-below {params.smc[resample_below]} --n-moves {params.smc[n_moves]}"
+        " --flux-moves {params.smc[flux_moves]} --step-size {params.hmc[step_size]}"
+        " --n-steps {params.hmc[n_steps]} --seed {params.seed}"
+        " --device {params.device} --threads {threads} --out {output.ensemble} > {log} 2>&1"
+
+
 rule compare_u1:
     conda:
         CONDA_ENV
     input:
-        observables=U1_DM_OBSERVABLES,
+        observables=list(dict.fromkeys(U1_DM_OBSERVABLES + U1_SMC_OBSERVABLES)),
     output:
         table="results/tables/u1_hmc_vs_dm.nc",
         csv="results/tables/u1_hmc_vs_dm.csv",

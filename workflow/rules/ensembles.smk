@@ -30,7 +30,9 @@ rule hmc_phi4:
 
 
 # 2D U(1): HMC over the beta x L grid, the diffusion model's training ensemble (HMC),
-# and the exact sampler (source = exact) over the same grid.
+# HMC with u1.flux_moves global flux moves after every trajectory (source = hmc_flux;
+# leapfrog and run lengths of u1.hmc), and the exact sampler (source = exact) over the
+# same grid.
 U1 = config["u1"]
 
 
@@ -49,9 +51,10 @@ rule hmc_u1:
     benchmark:
         "results/benchmarks/u1/{source}/L{L}_beta{beta}.tsv"
     wildcard_constraints:
-        source="hmc|training",
+        source="hmc|hmc_flux|training",
     params:
-        options=lambda wc: u1_hmc_options(U1["hmc"], U1["hmc"] if wc.source == "hmc" else U1["training"]),
+        options=lambda wc: u1_hmc_options(U1["hmc"], U1["training"] if wc.source == "training" else U1["hmc"])
+        + (f" --flux-moves {U1['flux_moves']}" if wc.source == "hmc_flux" else ""),
         seed=lambda wc: derive_seed(config["seed"], "hmc_u1", wc.source, wc.L, wc.beta),
         device=config["device"],
     threads: 1

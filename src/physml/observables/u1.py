@@ -305,7 +305,10 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
     converged = weights is not None or _window_converged(gamma_obs["chi_t"])
 
     sigma2 = volume * u1_exact.chi_t(beta, L)
-    rate = q_change_rate(Q, chain, trajectory, sigma2)
+    if replica is not None:   # particles, not a chain: no rate of Q changes
+        rate = {"q_changes": 0, "span": 0.0, "tau": float("nan"), "tau_err": float("nan"), "lower_bound": 0}
+    else:
+        rate = q_change_rate(Q, chain, trajectory, sigma2)
     if ds.attrs.get("source") == "exact" or len(np.unique(chain)) == n:   # independent draws
         rate.update(tau=0.5, tau_err=0.0, lower_bound=0, independent=True)
     reliable, reason = reliability(ds, rate, converged)
