@@ -137,7 +137,10 @@ def test_u1_diffusion_table_has_every_source_and_the_mala_record(workdir):
     table = pd.read_csv(workdir / "results/tables/u1_hmc_vs_dm.csv")
     assert list(table.columns)[:6] == ["observable", "source", "L", "beta", "value", "error"]
     assert {"ess", "flag", "pull"} <= set(table.columns)
-    assert set(table["source"]) == {"hmc", "exact", "dm", "dm_mala", "mala_only", "dm_reweighted"}
+    assert set(table["source"]) == {"hmc", "exact", "dm", "dm_mala", "mala_only", "dm_reweighted",
+                                    "hmc_flux", "smc", "dm_smc"}
+    smc = read_artifact(workdir / "results/u1/dm_smc/L4_beta3/ensemble.nc")
+    assert smc.attrs["input_source"] == "dm" and smc.attrs["replicas"] == 4
     assert {"plaquette", "W_1x1", "chi_t", "P_Q0"} <= set(table["observable"])
     rw = table[table["source"] == "dm_reweighted"]
     assert (rw["beta"] == 1.5).all() and rw["ess"].notna().all()

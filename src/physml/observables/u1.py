@@ -34,9 +34,10 @@ mean over replicas and the error the scatter, std / sqrt(R) (ddof 1): the weight
 are correlated with the particles through resampling, so no error from within one
 run is trusted.  tau_int is not defined there (NaN); ``smc_ess`` is the mean Kish
 ESS of the final weights per replica (information only, no flag); chi_t is flagged
-with fewer than :data:`MIN_REPLICAS` replicas.  ``P_Q`` and its errors come from the
-replicas the same way, and ``P_Q_pvalue`` is Hotelling's T^2 test of the replica
-means of P(Q) against the exact P(Q) (:func:`replica_pvalue`).  The same test, with
+with fewer than :data:`MIN_REPLICAS` replicas or when every replica gave the same
+<Q^2> (a zero error that only says no replica saw the rare sectors).  ``P_Q`` and
+its errors come from the replicas the same way, and ``P_Q_pvalue`` is Hotelling's
+T^2 test of the replica means of P(Q) against the exact P(Q) (:func:`replica_pvalue`).  The same test, with
 the chains as the groups, gives ``P_Q_pvalue`` of a multi-chain HMC ensemble whose
 chi_t is reliable (the chains are independent; within a chain the correlations
 average out in the chain's mean).  For SMC
@@ -318,9 +319,12 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
         data_vars["smc_ess"] = ((), float(np.mean([kish_ess(weights[replica == r]) for r in np.unique(replica)])),
                                 {"long_name": "Kish ESS of the final weights, mean over replicas"})
         data_vars["replicas"] = ((), n_replicas, {"long_name": "independent SMC runs"})
-        reliable, reason = n_replicas >= MIN_REPLICAS, (
-            "ok (replica errors)" if n_replicas >= MIN_REPLICAS
-            else f"only {n_replicas} replicas (< {MIN_REPLICAS}): the replica error is itself unreliable")
+        if n_replicas < MIN_REPLICAS:
+            reliable, reason = False, f"only {n_replicas} replicas (< {MIN_REPLICAS}): the replica error is unreliable"
+        elif not float(data_vars["chi_t_err"][1]) > 0:
+            reliable, reason = False, "every replica gave the same <Q^2> (e.g. no Q != 0 seen): zero replica error"
+        else:
+            reliable, reason = True, "ok (replica errors)"
     if ess is not None:
         data_vars["ess"] = ((), ess, {"long_name": "Kish effective sample size of the weights"})
         if ess < MIN_ESS:
