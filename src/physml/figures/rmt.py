@@ -198,13 +198,15 @@ def plot_rmt_temperature(datasets: list[xr.Dataset]):
     return fig
 
 
-def _power_law_density(ax, x_all, alpha, xmin, color):
-    """Overlay the CSN power law on a density histogram of ``x_all``: the fitted tail carries the
-    fraction of values at or above x_min."""
+def _power_law_density(ax, x_all, fit: xr.Dataset, supported: bool, color):
+    """Overlay the CSN power law (``alpha``, ``alpha_err``, ``xmin`` of one fit) on a density
+    histogram of ``x_all``: the fitted tail carries the fraction of values at or above x_min."""
+    alpha, err, xmin = float(fit["alpha"]), float(fit["alpha_err"]), float(fit["xmin"])
     frac = np.mean(x_all >= xmin)
     grid = np.geomspace(xmin, x_all.max(), 50)
     ax.plot(grid, frac * (alpha - 1) / xmin * (grid / xmin) ** -alpha, "--", color=color, lw=1.5,
-            label=f"CSN power law, alpha = {alpha:.2f}")
+            label=f"CSN power law, alpha = {alpha:.2f} +- {err:.2f} "
+                  f"({'supported' if supported else 'not supported'})")
 
 
 SHOWN_ERR = 1.5   # alpha-against-step panels: error bars wider than this are not drawn
@@ -244,7 +246,7 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
     grid = np.linspace(lo * 1.0001, hi * 0.9999, 300)
     ax.plot(grid, sp.mp_pdf(grid, 1.0, q), "k-", lw=1.2, label=f"Marchenko-Pastur, q = {q:g}")
     last = tails.sel({"method": "powerlaw", "matrix": "k", "step": int(steps[-1])})
-    _power_law_density(ax, x[-1, key].ravel(), float(last["alpha"]), float(last["xmin"]), "C3")
+    _power_law_density(ax, x[-1, key].ravel(), last, bool(tails["supported"].sel(matrix="k")[-1]), "C3")
     ax.set(xscale="log", yscale="log", xlabel="x = lambda / (N sigma^2_fit), each head's W_K",
            ylabel="density", title=f"W_K of all {len(key)} heads pooled (64 x 16 each)")
     ax.legend(fontsize=7)
