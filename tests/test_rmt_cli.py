@@ -73,7 +73,7 @@ def test_spectra_of_mlp_and_transformer(made):
     assert "corpus_sha256" in tr.attrs and tr.attrs["kind"] == "rmt_transformer"
 
 
-def test_tails_table_has_the_issue_columns_and_is_deterministic(made, tmp_path):
+def test_tails_table_has_the_issue_columns_and_is_deterministic(made, tmp_path, capsys):
     import pandas as pd
 
     csv = made["tails_table"].with_suffix(".csv")
@@ -97,8 +97,11 @@ def test_tails_table_has_the_issue_columns_and_is_deterministic(made, tmp_path):
                  "--out", str(tmp_path / "t.nc"), "--table", str(again)]) == 0
     assert again.with_suffix(".csv").read_text() == csv.read_text()
     # the MLP's spectra are not per-head transformer spectra
+    capsys.readouterr()
     assert main(["rmt", "tails", str(made["mlp_spectra"]), "--out", str(tmp_path / "x.nc"),
                  "--table", str(tmp_path / "y.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "mlp_spectra.nc" in err and "rmt_transformer" in err
 
 
 @pytest.mark.parametrize("name,inputs", [("rmt_spacing", ["dbm", "temperature"]),

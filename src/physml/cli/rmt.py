@@ -128,8 +128,11 @@ def cmd_spectra(args: argparse.Namespace) -> None:
 
 def cmd_tails(args: argparse.Namespace) -> None:
     setup_runtime(args)
-    out = analysis.tails_dataset(read_artifact(args.spectra), n_boot=args.n_boot, seed=args.seed,
-                                 xmin_quantile=args.xmin_quantile)
+    try:
+        out = analysis.tails_dataset(read_artifact(args.spectra), n_boot=args.n_boot, seed=args.seed,
+                                     xmin_quantile=args.xmin_quantile)
+    except ValueError as exc:
+        raise ValueError(f"{args.spectra}: {exc}") from exc
     for name, verdict in json.loads(out.attrs["verdicts"]).items():
         print(f"{name} at step {int(out['step'][-1])}: {verdict}")
     print(f"first step with a supported tail: {out.attrs['tail_first_step']} (-1: none)")
