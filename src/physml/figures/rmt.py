@@ -225,7 +225,8 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
     """``rmt spectra`` of an ``rmt_transformer`` run and its ``rmt tails``: the pooled per-head
     density of W_K from Marchenko-Pastur to the last step with the fitted power law, tail
     exponents against the training step (three methods; per layer with the test of a common
-    value), per-head exponents at the end, the MP and Wigner-surmise null p-values, the loss."""
+    value), per-head exponents at the end, the MP and Wigner-surmise null p-values with the
+    heads' mean spacing ratio against the step, the loss."""
     spec, tails = _by_kind(datasets, "rmt_transformer"), _by_kind(datasets, "rmt_tails")
     N, q = float(spec.attrs["aspect_N"]), float(spec.attrs["aspect_q"])
     steps = spec["step"].values
@@ -307,7 +308,15 @@ def plot_rmt_transformer(datasets: list[xr.Dataset]):
     ax.set(xlabel="AdamW step + 1", ylabel="iid-null p-value",
            title=f"MP departure: step {dep}; <r> of {100 * inside:.0f}% of heads within 2 sd of iid, "
                  f"last step")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left")
+    twin = ax.twinx()
+    band = 2 * rs / np.sqrt(r.shape[1])
+    twin.plot(steps + 1, r.mean(axis=1), "-", color="C1", lw=1.2, label="<r>, mean over heads")
+    twin.fill_between(steps + 1, rn - band, rn + band, color="C1", alpha=0.15,
+                      label="iid 64 x 16: +-2 sd of that mean")
+    twin.axhline(sp.POISSON_MEAN_R, color="C1", ls=":", lw=0.8, label="Poisson")
+    twin.set(ylabel="mean spacing ratio <r>", ylim=(0.35, 0.6))
+    twin.legend(fontsize=7, loc="lower right")
 
     ax = axes[1, 2]
     ax.plot(spec["train_step"].values, spec["train_loss"].values, lw=0.5)
