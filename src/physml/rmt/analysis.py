@@ -218,7 +218,8 @@ def tails_dataset(spec: xr.Dataset, *, n_boot: int, seed: int, xmin_quantile: fl
     every snapshot; each head alone (16 values) at the last snapshot.  Variables
     ``(method, matrix, step)``: alpha (density exponent), alpha_err, xmin, n_tail, p_value (CSN
     bootstrap goodness of fit, nan for the other methods); ``(matrix, step)``: the CSN KS
-    distance, likelihood ratios and whether a tail is supported; ``(kind, step)``: chi^2 test
+    distance, likelihood ratios and whether a tail is supported (pooled samples only: single
+    heads get no likelihood ratios and are never marked supported); ``(kind, step)``: chi^2 test
     that the per-layer CSN exponents share one value (``common_*``); attributes: verdicts."""
     if spec.attrs.get("kind") != "rmt_transformer":
         raise ValueError(f"tails need the spectra of an rmt_transformer run, got kind "
