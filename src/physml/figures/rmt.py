@@ -112,7 +112,7 @@ def plot_rmt_mp(datasets: list[xr.Dataset]):
     _mp_panel(axes[0], mlp, 0, f"MLP middle matrix ({point})")
     # the student learns an iid Gaussian teacher matrix: its spectrum may stay MP-like
     _mp_panel(axes[1], mlp, -1, "MLP (teacher W is iid Gaussian)")
-    _mp_panel(axes[2], tr, 0, "transformer W_Q, W_K, W_V")
+    _mp_panel(axes[2], tr, 0, "transformer: every head's 64 x 16 W_Q, W_K, W_V")
     fig.tight_layout()
     return fig
 
