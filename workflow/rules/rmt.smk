@@ -157,7 +157,7 @@ rule rmt_tails:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=60,  # quick: 34 s of CPU; paper (91 snapshots, n_boot 500): ~15 min estimated
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         " python -m physml rmt tails {input.spectra} --n-boot {params.p[n_boot]}"
