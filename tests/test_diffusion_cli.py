@@ -33,9 +33,11 @@ def run(tmp_path_factory):
                  "--no-progress"]) == 0
     for L in (8, 16):
         paths[f"dm{L}"] = d / f"dm_L{L}.nc"
+        mala = ["--mala-steps", "5", "--mala-tune-steps", "5", "--mala-out", str(d / "mala8.nc")] if L == 8 else []
         assert main(["sample", str(model), "--L", str(L), "--n-configs", "40", "--n-steps", "8",
                      "--batch-size", "16", "--seed", "2", "--device", "cpu", "--no-progress",
-                     "--out", str(paths[f"dm{L}"])]) == 0
+                     "--out", str(paths[f"dm{L}"]), *mala]) == 0
+    paths["mala8"] = d / "mala8.nc"
     obs = []
     for key in ("hmc8", "dm8", "hmc16", "dm16"):
         out = d / f"obs_{key}.nc"
@@ -52,7 +54,10 @@ def test_model_file_records_config_and_training_ensemble(run):
     assert rec["ensemble"]["sha256"] == sha256_file(run["hmc8"])
     assert rec["ensemble"]["kappa"] == pytest.approx(0.21) and rec["ensemble"]["L"] == 8
     assert rec["config"]["channels"] == [4, 8] and rec["config"]["epochs"] == 2
-    assert rec["provenance"]["git_commit"] and rec["scale"] > 0 and rec["odd"]
+    assert rec["provenance"]["git_commit"] and rec["model"]["scale"] > 0 and rec["model"]["odd"]
+    # edm recipe: noise range sized from the data, zero-mode law fitted, both recorded
+    assert rec["model"]["precond"]["recipe"] == "edm" and rec["model"]["zero_mode"]["volume"] == 64
+    assert rec["model"]["sigma_max"] == pytest.approx(rec["noise_sizing"]["sigma_max"])
     hist = read_artifact(run["dir"] / "training.nc")
     assert len(hist["epoch"]) == 2 and "loss" in hist and "lr" in hist and "wall_time" in hist
     assert not (run["dir"] / "model.pt.ckpt").exists()
@@ -72,7 +77,8 @@ def test_generated_ensemble_is_an_ordinary_ensemble_with_provenance(run):
         assert ds["snapshot"].dims == ("tau", "snapshot_config", "x", "y")
         assert list(ds["tau"].values) == [0, 0.25, 0.5, 0.75, 1]
         assert np.array_equal(ds["snapshot"].isel(tau=-1).values, ds["phi"].values[:4])
-        assert json.loads(ds.attrs["sampler_json"])["name"] == "em"
+        assert json.loads(ds.attrs["sampler_json"])["name"] == "ode2m"
+        assert ds.attrs["nfe"] == 8 and ds["sigma_grid"].shape == (8,)
 
 
 def test_comparison_table_tidy_long_form(run):
@@ -102,7 +108,9 @@ def test_figures_render(run):
     d = run["dir"]
     assert main(["figure", "phi4_denoising", str(run["dm8"]), "--out", str(d / "fig_den")]) == 0
     assert main(["figure", "phi4_hmc_vs_dm", *run["obs"], str(run["table"]), "--out", str(d / "fig_cmp")]) == 0
-    for stem in ("fig_den", "fig_cmp"):
+    assert main(["figure", "phi4_mala_steps", *run["obs"], str(run["mala8"]),
+                 "--out", str(d / "fig_mala")]) == 0
+    for stem in ("fig_den", "fig_cmp", "fig_mala"):
         assert (d / f"{stem}.pdf").stat().st_size > 0 and (d / f"{stem}.png").stat().st_size > 0
 
 

@@ -95,3 +95,24 @@ def test_a_constant_start_moves_with_the_pilot_schedule_but_not_with_the_tuned_s
     replayed = run_mala(theory, start.clone(), 200, h, gen, schedule=schedule)
     assert float(replayed.acceptance[-50:].mean()) > 0.4
     assert float(replayed.acceptance.mean()) > 2 * float(fixed.acceptance.mean())
+
+
+def test_mala_stage_tunes_on_pilots_warms_up_on_their_schedule_and_records_traces():
+    """The measured chains run tune_steps warm-up steps on the pilot's schedule, then their
+    own steps at the tuned h; per-configuration traces are kept at the listed step counts."""
+    from physml.mc.mala import MALAStage
+
+    theory = Phi4(0.5, 0.022)
+    gen = torch.Generator().manual_seed(0)
+    start = theory.cold_start(80, 8)
+    stage = MALAStage(steps=30, tune_steps=20)
+    x, mala, attrs = stage.run(theory, start[:16].clone(), start[16:].clone(), gen,
+                               torch.Generator().manual_seed(1))
+    assert x.shape == (16, 8, 8) and attrs["mala_steps"] == 30 and attrs["mala_warmup_steps"] == 20
+    sizes = mala["mala_step_sizes"].values
+    assert len(sizes) == 50 and np.all(sizes[20:] == attrs["mala_step_size"])
+    assert list(mala["mala_trace_step"].values) == [0, 1, 2, 5, 10, 20, 50]
+    assert mala["mala_trace_phibar"].shape == (7, 16)
+    torch.testing.assert_close(torch.from_numpy(mala["mala_trace_phibar"].values[-1]), x.mean((-2, -1)))
+    with pytest.raises(ValueError, match="at least 64 pilot"):
+        stage.run(theory, start[:16], start[:32], gen, gen)

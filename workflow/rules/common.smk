@@ -112,19 +112,21 @@ def train_flags(train, net):
     )
 
 
-def train_command(diff, epochs, extra=""):
+def train_command(diff, epochs, recipe, extra=""):
     """The shell command of `physml train` with the config's network and training settings
     (`extra`: more options)."""
     net, train, sde = diff["model"], diff["train"], diff["sde"]
     channels = " ".join(str(c) for c in net["channels"])
     return (
         "python -m physml train {input.ensemble} --out {output.model} --history {output.history}"
-        f" --sde {sde['name']} --sigma {sde['sigma']} --channels {channels}"
+        f" --recipe {recipe} --sde {sde['name']} --sigma {sde['sigma']} --channels {channels}"
         f" --embed-dim {net['embed_dim']} --fourier-scale {net['fourier_scale']}"
         f" --groups {net['groups']} --blocks-per-level {net['blocks_per_level']}"
         f" --epochs {epochs} --batch-size {train['batch_size']}"
         f" --lr {train['lr']} --lr-schedule {train['lr_schedule']}"
-        f" --lr-final-factor {train['lr_final_factor']} --ema-decay {train['ema_decay']}"
+        f" --lr-final-factor {train['lr_final_factor']} --ema-halflife {train['ema_halflife']}"
+        f" --sigma-min {train['sigma_min']} --sigma-distribution {train['sigma_distribution']}"
+        f" --zero-mode-weight {train['zero_mode_weight']}"
         f" --t-min {train['t_min']} --t-sampling {train['t_sampling']}"
         f" --normalisation {train['normalisation']} --grad-clip {train['grad_clip']}"
         f"{train_flags(train, net)}{extra} --seed {{params.seed}}"
@@ -141,10 +143,11 @@ def sample_command(diff, sample, coupling=""):
     """The shell command of `physml sample` (settings `sample`) writing the dm and dm_mala
     ensembles."""
     taus = " ".join(f"{t:g}" for t in sample["snapshot_taus"])
+    sigma_min = "" if sample.get("sigma_min") is None else f" --sigma-min {sample['sigma_min']}"
     return (
         "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
         f"{coupling} --sampler {sample['sampler']} --n-steps {sample['n_steps']}"
-        f" --t-min {sample['t_min']} --grid {sample['grid']} --snr {sample['snr']}"
+        f"{sigma_min} --grid {sample['grid']} --churn {sample['churn']} --snr {sample['snr']}"
         f" --n-corrector {sample['n_corrector']} --steps-per-level {sample['steps_per_level']}"
         f" --anneal-steps {sample['anneal_steps']} --anneal-snr {sample['anneal_snr']}"
         f" --batch-size {sample['batch_size']} --snapshot-taus {taus}"

@@ -38,7 +38,7 @@ rule train_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        train_command(DIFF, DIFF["train"]["epochs"])
+        train_command(DIFF, DIFF["train"]["epochs"], DIFF["recipe"], f" --generate-L {max(DM_LS)}")
 
 
 rule sample_phi4:
@@ -156,8 +156,33 @@ rule fig_phi4_hmc_vs_dm:
         " --out results/figures/fig_phi4_hmc_vs_dm > {log} 2>&1"
 
 
+rule fig_phi4_mala_steps:
+    conda:
+        CONDA_ENV
+    input:
+        hmc=[f"{phi4_dir(k, L=L)}/observables.nc" for k in PHI4["kappa"] for L in DM_LS],
+        ensembles=[
+            f"{phi4_dir(k, L=L, source=s)}/ensemble.nc"
+            for k in PHI4["kappa"]
+            for L in DM_LS
+            for s in ("dm_mala", "mala_only")
+        ],
+    output:
+        figure_outputs("fig_phi4_mala_steps"),
+    log:
+        "results/logs/figures/fig_phi4_mala_steps.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m physml figure phi4_mala_steps {input.hmc} {input.ensembles} --threads {threads}"
+        " --out results/figures/fig_phi4_mala_steps > {log} 2>&1"
+
+
 ALL_TARGETS.extend(
     [
+        *figure_outputs("fig_phi4_mala_steps"),
         "results/tables/phi4_hmc_vs_dm.nc",
         "results/tables/phi4_hmc_vs_dm.csv",
         *figure_outputs("fig_phi4_denoising"),

@@ -11,8 +11,9 @@
   ``ess``; :mod:`physml.stats.reweighting`).
 
 The MALA stage shared with ``physml sample`` (:func:`add_mala_options`,
-:func:`mala_stage`) tunes the step size on separate pilot chains, which are never
-measured, then runs every configuration with that fixed step size.
+:class:`physml.mc.mala.MALAStage`) tunes the step size on separate pilot chains, which
+are never measured, replays their step-size schedule as a warm-up of the measured
+chains, then runs them at the tuned step size.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from physml.io.artifacts import read_artifact
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.mc.ensembles import independent_ensemble
-from physml.mc.mala import TARGET_ACCEPTANCE, run_mala, tune_step_size
+from physml.mc.mala import TARGET_ACCEPTANCE, MALAStage
 from physml.seeds import derive_seed
 from physml.stats.reweighting import MIN_ESS, kish_ess, reweighting_weights
 
@@ -37,43 +38,14 @@ STARTS = {"phi4": ("noise", "constant"), "u1": ("hot", "cold")}
 
 def add_mala_options(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--mala-steps", type=int, default=default_steps,
-                   help="MALA steps on the exact action (0: none)")
+                   help="MALA steps at the tuned step size on the exact action, after the warm-up "
+                        "(0: no MALA stage)")
     p.add_argument("--mala-target", type=float, default=TARGET_ACCEPTANCE,
                    help="acceptance rate the step size is tuned for")
-    p.add_argument("--mala-tune-steps", type=int, default=200,
-                   help="Robbins-Monro tuning steps on the pilot chains")
-    p.add_argument("--mala-pilot", type=int, default=32,
-                   help="pilot configurations for tuning (drawn like the others, never measured)")
-
-
-def mala_stage(theory, x: torch.Tensor, pilot: torch.Tensor, args: argparse.Namespace,
-               generator: torch.Generator, pilot_generator: torch.Generator, desc: str):
-    """Tune h on ``pilot``, then run ``args.mala_steps`` MALA steps of ``x`` (float64).
-    Returns (result, data variables, attributes) for the ensemble artifact."""
-    h, pilot_acc, schedule = tune_step_size(theory, pilot.double(), args.mala_tune_steps,
-                                            pilot_generator, target=args.mala_target)
-    res = run_mala(theory, x.double(), args.mala_steps, h, generator, schedule=schedule,
-                   show_progress=args.progress, desc=desc)
-    mean_acc = float(res.acceptance.mean()) if args.mala_steps else float("nan")
-    print(f"MALA: step size {h:.4g} (tuned for acceptance {args.mala_target} on {pilot.shape[0]} "
-          f"pilot chains, whose step-size schedule the first steps replay), {args.mala_steps} steps, "
-          f"mean acceptance {mean_acc:.3f}")
-    data_vars = {
-        "mala_acceptance": ("mala_step", res.acceptance.numpy(),
-                            {"long_name": "MALA acceptance rate of each step, mean over configurations"}),
-        "mala_step_sizes": ("mala_step", res.step_sizes.numpy(),
-                            {"long_name": "step size of each MALA step (the pilot's schedule, then h)"}),
-        "mala_pilot_acceptance": ("mala_tune_step", pilot_acc.numpy(),
-                                  {"long_name": "acceptance of each tuning step on the pilot chains"}),
-        "mala_accepted": ("config", res.accepted_per_chain.numpy(),
-                          {"long_name": "accepted MALA steps of each configuration"}),
-    }
-    attrs = {"mala_steps": int(args.mala_steps), "mala_step_size": float(h),
-             "mala_target_acceptance": float(args.mala_target), "mala_acceptance_rate": mean_acc,
-             "mala_tuning": f"Robbins-Monro on {pilot.shape[0]} pilot chains (not measured), "
-                            f"{args.mala_tune_steps} steps; the measured chains replay the "
-                            "pilot's step-size schedule, then keep h"}
-    return res, data_vars, attrs
+    p.add_argument("--mala-tune-steps", type=int, default=100,
+                   help="Robbins-Monro tuning steps on the pilot chains (replayed as warm-up)")
+    p.add_argument("--mala-pilot", type=int, default=64,
+                   help="pilot configurations for tuning (drawn like the others, never measured; >= 64)")
 
 
 def trivial_start(theory, start: str, n: int, L: int, scale: float, generator: torch.Generator,
@@ -110,14 +82,15 @@ def cmd_mala(args: argparse.Namespace) -> None:
         inputs.append(args.scale_from)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
+    stage = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target)
     t0 = time.perf_counter()
     pilot = trivial_start(theory, args.start, args.mala_pilot, args.L, scale, pilot_gen, device)
     x = trivial_start(theory, args.start, args.n_configs, args.L, scale, gen, device)
-    res, data_vars, attrs = mala_stage(theory, x, pilot, args, gen, pilot_gen,
-                                       desc=f"mala_only {theory.name} L={args.L}")
-    ds = independent_ensemble(theory, res.x, "mala_only", start=args.start, start_scale=scale,
+    x, mala_vars, attrs = stage.run(theory, x, pilot, gen, pilot_gen, show_progress=args.progress,
+                                    desc=f"mala_only {theory.name} L={args.L}")
+    ds = independent_ensemble(theory, x, "mala_only", start=args.start, start_scale=scale,
                               wall_time_s=time.perf_counter() - t0, **attrs)
-    save(ds.assign(data_vars), args, f"mala {theory.name}", inputs=inputs)
+    save(ds.merge(mala_vars), args, f"mala {theory.name}", inputs=inputs)
 
 
 def cmd_reweight(args: argparse.Namespace) -> None:

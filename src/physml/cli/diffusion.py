@@ -4,9 +4,10 @@
   matching on an ensemble artifact; checkpoints after every epoch and resumes.
 - ``physml sample MODEL --L 32 --n-configs 1024 --out ensemble.nc``: a generated
   ensemble artifact (``source = dm``), measurable like an HMC ensemble; with
-  ``--mala-steps K --mala-out dm_mala.nc`` the same configurations after K MALA
-  steps on the exact action (``source = dm_mala``); ``--beta`` generates U(1) at
-  any beta from the beta_0 model (score times beta / beta_0), ``--L`` any volume.
+  ``--mala-steps K --mala-out dm_mala.nc`` the same configurations after a warm-up and
+  K MALA steps on the exact action (``source = dm_mala``, :class:`physml.mc.mala.MALAStage`);
+  ``--beta`` generates U(1) at any beta from the beta_0 model (score times
+  beta / beta_0), ``--L`` any volume.
 - ``physml compare OBSERVABLES... --out results/tables/phi4_....nc``: the tidy
   comparison table of generated against HMC observables (plus a CSV export).
 """
@@ -24,14 +25,16 @@ import torch
 import xarray as xr
 
 from physml.cli.common import add_runtime_options, resolved_config, save, setup_runtime
-from physml.cli.corrections import add_mala_options, mala_stage
-from physml.diffusion.model import load_score_model, save_score_model
+from physml.cli.corrections import add_mala_options
+from physml.diffusion.model import RECIPES, load_score_model, save_score_model
 from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
-from physml.diffusion.training import T_SAMPLING, TrainConfig, train_score_model
+from physml.diffusion.training import (SIGMA_DISTRIBUTIONS, T_SAMPLING, TrainConfig,
+                                       train_score_model)
 from physml.io.artifacts import atomic_path, provenance_attrs, read_artifact, sha256_file
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.mc.ensembles import independent_ensemble
+from physml.mc.mala import MALAStage
 from physml.seeds import derive_seed
 
 THEORIES = {"phi4": lambda attrs: Phi4(float(attrs["kappa"]), float(attrs["lam"])),
@@ -46,44 +49,60 @@ def _field(ds: xr.Dataset) -> str:
     raise ValueError("ensemble has no field variable ('phi' or 'theta')")
 
 
+RECIPE_NET = {"edm": {"zero_mode": True, "adaptive_norm": True},
+              "song": {"zero_mode": False, "adaptive_norm": False}}
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     device = setup_runtime(args)
     ens = read_artifact(args.ensemble)
     field = _field(ens)
+    periodic = field == "theta"
+    if periodic and args.recipe != "song":
+        raise ValueError(f"{args.ensemble}: U(1) link angles train with --recipe song only")
     data = torch.from_numpy(np.asarray(ens[field].values))
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    cfg = TrainConfig(recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule, lr_final_factor=args.lr_final_factor,
-                      ema_decay=args.ema_decay, t_min=args.t_min, t_sampling=args.t_sampling,
-                      normalisation="none" if field == "theta" else args.normalisation,
-                      periodic=field == "theta",
+                      ema_halflife=args.ema_halflife, sigma_min=args.sigma_min,
+                      sigma_distribution=args.sigma_distribution, generate_L=args.generate_L,
+                      t_min=args.t_min, t_sampling=args.t_sampling,
+                      zero_mode_weight=0.0 if periodic else args.zero_mode_weight,
+                      normalisation="none" if periodic else args.normalisation, periodic=periodic,
                       augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
     sde = {"name": args.sde, "sigma": args.sigma}
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
+    flags = {k: (RECIPE_NET[args.recipe][k] and not periodic) if getattr(args, k) is None
+             else getattr(args, k) for k in ("zero_mode", "adaptive_norm")}
     net = {"in_channels": in_channels, "channels": args.channels, "embed_dim": args.embed_dim,
            "fourier_scale": args.fourier_scale, "groups": args.groups,
            "blocks_per_level": args.blocks_per_level, "global_pool": args.global_pool,
-           "gauge": args.gauge_covariant}
+           "gauge": args.gauge_covariant, **flags}
+    beta0 = float(ens.attrs["beta"]) if periodic and "beta" in ens.attrs else None
     ens_sha = sha256_file(args.ensemble)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
-    res = train_score_model(data, sde=sde, net=net, cfg=cfg, seed=args.seed, device=device,
+    res = train_score_model(data, sde=sde, net=net, cfg=cfg, seed=args.seed, device=device, beta0=beta0,
                             checkpoint=checkpoint, data_sha256=ens_sha, show_progress=args.progress)
-    config = resolved_config(args, checkpoint=None)
+    config = resolved_config(args, checkpoint=None, **flags)
     ensemble = {"path": str(args.ensemble), "sha256": ens_sha, "field": field,
                 **{k: ens.attrs[k] for k in ("theory", "source", "L", "kappa", "lam", "beta")
                    if k in ens.attrs}}
     for k, v in ensemble.items():
         if isinstance(v, np.generic):
             ensemble[k] = v.item()
+    noise = {k: float(v) for k, v in res.meta.items() if k not in ("fingerprint", "n_train", "scale")}
+    print("noise range: " + ", ".join(f"{k} {v:.4g}" for k, v in noise.items()))
     prov = provenance_attrs(config, args.rule or "train", args.seed, [args.ensemble])
     save_score_model(args.out, res.model, config=config, train_config=asdict(cfg),
-                     ensemble=ensemble, provenance=prov, history_summary={
+                     ensemble=ensemble, provenance=prov, noise_sizing=noise, history_summary={
                          "final_loss": float(res.history["loss"][-1]),
                          "wall_time_s": float(res.history["wall_time"][-1]),
                          "resumed_from_epoch": res.resumed_from_epoch})
     print(f"wrote {args.out}")
     hist = res.history
     hist.attrs.update({"theory": ensemble.get("theory", ""), "scale": res.model.scale,
-                       "n_parameters": int(sum(p.numel() for p in res.model.net.parameters()))})
+                       "recipe": args.recipe,
+                       "n_parameters": int(sum(p.numel() for p in res.model.net.parameters())),
+                       **{f"noise_{k}": v for k, v in noise.items()}})
     for k in ("L", "kappa", "lam", "beta"):
         if k in ensemble:
             hist.attrs[k] = ensemble[k]
@@ -119,6 +138,17 @@ def _training_inputs(args: argparse.Namespace, ens_rec: dict) -> list[str]:
     return inputs
 
 
+SAMPLER_OPTIONS = {"pc": ("snr", "n_corrector"), "ode": ("churn",), "ald": ("snr", "steps_per_level")}
+
+
+def sampler_from_args(args: argparse.Namespace):
+    """The sampler the options describe (each sampler takes only its own options)."""
+    params = {"n_steps": args.n_steps, "grid": args.grid, "sigma_min": args.sigma_min,
+              "sigma_max": args.sigma_max}
+    params.update({k: getattr(args, k) for k in SAMPLER_OPTIONS.get(args.sampler, ())})
+    return make_sampler(args.sampler, **params)
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     device = setup_runtime(args)
     model, record = load_score_model(args.model, device)
@@ -128,33 +158,26 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.mala_steps and not args.mala_out:
         raise ValueError("--mala-steps needs --mala-out (the ensemble after MALA)")
     theory, ens_rec = _theory_from_record(record, args)
-    if theory.name == "u1":     # physics conditioning: exp(-beta S_0) makes the score linear in beta
-        model.score_factor = theory.beta / float(record["ensemble"]["beta"])
+    beta = theory.beta if theory.name == "u1" else None   # physics conditioning: score x beta / beta0
     inputs = _training_inputs(args, ens_rec)
-    params = {"n_steps": args.n_steps, "t_min": args.t_min}
-    if args.sampler != "ald":       # annealed Langevin is always on the geometric grid
-        params.update(grid=args.grid)
-    if args.sampler in ("pc", "ald"):
-        params.update(snr=args.snr)
-    if args.sampler == "pc":
-        params.update(n_corrector=args.n_corrector)
-    if args.sampler == "ald":
-        params.update(steps_per_level=args.steps_per_level)
-    sampler = make_sampler(args.sampler, **params)
+    sampler = sampler_from_args(args)
+    mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target) if args.mala_steps else None
     site_shape = tuple(theory.cold_start(1, args.L).shape[1:])
-    options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps,
+    options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps, "beta": beta,
                "anneal_snr": args.anneal_snr, "show_progress": args.progress}
-    gen = torch.Generator(device=device).manual_seed(args.seed)
-    res = sampler.sample(model, args.n_configs, site_shape, generator=gen,
+    res = sampler.sample(model, args.n_configs, site_shape, seed=args.seed,
                          snapshot_taus=args.snapshot_taus, n_snapshots=args.n_snapshots,
                          desc=f"{sampler.name} L={args.L}", **options)
     rate = args.n_configs / res.wall_time
-    print(f"sampled {args.n_configs} configurations in {res.wall_time:.1f} s ({rate:.2f} configs/s)")
+    print(f"sampled {args.n_configs} configurations in {res.wall_time:.1f} s ({rate:.2f} configs/s, "
+          f"{res.nfe} score evaluations each)")
     model_sha = sha256_file(args.model)
     attrs = {
         "sampler_json": json.dumps(sampler.config(), sort_keys=True), "nfe": int(res.nfe),
+        "recipe": model.precond.recipe,
+        "sigma_max": float(res.sigma_grid[0]), "sigma_min": float(res.sigma_grid[-1]),
         "anneal_steps": int(args.anneal_steps), "anneal_snr": float(args.anneal_snr),
-        "score_factor": float(model.score_factor),
+        "score_factor": float(model.score_factor(beta)),
         "sample_wall_time_s": float(res.wall_time), "configs_per_s": float(rate),
         "wall_time_s": float(res.wall_time),
         "model_path": str(args.model), "model_sha256": model_sha,
@@ -164,23 +187,27 @@ def cmd_sample(args: argparse.Namespace) -> None:
         **{f"train_{k}": float(record["ensemble"][k]) for k in COUPLINGS[theory.name]},
     }
     ds = independent_ensemble(theory, res.x, "dm", **attrs)
+    ds["sigma_grid"] = ("sigma_level", np.asarray(res.sigma_grid),
+                        {"long_name": "noise levels of the sampler (normalised units)"})
     if res.snapshots is not None:
         dims = ("tau", "snapshot_config", *theory.site_dims)
         ds["snapshot"] = (dims, res.snapshots.double().numpy(),
                           {"long_name": "field along the backward process (tau = 0: prior, 1: sample)"})
         ds = ds.assign_coords(tau=res.snapshot_taus,
-                              snapshot_t=("tau", res.snapshot_t, {"long_name": "diffusion time t"}))
+                              snapshot_sigma=("tau", res.snapshot_sigma,
+                                              {"long_name": "noise level (normalised units)"}))
     save(ds, args, "sample", inputs=inputs, model_sha256=model_sha)
-    if not args.mala_steps:
+    if mala is None:
         return
     t0 = time.perf_counter()
-    pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
-    pilot = sampler.sample(model, args.mala_pilot, site_shape, generator=pilot_gen,
+    pilot = sampler.sample(model, args.mala_pilot, site_shape, seed=derive_seed(args.seed, "mala-pilot"),
                            desc=f"pilot L={args.L}", **options).x.to(device)
-    mala, data_vars, mala_attrs = mala_stage(theory, res.x.to(device), pilot, args, gen, pilot_gen,
-                                             desc=f"mala L={args.L}")
+    gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala"))
+    pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
+    x, mala_vars, mala_attrs = mala.run(theory, res.x.to(device), pilot, gen, pilot_gen,
+                                        show_progress=args.progress, desc=f"mala L={args.L}")
     attrs["wall_time_s"] = res.wall_time + time.perf_counter() - t0
-    out = independent_ensemble(theory, mala.x, "dm_mala", **attrs, **mala_attrs).assign(data_vars)
+    out = independent_ensemble(theory, x, "dm_mala", **attrs, **mala_attrs).merge(mala_vars)
     args.out, dm_out = args.mala_out, args.out
     save(out, args, "sample", inputs=inputs, model_sha256=model_sha, dm_ensemble=str(dm_out))
 
@@ -202,24 +229,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     t = sub.add_parser("train", help="train a score model on an ensemble (denoising score matching)",
                        formatter_class=fmt)
-    t.add_argument("ensemble", help="training ensemble .nc (field 'phi' with dims (config, x, y))")
+    t.add_argument("ensemble", help="training ensemble .nc (phi^4 field 'phi' or U(1) links 'theta')")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
     t.add_argument("--history", required=True, help="training history artifact to write (.nc)")
     t.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT.ckpt)")
     t.add_argument("--keep-checkpoint", action="store_true", help="keep the checkpoint after success")
-    t.add_argument("--sde", choices=("ve",), default="ve", help="forward SDE")
-    t.add_argument("--sigma", type=float, default=25.0, help="VE SDE: g(t) = sigma^t")
+    d = TrainConfig()
+    t.add_argument("--recipe", choices=RECIPES, default=d.recipe,
+                   help="edm: preconditioned denoiser, noise sized from the data; song: the papers' "
+                        "VE SDE recipe (U(1) links: song only)")
+    t.add_argument("--sde", choices=("ve",), default="ve", help="song: forward SDE")
+    t.add_argument("--sigma", type=float, default=25.0, help="song: VE SDE g(t) = sigma^t")
+    t.add_argument("--sigma-min", type=float, default=d.sigma_min,
+                   help="edm: smallest training noise (normalised units)")
+    t.add_argument("--sigma-distribution", choices=SIGMA_DISTRIBUTIONS, default=d.sigma_distribution,
+                   help="edm: distribution of the training noise between sigma_min and sigma_max")
+    t.add_argument("--generate-L", type=int, default=d.generate_L,
+                   help="edm: largest L to be generated; sizes sigma_max (0: the training L)")
+    t.add_argument("--zero-mode-weight", type=float, default=d.zero_mode_weight,
+                   help="weight of the zero mode's error in the loss (1: as much as all other modes)")
     t.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64], help="U-Net widths per level")
-    t.add_argument("--embed-dim", type=int, default=64, help="time embedding size")
+    t.add_argument("--embed-dim", type=int, default=64, help="noise-label embedding size")
     t.add_argument("--fourier-scale", type=float, default=16.0, help="std of the Fourier frequencies")
     t.add_argument("--groups", type=int, default=4, help="GroupNorm groups (at most)")
     t.add_argument("--blocks-per-level", type=int, default=0, help="extra residual blocks per level")
     t.add_argument("--global-pool", action="store_true",
-                   help="mix the lattice average of the deepest features back in (sees phibar)")
+                   help="mix the lattice average of the deepest features back in")
+    for flag, what in (("zero-mode", "the input's mean and RMS into the conditioning and a "
+                                     "zero-mode head"),
+                       ("adaptive-norm", "conditioning as scale and shift after each GroupNorm")):
+        t.add_argument(f"--{flag}", dest=flag.replace("-", "_"), action=argparse.BooleanOptionalAction,
+                       default=None, help=f"{what} (default: on for edm, off for song and U(1))")
     t.add_argument("--gauge-covariant", action="store_true",
                    help="U(1): score = B^T g(cos theta_P, sin theta_P), exactly gauge covariant "
                         "(see physml.diffusion.unet)")
-    d = TrainConfig()
     t.add_argument("--epochs", type=int, default=d.epochs, help="passes over the ensemble")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help="configurations per step")
     t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
@@ -227,10 +270,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learning-rate schedule over epochs")
     t.add_argument("--lr-final-factor", type=float, default=d.lr_final_factor,
                    help="cosine: final lr = lr * this")
-    t.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA decay of the weights")
-    t.add_argument("--t-min", type=float, default=d.t_min, help="smallest training time")
+    t.add_argument("--ema-halflife", type=float, default=d.ema_halflife,
+                   help="half-life of the weights' moving average, as a fraction of all steps")
+    t.add_argument("--t-min", type=float, default=d.t_min, help="song: smallest training time")
     t.add_argument("--t-sampling", choices=T_SAMPLING, default=d.t_sampling,
-                   help="training times: uniform in [t_min, 1], or log-uniform noise level sigma(t)")
+                   help="song: training times uniform in [t_min, 1], or log-uniform noise level")
     t.add_argument("--normalisation", choices=("rms", "minmax"), default=d.normalisation,
                    help="divide the data by its RMS or by max |phi| (no shift either way); "
                         "U(1) angles are never normalised")
@@ -248,20 +292,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("model", help="model file (.pt) from `physml train`")
     s.add_argument("--L", type=int, required=True, help="lattice extent of the generated fields")
     s.add_argument("--n-configs", type=int, required=True, help="configurations to generate")
-    s.add_argument("--sampler", choices=sorted(SAMPLERS), default="em",
-                   help="em: Euler-Maruyama, pc: predictor-corrector, ode: probability flow, "
-                        "ald: annealed Langevin on a geometric noise grid")
-    s.add_argument("--n-steps", type=int, default=500, help="time steps from t = 1 to t_min")
-    s.add_argument("--t-min", type=float, default=1e-3, help="final diffusion time")
-    s.add_argument("--grid", choices=GRIDS, default="linear",
-                   help="time grid: uniform in t, or geometric in the noise level sigma(t)")
-    s.add_argument("--snr", type=float, default=0.16, help="pc: Langevin corrector signal-to-noise")
-    s.add_argument("--n-corrector", type=int, default=1, help="pc: corrector steps per time step")
-    s.add_argument("--steps-per-level", type=int, default=2, help="ald: Langevin steps per noise level")
+    s.add_argument("--sampler", choices=sorted(SAMPLERS), default="ode2m",
+                   help="ode2m: probability-flow ODE, multistep DPM-Solver++(2M); ode: the same with "
+                        "Heun steps (stochastic with --churn); em: Euler-Maruyama; "
+                        "pc: predictor-corrector; ald: annealed Langevin")
+    s.add_argument("--n-steps", type=int, default=64, help="noise levels from sigma_max to sigma_min")
+    s.add_argument("--grid", choices=GRIDS, default="karras",
+                   help="noise grid: karras (rho = 7), geometric, or uniform in the SDE time (song)")
+    s.add_argument("--sigma-min", type=float, default=None,
+                   help="last noise level (default: the smallest the model was trained on)")
+    s.add_argument("--sigma-max", type=float, default=None,
+                   help="first noise level (default: the model's, sized from its data)")
+    s.add_argument("--churn", type=float, default=0.0, help="ode: EDM's stochasticity S_churn")
+    s.add_argument("--snr", type=float, default=0.16, help="pc, ald: Langevin signal-to-noise ratio")
+    s.add_argument("--n-corrector", type=int, default=1, help="pc: corrector steps per level")
+    s.add_argument("--steps-per-level", type=int, default=2, help="ald: Langevin steps per level")
     s.add_argument("--anneal-steps", type=int, default=0,
-                   help="annealing stage: Langevin steps at fixed t = t_min after the diffusion")
+                   help="annealing stage: Langevin steps at sigma_min before the final denoising")
     s.add_argument("--anneal-snr", type=float, default=0.16, help="annealing stage: signal-to-noise ratio")
-    s.add_argument("--batch-size", type=int, default=256, help="configurations per batch")
+    s.add_argument("--batch-size", type=int, default=256,
+                   help="configurations per batch (the samples do not depend on it)")
     s.add_argument("--snapshot-taus", type=float, nargs="*", default=[0, 0.25, 0.5, 0.75, 1],
                    help="fractions of the backward process at which to keep snapshots")
     s.add_argument("--n-snapshots", type=int, default=4, help="configurations to keep snapshots of")

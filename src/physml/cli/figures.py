@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from physml.cli.common import add_runtime_options, setup_runtime
-from physml.figures.diffusion import plot_phi4_denoising, plot_phi4_hmc_vs_dm
+from physml.figures.diffusion import plot_phi4_denoising, plot_phi4_hmc_vs_dm, plot_phi4_mala_steps
 from physml.figures.phases import plot_phase_diagram, plot_phase_observables, plot_phase_trajectories
 from physml.figures.phi4 import plot_phi4_hmc
 from physml.figures.render import save_figure
@@ -18,6 +18,7 @@ FIGURES = {"phi4_hmc": plot_phi4_hmc,
            "phase_diagram": plot_phase_diagram, "phase_observables": plot_phase_observables,
            "phase_trajectories": plot_phase_trajectories,
            "phi4_denoising": plot_phi4_denoising, "phi4_hmc_vs_dm": plot_phi4_hmc_vs_dm,
+           "phi4_mala_steps": plot_phi4_mala_steps,
            "rmt_spacing": plot_rmt_spacing, "rmt_mp": plot_rmt_mp,
            "rmt_temperature": plot_rmt_temperature, "rmt_transformer": plot_rmt_transformer,
            "u1_hmc": plot_u1_hmc, "u1_volume": plot_u1_volume, "u1_coupling": plot_u1_coupling}

@@ -1,34 +1,57 @@
 """Denoising score matching on lattice ensembles, with exact checkpoint/resume.
 
-Loss (PHYSICS.md section 3), weighted by sigma(t)^2:
+Every model is a variance-exploding one, x = x0 + sigma z with z ~ N(0, 1) per
+component (:mod:`physml.diffusion.model`), trained to denoise: with the denoiser
+D(x; sigma) = x + sigma^2 s(x; sigma) the loss per configuration is
 
-    L = E_{t ~ U(t_min, 1), x0, z ~ N(0, 1)} || sigma(t) s_theta(x0 + sigma(t) z, t) + z ||^2 / V
+    lambda(sigma; sigma_data) |D(x; sigma) - x0|^2 / V
+      + w0 (mean_sites (D - x0))^2 / c_out0(sigma)^2
 
-(per site, V = number of field components); optionally t is drawn with sigma(t)
-log-uniform instead (:func:`sample_times`).  The data are normalised by a
-scale with no shift (:func:`normalisation_scale`); the score is odd by
-construction (:class:`physml.diffusion.model.ScoreModel`); each batch is
-augmented by a random element of the lattice symmetry group: translations,
+averaged over sigma, x0 and z (V = number of field components).  The second term
+(edm recipe, scalar fields) is the **zero mode**, the error along the unit uniform
+field, which the per-site mean gives a weight of only 1/V; it is weighted like every
+other mode in EDM's scheme, by the inverse square of its own output scale c_out0
+(:mod:`physml.diffusion.model`), so ``zero_mode_weight`` = w0 = 1 gives it as much
+weight as all the other modes together at every noise level.  Any
+positive weighting of the modes and noise levels has the same minimiser (the exact
+score), so both choices only move where the network's capacity goes.  The two
+recipes:
+
+- ``edm`` (Karras et al. 2022): lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2
+  (the network's target then has unit variance at every sigma); sigma log-uniform in
+  [sigma_min, sigma_max] (or log-normal, ``sigma_distribution``).  ``sigma_max`` is
+  sized from the data (Song and Ermon 2020, technique 1: at least the largest distance
+  between two training configurations): the maximum pairwise distance of the
+  normalised training set, times sqrt(V_gen / V) for generation at a larger volume
+  V_gen (the distance between configurations, the zero mode's included, grows at most
+  like sqrt(V) in normalised units), computed by :func:`data_sigma_max` and recorded.
+- ``song`` (score_sde, the papers' recipe): the VE SDE with sigma(t)^2 =
+  (s^(2t) - 1) / (2 ln s), t uniform in [t_min, 1] (or sigma(t) log-uniform,
+  ``t_sampling``), lambda = 1 / sigma^2, i.e. the sigma^2-weighted score loss
+  |sigma s + z|^2, with no zero-mode term.
+
+The data are normalised by a scale with no shift (:func:`normalisation_scale`); the
+score is odd by construction (:class:`physml.diffusion.model.ScoreModel`); each batch
+is augmented by a random element of the lattice symmetry group: translations,
 reflections and 90-degree rotations (:func:`augment`).  Adam, optional cosine
-learning-rate decay, and an exponential moving average (EMA) of the weights,
-which is what the model file holds.
+learning-rate decay, and an exponential moving average (EMA) of the weights, which is
+what the model file holds; its half-life is a fraction of all optimiser steps, so it
+acts at any run length.
 
-Periodic fields (U(1) link angles, ``periodic=True``).  The data are angles in
-radians, not normalised; the augmentation is a random translation and a random
-gauge transformation of every configuration (:func:`augment_links`); the noisy
-input is wrapped, x_t = wrap(x0 + sigma(t) z), while the regression target stays
--z / sigma(t).  This is denoising score matching for the *wrapped* Gaussian kernel
-p_t(x | x0) = sum_k N(x + 2 pi k; x0, sigma^2): its score is the posterior mean over
-the winding k of -(x + 2 pi k - x0) / sigma^2, and -z / sigma(t) is exactly that
-quantity for the winding that occurred, so the minimiser of the loss is the exact
-score of the periodic marginal p_t at every noise level, not an approximation.
-At small sigma (the regime of the final sampler steps, MALA and annealing) only
-k = 0 contributes and the kernel is the ordinary Gaussian; at large sigma the
-marginal is uniform on the torus and the learned score tends to zero, which the
-wrapped prior (uniform for sigma(1) >> pi) matches.
+Periodic fields (U(1) link angles, ``periodic=True``, song recipe).  The data are
+angles in radians, not normalised; the augmentation is a random translation and a
+random gauge transformation of every configuration (:func:`augment_links`); the noisy
+input is wrapped, x = wrap(x0 + sigma z), while the regression target of the score
+stays -z / sigma (the denoiser's target x - sigma z, unwrapped).  This is denoising
+score matching for the *wrapped* Gaussian kernel p(x | x0) = sum_k N(x + 2 pi k; x0,
+sigma^2): its score is the posterior mean over the winding k of
+-(x + 2 pi k - x0) / sigma^2, and -z / sigma is exactly that quantity for the winding
+that occurred, so the minimiser of the loss is the exact score of the periodic
+marginal at every noise level.  At large sigma the marginal is uniform on the torus
+and the learned score tends to zero, which the wrapped prior matches.
 
 Determinism and resume.  Every random number of the loop (data order,
-augmentation, t, z) comes from one ``torch.Generator`` seeded from ``seed``;
+augmentation, sigma, z) comes from one ``torch.Generator`` seeded from ``seed``;
 the initial weights from ``torch.manual_seed(seed)``.  After every epoch a
 checkpoint (weights, EMA, optimiser, generator state, history) is written
 atomically; a run started again with the same inputs finds it and continues
@@ -52,27 +75,35 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physml.diffusion.model import ScoreModel, build_score_model
+from physml.diffusion.model import (RECIPES, ScoreModel, build_score_model, fit_zero_mode,
+                                   song_sigma_range)
 from physml.io.artifacts import atomic_path, canonical_json
 from physml.lattice.u1 import random_gauge_transform
 from physml.progress import progress
 
-N_T_BINS = 5
+N_SIGMA_BINS = 6
 T_SAMPLING = ("uniform", "log_sigma")
+SIGMA_DISTRIBUTIONS = ("log_uniform", "log_normal")
 
 
 @dataclass
 class TrainConfig:
-    """Settings of :func:`train_score_model` (all plain values; stored in the model file)."""
+    """Settings of :func:`train_score_model` (all plain values; stored in the model file).
+    Noise levels are in normalised units."""
 
+    recipe: str = "edm"              # edm | song (module docstring)
     epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 2e-3
     lr_schedule: str = "cosine"      # constant | cosine (to lr * lr_final_factor)
     lr_final_factor: float = 0.05
-    ema_decay: float = 0.999
-    t_min: float = 1e-5
-    t_sampling: str = "uniform"      # uniform in t | log_sigma: uniform in log sigma(t)
+    ema_halflife: float = 0.1        # EMA half-life as a fraction of all optimiser steps
+    sigma_min: float = 2e-3          # edm: smallest training noise
+    sigma_distribution: str = "log_uniform"   # edm: log_uniform | log_normal in [sigma_min, sigma_max]
+    generate_L: int = 0              # edm: largest L to be generated (sizes sigma_max; 0: training L)
+    t_min: float = 1e-5              # song: smallest training time
+    t_sampling: str = "uniform"      # song: uniform in t | log_sigma
+    zero_mode_weight: float = 1.0    # w0 of the zero-mode term (scalar fields)
     normalisation: str = "rms"       # rms | minmax (both without a shift) | none
     periodic: bool = False           # angles in [-pi, pi): wrapped inputs, gauge augmentation
     augment: bool = True
@@ -80,20 +111,31 @@ class TrainConfig:
     grad_clip: float = 1.0           # max global gradient norm (0 = off)
 
     def __post_init__(self):
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {list(RECIPES)}, got {self.recipe!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("need epochs >= 1, batch_size >= 1, lr > 0")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.normalisation not in ("rms", "minmax", "none"):
             raise ValueError(f"normalisation must be rms, minmax or none, got {self.normalisation!r}")
-        if self.periodic and self.normalisation != "none":
-            raise ValueError("periodic fields (angles) need normalisation 'none'")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.periodic and (self.normalisation != "none" or self.recipe != "song"
+                              or self.zero_mode_weight):
+            raise ValueError("periodic fields (angles) need normalisation 'none', recipe 'song' "
+                             "and zero_mode_weight 0")
+        if not 0 < self.ema_halflife <= 1:
+            raise ValueError(f"ema_halflife must be in (0, 1] (a fraction of the steps), got {self.ema_halflife}")
         if not 0 < self.t_min < 1:
             raise ValueError(f"t_min must be in (0, 1), got {self.t_min}")
+        if not self.sigma_min > 0:
+            raise ValueError(f"sigma_min must be > 0, got {self.sigma_min}")
         if self.t_sampling not in T_SAMPLING:
             raise ValueError(f"t_sampling must be one of {T_SAMPLING}, got {self.t_sampling!r}")
+        if self.sigma_distribution not in SIGMA_DISTRIBUTIONS:
+            raise ValueError(f"sigma_distribution must be one of {SIGMA_DISTRIBUTIONS}, "
+                             f"got {self.sigma_distribution!r}")
+        if self.zero_mode_weight < 0 or self.generate_L < 0:
+            raise ValueError("need zero_mode_weight >= 0 and generate_L >= 0")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (0-based)."""
@@ -114,6 +156,21 @@ def normalisation_scale(phi: torch.Tensor, kind: str = "rms") -> float:
     if kind == "minmax":
         return float(phi.double().abs().max())
     raise ValueError(f"unknown normalisation {kind!r}")
+
+
+def data_sigma_max(x: torch.Tensor, generate_L: int = 0, max_configs: int = 2048) -> dict[str, float]:
+    """Noise scale sized from normalised data ``x`` ``(n, ...)`` (module docstring): the
+    maximum pairwise distance of (at most ``max_configs`` of) the configurations, scaled by
+    sqrt(V_gen / V) to the largest generated lattice (``generate_L``; 0: the training L).
+    Also returns the zero mode's spread, std of sum_x x / sqrt(V), scaled the same way."""
+    flat = x.double().flatten(1)[:max_configs]
+    volume = x.shape[-1] * x.shape[-2]
+    gen_volume = (generate_L or x.shape[-1]) * (generate_L or x.shape[-2])
+    factor = math.sqrt(gen_volume / volume)
+    d_max = float(torch.cdist(flat, flat).max())
+    zero = float((flat.sum(1) / math.sqrt(flat.shape[1])).std())
+    return {"sigma_max": d_max * factor, "max_pair_distance": d_max,
+            "zero_mode_spread": zero * factor, "volume_factor": factor}
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -158,51 +215,73 @@ def augment_links(theta: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return random_gauge_transform(shifted, generator)
 
 
-def sample_times(sde, n: int, t_min: float, kind: str, generator: torch.Generator,
-                 device=None, dtype=torch.float32) -> torch.Tensor:
-    """Training times: t ~ U(t_min, 1) (``uniform``), or sigma(t) log-uniform between
-    sigma(t_min) and sigma(1) (``log_sigma``), which gives every decade of noise level
-    the same share of the batch: the small-t end, where the score approaches the
-    physics drift -dS/dphi and the broken phase's fluctuations live, gets as much
-    training as the large-t end.  Any positive weighting of t has the same minimiser
-    (the exact score), so this only moves where the network's capacity goes."""
-    u = torch.rand(n, generator=generator, device=device, dtype=dtype)
-    if kind == "uniform":
-        return t_min + (1.0 - t_min) * u
-    lo, hi = (math.log(float(sde.marginal_std(torch.tensor(t, dtype=torch.float64)))) for t in (t_min, 1.0))
-    return sde.time_for_std(torch.exp(lo + (hi - lo) * u)).clamp(t_min, 1.0)
+def sample_sigmas(model: ScoreModel, n: int, cfg: TrainConfig, generator: torch.Generator,
+                  device=None, dtype=torch.float32) -> torch.Tensor:
+    """Training noise levels ``(n,)`` (module docstring).  edm: log-uniform in the model's
+    [sigma_min, sigma_max], or log-normal with that range as its +-2 sigma interval,
+    clipped to it.  song: t ~ U(t_min, 1) (``uniform``) or sigma(t) log-uniform
+    (``log_sigma``), mapped to sigma(t)."""
+    lo, hi = math.log(model.sigma_min), math.log(model.sigma_max)
+    if cfg.recipe == "song" and cfg.t_sampling == "uniform":
+        t = cfg.t_min + (1.0 - cfg.t_min) * torch.rand(n, generator=generator, device=device,
+                                                       dtype=torch.float64)
+        return model.precond.sde.marginal_std(t).to(dtype)
+    if cfg.recipe == "edm" and cfg.sigma_distribution == "log_normal":
+        z = torch.randn(n, generator=generator, device=device, dtype=torch.float64)
+        return torch.exp(((lo + hi) / 2 + (hi - lo) / 4 * z).clamp(lo, hi)).to(dtype)
+    u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+    return torch.exp(lo + (hi - lo) * u).to(dtype)
 
 
-def dsm_loss(model: ScoreModel, x0: torch.Tensor, generator: torch.Generator, t_min: float,
-             t_sampling: str = "uniform", return_t: bool = False):
-    """sigma(t)^2-weighted denoising score matching loss per site, averaged over the batch
-    (with ``return_t``: also per-sample losses and times)."""
+def loss_weight(sigma: torch.Tensor, sigma_data: float | None) -> torch.Tensor:
+    """lambda(sigma) of the denoiser loss: (sigma^2 + sigma_data^2) / (sigma sigma_data)^2
+    (edm), or 1 / sigma^2 without ``sigma_data`` (song)."""
+    if sigma_data is None:
+        return 1.0 / sigma ** 2
+    sd2 = sigma_data ** 2
+    return (sigma ** 2 + sd2) / (sigma ** 2 * sd2)
+
+
+def dsm_loss(model: ScoreModel, x0: torch.Tensor, generator: torch.Generator, cfg: TrainConfig,
+             return_sigma: bool = False):
+    """Denoising loss of the module docstring, averaged over the batch (with
+    ``return_sigma``: also per-sample losses and noise levels)."""
     n = x0.shape[0]
-    t = sample_times(model.sde, n, t_min, t_sampling, generator, x0.device, x0.dtype)
+    sigma = sample_sigmas(model, n, cfg, generator, x0.device, x0.dtype)
     z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    std = model.sde.marginal_std(t).reshape(-1, *([1] * (x0.dim() - 1)))
-    score = model(model.wrap(x0 + std * z), t)
-    per_sample = (std * score + z).square().flatten(1).mean(dim=1)
+    noise = sigma.reshape(-1, *([1] * (x0.dim() - 1))) * z
+    x = model.wrap(x0 + noise)
+    err = (model.denoise(x, sigma) - (x - noise)).flatten(1)   # target x - sigma z: x0 unwrapped
+    edm = model.precond.recipe == "edm"
+    per_sample = loss_weight(sigma, model.precond.sigma_data if edm else None) * err.square().mean(dim=1)
+    if edm and cfg.zero_mode_weight and model.splits_zero_mode:
+        c_out0 = model.zero_mode_scalings(sigma, x[:, None] if x.dim() == 3 else x)[1]
+        per_sample = per_sample + cfg.zero_mode_weight * err.mean(dim=1).square() / c_out0.square()
     loss = per_sample.mean()
-    return (loss, per_sample.detach(), t) if return_t else loss
+    return (loss, per_sample.detach(), sigma) if return_sigma else loss
 
 
 class EMA:
-    """Exponential moving average of parameters and buffers, decay warmed up as
-    min(decay, (1 + n) / (10 + n)) after n updates."""
+    """Exponential moving average of parameters and buffers with a fixed ``decay`` per step
+    (from the half-life: decay = 2^(-1 / half-life in steps))."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.n_updates = 0
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
+    @classmethod
+    def from_halflife(cls, model: torch.nn.Module, halflife_steps: float) -> "EMA":
+        return cls(model, 0.5 ** (1.0 / max(1.0, halflife_steps)))
+
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         self.n_updates += 1
-        d = min(self.decay, (1 + self.n_updates) / (10 + self.n_updates))
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
             else:
                 self.shadow[k].copy_(v)
 
@@ -227,63 +306,100 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()
 
 
-def _history_dataset(hist: dict[str, list], cfg: TrainConfig) -> xr.Dataset:
+def _history_dataset(hist: dict[str, list], cfg: TrainConfig, edges: np.ndarray) -> xr.Dataset:
     epochs = np.arange(1, len(hist["loss"]) + 1)
-    edges = np.linspace(0.0, 1.0, N_T_BINS + 1)
     return xr.Dataset(
         {
             "loss": ("epoch", np.asarray(hist["loss"]),
-                     {"long_name": "sigma^2-weighted DSM loss per site, mean over the epoch"}),
-            "loss_t": (("epoch", "t_bin"), np.asarray(hist["loss_t"]).reshape(len(epochs), N_T_BINS),
-                       {"long_name": "DSM loss per site by diffusion-time bin"}),
+                     {"long_name": "weighted denoising loss per component, mean over the epoch"}),
+            "loss_sigma": (("epoch", "sigma_bin"),
+                           np.asarray(hist["loss_sigma"]).reshape(len(epochs), N_SIGMA_BINS),
+                           {"long_name": "weighted denoising loss by noise-level bin (log-spaced)"}),
             "lr": ("epoch", np.asarray(hist["lr"]), {"long_name": "Adam learning rate"}),
             "epoch_time": ("epoch", np.asarray(hist["epoch_time"]), {"units": "s"}),
             "wall_time": ("epoch", np.cumsum(hist["epoch_time"]),
                           {"units": "s", "long_name": "cumulative training wall time"}),
             "samples_per_s": ("epoch", np.asarray(hist["samples_per_s"]), {"units": "configs/s"}),
         },
-        coords={"epoch": epochs, "t_bin": np.arange(N_T_BINS),
-                "t_lo": ("t_bin", edges[:-1]), "t_hi": ("t_bin", edges[1:])},
+        coords={"epoch": epochs, "sigma_bin": np.arange(N_SIGMA_BINS),
+                "sigma_lo": ("sigma_bin", edges[:-1], {"long_name": "noise level (normalised units)"}),
+                "sigma_hi": ("sigma_bin", edges[1:], {"long_name": "noise level (normalised units)"})},
         attrs={"train_config_json": canonical_json(asdict(cfg))},
     )
 
 
+def noise_range(x: torch.Tensor, sde: dict[str, Any], cfg: TrainConfig) -> dict[str, float]:
+    """(sigma_min, sigma_max) of a model trained on normalised data ``x`` with ``cfg``, and
+    for edm the data measurements that size sigma_max (:func:`data_sigma_max`)."""
+    if cfg.recipe == "song":
+        lo, hi = song_sigma_range(sde, cfg.t_min)
+        return {"sigma_min": lo, "sigma_max": hi}
+    sized = data_sigma_max(x, cfg.generate_L)
+    if sized["sigma_max"] <= cfg.sigma_min:
+        raise ValueError(f"sigma_max sized from the data ({sized['sigma_max']:.3g}) is not above "
+                         f"sigma_min ({cfg.sigma_min:g})")
+    return {"sigma_min": cfg.sigma_min, **sized}
+
+
 def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str, Any],
                       cfg: TrainConfig, seed: int, device: torch.device | str = "cpu",
+                      beta0: float | None = None,
                       checkpoint: str | os.PathLike | None = None, data_sha256: str = "",
                       show_progress: bool = True,
                       on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Train a score model on ``data`` (physical units, ``(n, L, L)`` or ``(n, C, L, L)``).
 
-    ``checkpoint``: file written after every epoch and resumed from when present and
-    compatible.  ``on_epoch(epoch, history)`` is called after each epoch's checkpoint
-    (tests use it to interrupt a run).  Returns the EMA model and the history Dataset.
+    ``sde``: the VE SDE of the song recipe (ignored by edm); ``net``: backbone
+    hyperparameters (:class:`physml.diffusion.unet.UNet`); ``beta0``: the coupling of the
+    data, for physics conditioning.  ``checkpoint``: file written after every epoch and
+    resumed from when present and compatible.  ``on_epoch(epoch, history)`` is called after
+    each epoch's checkpoint (tests use it to interrupt a run).  Returns the EMA model and
+    the history Dataset; ``meta`` holds the normalisation and the noise range's sizing.
     """
     device = torch.device(device)
     data = torch.as_tensor(data)
-    scale = normalisation_scale(data, cfg.normalisation)
-    x_all = (data.to(torch.float32) / scale).to(device)
-    n = x_all.shape[0]
-    fp = fingerprint(sde, net, asdict(cfg), int(seed), data_sha256 or float(data.double().sum()),
-                     list(data.shape))
-
-    torch.manual_seed(seed)
     if cfg.periodic and (data.dim() != 4 or data.shape[1] != 2):
         raise ValueError(f"periodic training needs U(1) links shaped (n, 2, L, L), got {tuple(data.shape)}")
-    model = build_score_model(sde, net, scale=scale, odd=cfg.odd, periodic=cfg.periodic).to(device)
+    scale = normalisation_scale(data, cfg.normalisation)
+    x_cpu = data.to(torch.float32) / scale
+    x_all = x_cpu.to(device)
+    n = x_all.shape[0]
+    noise = noise_range(x_cpu, sde, cfg)
+    x64 = x_cpu.double()
+    # the law of the site average, for the zero mode's own denoiser (edm, scalar fields)
+    zero_mode = ({**fit_zero_mode(x64.mean(dim=(-2, -1))), "volume": x64.shape[-1] * x64.shape[-2]}
+                 if cfg.recipe == "edm" and x64.dim() == 3 else None)
+    if cfg.periodic:
+        sigma_data = 1.0
+    elif x64.dim() == 3 and cfg.recipe == "edm":   # own zero-mode denoiser: sigma_data of the rest
+        sigma_data = float((x64 - x64.mean(dim=(-2, -1), keepdim=True)).square().mean().sqrt())
+    else:
+        sigma_data = float(x64.square().mean().sqrt())
+    precond = {"recipe": cfg.recipe, "sigma_data": sigma_data,
+               **({"sde": sde} if cfg.recipe == "song" else {})}
+    fp = fingerprint(precond, net, asdict(cfg), int(seed), data_sha256 or float(data.double().sum()),
+                     list(data.shape), beta0)
+
+    torch.manual_seed(seed)
+    model = build_score_model(net, precond, noise["sigma_min"], noise["sigma_max"], scale=scale,
+                              odd=cfg.odd, periodic=cfg.periodic, beta0=beta0,
+                              zero_mode=zero_mode).to(device)
     if data.shape[-1] % model.downsampling:
         raise ValueError(f"L = {data.shape[-1]} is not a multiple of the U-Net's downsampling "
                          f"factor {model.downsampling}")
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    ema = EMA(model, cfg.ema_decay)
+    ema = EMA.from_halflife(model, cfg.ema_halflife * cfg.epochs * steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    hist: dict[str, list] = {k: [] for k in ("loss", "loss_t", "lr", "epoch_time", "samples_per_s")}
+    hist: dict[str, list] = {k: [] for k in ("loss", "loss_sigma", "lr", "epoch_time", "samples_per_s")}
     start_epoch = 0
+    edges = np.exp(np.linspace(math.log(model.sigma_min), math.log(model.sigma_max), N_SIGMA_BINS + 1))
+    log_edges = torch.log(torch.as_tensor(edges, dtype=torch.float64))
 
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path is not None and ckpt_path.is_file():
         try:
-            state = torch.load(ckpt_path, map_location=device, weights_only=False)
+            state = torch.load(ckpt_path, map_location=device, weights_only=True)
         except Exception as exc:  # unreadable checkpoint: start over, but say so
             print(f"ignoring unreadable checkpoint {ckpt_path}: {exc}")
             state = None
@@ -308,13 +424,13 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
             group["lr"] = lr
         perm = torch.randperm(n, generator=gen, device=device)
         tot, tot_n = 0.0, 0
-        bin_sum = torch.zeros(N_T_BINS, dtype=torch.float64)
-        bin_n = torch.zeros(N_T_BINS, dtype=torch.float64)
+        bin_sum = torch.zeros(N_SIGMA_BINS, dtype=torch.float64)
+        bin_n = torch.zeros(N_SIGMA_BINS, dtype=torch.float64)
         for i in range(0, n, cfg.batch_size):
             x0 = x_all[perm[i:i + cfg.batch_size]]
             if cfg.augment:
                 x0 = augment_links(x0, gen) if cfg.periodic else augment(x0, gen)
-            loss, per_sample, t = dsm_loss(model, x0, gen, cfg.t_min, cfg.t_sampling, return_t=True)
+            loss, per_sample, sigma = dsm_loss(model, x0, gen, cfg, return_sigma=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -323,12 +439,13 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
             ema.update(model)
             tot += float(loss.detach()) * x0.shape[0]
             tot_n += x0.shape[0]
-            b = torch.clamp((t * N_T_BINS).long(), max=N_T_BINS - 1).cpu()
+            b = (torch.bucketize(torch.log(sigma.detach().double().cpu()), log_edges) - 1)
+            b = b.clamp(0, N_SIGMA_BINS - 1)
             bin_sum.index_add_(0, b, per_sample.double().cpu())
             bin_n.index_add_(0, b, torch.ones_like(per_sample, dtype=torch.float64).cpu())
         dt = time.perf_counter() - t0
         hist["loss"].append(tot / tot_n)
-        hist["loss_t"].extend((bin_sum / bin_n.clamp(min=1)).tolist())
+        hist["loss_sigma"].extend((bin_sum / bin_n.clamp(min=1)).tolist())
         hist["lr"].append(lr)
         hist["epoch_time"].append(dt)
         hist["samples_per_s"].append(tot_n / dt)
@@ -346,5 +463,7 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
 
     model.load_state_dict(ema.shadow)
     model.eval()
-    return TrainResult(model=model, history=_history_dataset(hist, cfg), resumed_from_epoch=start_epoch,
-                       meta={"scale": scale, "fingerprint": fp, "n_train": n})
+    return TrainResult(model=model, history=_history_dataset(hist, cfg, edges),
+                       resumed_from_epoch=start_epoch,
+                       meta={"scale": scale, "fingerprint": fp, "n_train": n,
+                             "ema_decay": ema.decay, **noise})

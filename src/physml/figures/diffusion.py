@@ -34,7 +34,8 @@ def plot_phi4_denoising(ensembles: list[xr.Dataset]):
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(f"tau={taus[j]:g}  (t={float(ds['snapshot_t'].values[j]):.3g})", fontsize=8)
+                ax.set_title(f"tau={taus[j]:g}  (sigma={float(ds['snapshot_sigma'].values[j]):.3g})",
+                             fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"kappa={float(ds.attrs['kappa']):g}\nL={int(ds.attrs['L'])}", fontsize=9)
         fig.colorbar(im, ax=list(row), shrink=0.8, label=r"$\phi$")
@@ -125,5 +126,68 @@ def plot_phi4_hmc_vs_dm(datasets: list[xr.Dataset]):
         tab.scale(1, 1.4)
         ax_t.set_title("raw DM, DM + MALA and the MALA-only control (same MALA steps from a trivial "
                        "start) against HMC: value(error), deviation in combined sigma", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+MALA_OBSERVABLES = (("abs_mag", "<|phibar|>"), ("chi2", "chi_2"), ("binder", "U_L"),
+                    ("action_density", "<S>/V"))
+
+
+def _trace_estimates(phibar: np.ndarray, action: np.ndarray, volume: int, blocks: int = 16):
+    """(value, jackknife error) of each observable of :data:`MALA_OBSERVABLES` from
+    independent configurations' phibar and action (1-D arrays)."""
+    def values(p, a):
+        p2, p4 = np.mean(p ** 2), np.mean(p ** 4)
+        return np.array([np.mean(np.abs(p)), volume * (p2 - np.mean(p) ** 2), 1 - p4 / (3 * p2 ** 2),
+                         np.mean(a) / volume])
+    full = values(phibar, action)
+    idx = np.array_split(np.arange(len(phibar)), min(blocks, len(phibar)))
+    jack = np.array([values(np.delete(phibar, i), np.delete(action, i)) for i in idx])
+    err = np.sqrt((len(idx) - 1) * np.mean((jack - jack.mean(0)) ** 2, axis=0))
+    return full, err
+
+
+def plot_phi4_mala_steps(datasets: list[xr.Dataset]):
+    """Pull against HMC of <|phibar|>, chi_2, U_L and <S>/V after each number of MALA steps
+    (warm-up included), for the DM start (dm_mala) and the trivial start (mala_only) at
+    every kappa and L: where the DM start reaches |pull| < 3 in fewer steps, that is what
+    the model contributes."""
+    hmc = {(float(d.attrs["kappa"]), int(d.attrs["L"])): d for d in datasets
+           if d.attrs.get("source") == "hmc" and "abs_mag" in d}
+    runs = [d for d in datasets if "mala_trace_phibar" in d]
+    if not runs or not hmc:
+        raise ValueError("fig_phi4_mala_steps needs dm_mala / mala_only ensembles with MALA traces "
+                         "and the HMC observables at the same (kappa, L)")
+    points = sorted({(float(d.attrs["kappa"]), int(d.attrs["L"])) for d in runs})
+    fig, axes = plt.subplots(len(MALA_OBSERVABLES), len(points), figsize=(3.0 * len(points) + 1, 9),
+                             squeeze=False, sharex=True)
+    for j, (kappa, L) in enumerate(points):
+        ref = hmc.get((kappa, L))
+        for d in runs:
+            if (float(d.attrs["kappa"]), int(d.attrs["L"])) != (kappa, L) or ref is None:
+                continue
+            steps = np.maximum(d["mala_trace_step"].values, 0.5)   # step 0 drawn at 0.5 on a log axis
+            est = [_trace_estimates(p, a, L * L) for p, a in
+                   zip(d["mala_trace_phibar"].values, d["mala_trace_action"].values)]
+            src = d.attrs["source"]
+            for i, (name, label) in enumerate(MALA_OBSERVABLES):
+                value = np.array([e[0][i] for e in est])
+                err = np.array([e[1][i] for e in est])
+                pull = (value - float(ref[name])) / np.sqrt(err ** 2 + float(ref[f"{name}_err"]) ** 2)
+                ax = axes[i, j]
+                ax.plot(steps, pull, "o-", ms=3, color=COLORS.get(src, "C7"), label=src)
+                ax.axhspan(-3, 3, color="0.9", zorder=0)
+                ax.set_xscale("log")
+                ax.set_yscale("symlog", linthresh=3)
+                if j == 0:
+                    ax.set_ylabel(f"pull of {label}")
+                if i == 0:
+                    ax.set_title(f"kappa={kappa:g}, L={L}", fontsize=9)
+                if i == len(MALA_OBSERVABLES) - 1:
+                    ax.set_xlabel("MALA steps (0 plotted at 0.5)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Pull against HMC after each number of MALA steps: DM start (dm_mala) and "
+                 "trivial start (mala_only); grey band |pull| < 3", fontsize=10)
     fig.tight_layout()
     return fig

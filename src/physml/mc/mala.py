@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import xarray as xr
 
 from physml.progress import progress
 
@@ -125,3 +126,91 @@ def tune_step_size(theory, x: torch.Tensor, n_steps: int, generator: torch.Gener
         history.append(log_h)
     tail = history[n_steps // 2:]
     return math.exp(sum(tail) / len(tail)), acc, schedule
+
+
+TRACE_STEPS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def trace_summaries(theory, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-configuration numbers recorded along a MALA run, enough to recompute the global
+    observables after any number of steps: the action S, and phibar (phi^4) or the
+    topological charge Q (U(1))."""
+    out = {"action": theory.action(x)}
+    if theory.name == "u1":
+        from physml.lattice.u1 import topological_charge
+        out["top_charge"] = topological_charge(x).to(x.dtype)
+    else:
+        out["phibar"] = x.flatten(1).mean(1)
+    return out
+
+
+@dataclass
+class MALAStage:
+    """The exact correction of a generated (or trivial) start: tune h on ``pilot`` chains
+    (never measured), then run the measured chains through a warm-up that replays the
+    pilot's step-size schedule (``tune_steps`` steps, a schedule fixed in advance) and
+    ``steps`` further steps at the tuned h.  Summaries (:func:`trace_summaries`) are
+    recorded after the total step counts in :data:`TRACE_STEPS`, for the pull against the
+    number of MALA steps."""
+
+    steps: int
+    tune_steps: int = 100
+    target: float = TARGET_ACCEPTANCE
+    min_pilot: int = 64
+
+    def __post_init__(self):
+        if self.steps < 0 or self.tune_steps < 2:
+            raise ValueError(f"need steps >= 0 and tune_steps >= 2, got {self.steps}, {self.tune_steps}")
+
+    def run(self, theory, x: torch.Tensor, pilot: torch.Tensor, generator: torch.Generator,
+            pilot_generator: torch.Generator, show_progress: bool = False, desc: str = "mala"):
+        """(final fields (float64), a Dataset of the MALA variables, attributes) for the
+        ensemble artifact."""
+        if pilot.shape[0] < self.min_pilot:
+            raise ValueError(f"MALA tuning needs at least {self.min_pilot} pilot chains, got {pilot.shape[0]}")
+        h, pilot_acc, schedule = tune_step_size(theory, pilot.double(), self.tune_steps,
+                                                pilot_generator, target=self.target)
+        total = self.tune_steps + self.steps
+        marks = [s for s in TRACE_STEPS if s <= total]
+        x = x.double()
+        traces = {k: [v.cpu()] for k, v in trace_summaries(theory, x).items()}
+        acc, sizes, accepted = [], [], torch.zeros(x.shape[0], dtype=torch.int64)
+        done = 0
+        bar = progress(total=total, desc=desc, enabled=show_progress and total > 0)
+        for mark in marks[1:] + ([total] if total not in marks else []):
+            res = run_mala(theory, x, mark - done, h, generator, schedule=schedule[done:])
+            x, done = res.x, mark
+            acc.append(res.acceptance)
+            sizes.append(res.step_sizes)
+            accepted += res.accepted_per_chain
+            bar.update(res.acceptance.numel())
+            if mark in marks:
+                for k, v in trace_summaries(theory, x).items():
+                    traces[k].append(v.cpu())
+        bar.close()
+        acc_all = torch.cat(acc) if acc else torch.zeros(0, dtype=torch.float64)
+        mean_acc = float(acc_all[self.tune_steps:].mean()) if self.steps else float("nan")
+        print(f"MALA: step size {h:.4g} (tuned for acceptance {self.target} on {pilot.shape[0]} pilot "
+              f"chains), {self.tune_steps} warm-up steps on the pilot's schedule, then {self.steps} "
+              f"at h: acceptance {mean_acc:.3f}")
+        data_vars = {
+            "mala_acceptance": ("mala_step", acc_all.numpy(),
+                                {"long_name": "MALA acceptance rate of each step, mean over configurations"}),
+            "mala_step_sizes": ("mala_step", (torch.cat(sizes) if sizes else acc_all).numpy(),
+                                {"long_name": "step size of each MALA step (warm-up schedule, then h)"}),
+            "mala_pilot_acceptance": ("mala_tune_step", pilot_acc.numpy(),
+                                      {"long_name": "acceptance of each tuning step on the pilot chains"}),
+            "mala_accepted": ("config", accepted.numpy(),
+                              {"long_name": "accepted MALA steps of each configuration"}),
+        }
+        for k, v in traces.items():
+            data_vars[f"mala_trace_{k}"] = (("mala_trace_step", "config"), torch.stack(v).numpy(),
+                                            {"long_name": f"{k} of each configuration after the "
+                                                          "number of MALA steps mala_trace_step"})
+        attrs = {"mala_steps": int(self.steps), "mala_warmup_steps": int(self.tune_steps),
+                 "mala_step_size": float(h), "mala_target_acceptance": float(self.target),
+                 "mala_acceptance_rate": mean_acc, "mala_pilot_chains": int(pilot.shape[0]),
+                 "mala_tuning": f"Robbins-Monro on {pilot.shape[0]} pilot chains (not measured), "
+                                f"{self.tune_steps} steps; the measured chains replay the pilot's "
+                                f"schedule as warm-up, then run {self.steps} steps at h"}
+        return x, xr.Dataset(data_vars, coords={"mala_trace_step": marks}), attrs
