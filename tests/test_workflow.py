@@ -146,8 +146,11 @@ def test_u1_diffusion_table_has_every_source_and_the_mala_record(workdir):
     assert (rw["beta"] == 1.5).all() and rw["ess"].notna().all()
     ens = read_artifact(workdir / "results/u1/dm_mala/L4_beta2/ensemble.nc")
     assert ens.attrs["score_factor"] == 2.0 and ens.attrs["train_L"] == 4
-    assert ens.attrs["mala_step_size"] > 0 and ens.sizes["mala_step"] == 10
+    # tiny config: 10 warm-up steps on the pilot's schedule, then 10 at the tuned step size
+    assert ens.attrs["mala_step_size"] > 0 and ens.sizes["mala_step"] == 20
+    assert (ens["mala_step_sizes"].values[10:] == ens.attrs["mala_step_size"]).all()
     assert "pilot chains (not measured)" in ens.attrs["mala_tuning"]
+    assert list(ens["mala_trace_step"].values) == [0, 1, 2, 5, 10, 20]
     phi4 = pd.read_csv(workdir / "results/tables/phi4_hmc_vs_dm.csv")
     assert {"dm", "dm_mala", "mala_only"} <= set(phi4["source"])
     for name in ("fig_u1_volume", "fig_u1_coupling"):

@@ -117,10 +117,11 @@ def train_command(diff, epochs, recipe, extra=""):
     (`extra`: more options)."""
     net, train, sde = diff["model"], diff["train"], diff["sde"]
     channels = " ".join(str(c) for c in net["channels"])
+    fourier = "" if net.get("fourier_scale") is None else f" --fourier-scale {net['fourier_scale']}"
     return (
         "python -m physml train {input.ensemble} --out {output.model} --history {output.history}"
         f" --recipe {recipe} --sde {sde['name']} --sigma {sde['sigma']} --channels {channels}"
-        f" --embed-dim {net['embed_dim']} --fourier-scale {net['fourier_scale']}"
+        f" --embed-dim {net['embed_dim']}{fourier}"
         f" --groups {net['groups']} --blocks-per-level {net['blocks_per_level']}"
         f" --epochs {epochs} --batch-size {train['batch_size']}"
         f" --lr {train['lr']} --lr-schedule {train['lr_schedule']}"

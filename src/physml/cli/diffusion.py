@@ -49,10 +49,6 @@ def _field(ds: xr.Dataset) -> str:
     raise ValueError("ensemble has no field variable ('phi' or 'theta')")
 
 
-RECIPE_NET = {"edm": {"zero_mode": True, "adaptive_norm": True},
-              "song": {"zero_mode": False, "adaptive_norm": False}}
-
-
 def cmd_train(args: argparse.Namespace) -> None:
     device = setup_runtime(args)
     ens = read_artifact(args.ensemble)
@@ -71,10 +67,10 @@ def cmd_train(args: argparse.Namespace) -> None:
                       augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
     sde = {"name": args.sde, "sigma": args.sigma}
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
-    flags = {k: (RECIPE_NET[args.recipe][k] and not periodic) if getattr(args, k) is None
-             else getattr(args, k) for k in ("zero_mode", "adaptive_norm")}
+    flags = {k: getattr(args, k) for k in ("zero_mode", "adaptive_norm", "fourier_scale")
+             if getattr(args, k) is not None}
     net = {"in_channels": in_channels, "channels": args.channels, "embed_dim": args.embed_dim,
-           "fourier_scale": args.fourier_scale, "groups": args.groups,
+           "groups": args.groups,
            "blocks_per_level": args.blocks_per_level, "global_pool": args.global_pool,
            "gauge": args.gauge_covariant, **flags}
     beta0 = float(ens.attrs["beta"]) if periodic and "beta" in ens.attrs else None
@@ -82,14 +78,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
     res = train_score_model(data, sde=sde, net=net, cfg=cfg, seed=args.seed, device=device, beta0=beta0,
                             checkpoint=checkpoint, data_sha256=ens_sha, show_progress=args.progress)
-    config = resolved_config(args, checkpoint=None, **flags)
+    config = resolved_config(args, checkpoint=None,
+                             **{k: res.model.net.hparams[k] for k in ("zero_mode", "adaptive_norm", "fourier_scale")})
     ensemble = {"path": str(args.ensemble), "sha256": ens_sha, "field": field,
                 **{k: ens.attrs[k] for k in ("theory", "source", "L", "kappa", "lam", "beta")
                    if k in ens.attrs}}
     for k, v in ensemble.items():
         if isinstance(v, np.generic):
             ensemble[k] = v.item()
-    noise = {k: float(v) for k, v in res.meta.items() if k not in ("fingerprint", "n_train", "scale")}
+    noise = {k: float(v) for k, v in res.meta.items()
+             if k not in ("fingerprint", "n_train", "scale", "ema_decay")}
     print("noise range: " + ", ".join(f"{k} {v:.4g}" for k, v in noise.items()))
     prov = provenance_attrs(config, args.rule or "train", args.seed, [args.ensemble])
     save_score_model(args.out, res.model, config=config, train_config=asdict(cfg),
@@ -100,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
     hist = res.history
     hist.attrs.update({"theory": ensemble.get("theory", ""), "scale": res.model.scale,
-                       "recipe": args.recipe,
+                       "recipe": args.recipe, "ema_decay_per_step": float(res.meta["ema_decay"]),
                        "n_parameters": int(sum(p.numel() for p in res.model.net.parameters())),
                        **{f"noise_{k}": v for k, v in noise.items()}})
     for k in ("L", "kappa", "lam", "beta"):
@@ -250,7 +248,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight of the zero mode's error in the loss (1: as much as all other modes)")
     t.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64], help="U-Net widths per level")
     t.add_argument("--embed-dim", type=int, default=64, help="noise-label embedding size")
-    t.add_argument("--fourier-scale", type=float, default=16.0, help="std of the Fourier frequencies")
+    t.add_argument("--fourier-scale", type=float, default=None,
+                   help="std of the Fourier frequencies of the noise label (default: 1 for edm, "
+                        "16 for song)")
     t.add_argument("--groups", type=int, default=4, help="GroupNorm groups (at most)")
     t.add_argument("--blocks-per-level", type=int, default=0, help="extra residual blocks per level")
     t.add_argument("--global-pool", action="store_true",

@@ -151,7 +151,7 @@ class MALAStage:
     pilot's step-size schedule (``tune_steps`` steps, a schedule fixed in advance) and
     ``steps`` further steps at the tuned h.  Summaries (:func:`trace_summaries`) are
     recorded after the total step counts in :data:`TRACE_STEPS`, for the pull against the
-    number of MALA steps."""
+    number of MALA steps, and after the last step."""
 
     steps: int
     tune_steps: int = 100
@@ -171,22 +171,21 @@ class MALAStage:
         h, pilot_acc, schedule = tune_step_size(theory, pilot.double(), self.tune_steps,
                                                 pilot_generator, target=self.target)
         total = self.tune_steps + self.steps
-        marks = [s for s in TRACE_STEPS if s <= total]
+        marks = [s for s in TRACE_STEPS if s < total] + [total]
         x = x.double()
         traces = {k: [v.cpu()] for k, v in trace_summaries(theory, x).items()}
         acc, sizes, accepted = [], [], torch.zeros(x.shape[0], dtype=torch.int64)
         done = 0
         bar = progress(total=total, desc=desc, enabled=show_progress and total > 0)
-        for mark in marks[1:] + ([total] if total not in marks else []):
+        for mark in marks[1:]:
             res = run_mala(theory, x, mark - done, h, generator, schedule=schedule[done:])
             x, done = res.x, mark
             acc.append(res.acceptance)
             sizes.append(res.step_sizes)
             accepted += res.accepted_per_chain
             bar.update(res.acceptance.numel())
-            if mark in marks:
-                for k, v in trace_summaries(theory, x).items():
-                    traces[k].append(v.cpu())
+            for k, v in trace_summaries(theory, x).items():
+                traces[k].append(v.cpu())
         bar.close()
         acc_all = torch.cat(acc) if acc else torch.zeros(0, dtype=torch.float64)
         mean_acc = float(acc_all[self.tune_steps:].mean()) if self.steps else float("nan")
