@@ -15,13 +15,13 @@ run hmc u1 --L 16 --beta 1 --n-configs "$NTRAIN" --n-chains $((NTRAIN / 16)) --n
     --meas-interval 5 --seed 1 --out "$D/train.nc"
 for net in gauge links; do
     flag=$([ "$net" = gauge ] && echo --gauge-covariant || true)
-    run train "$D/train.nc" $flag --channels 32 64 128 --embed-dim 128 --groups 8 --epochs "$EPOCHS" \
+    run train "$D/train.nc" --recipe song $flag --channels 32 64 128 --embed-dim 128 --groups 8 --epochs "$EPOCHS" \
         --batch-size 256 --lr 1e-3 --seed 2 --out "$D/$net.pt" --history "$D/${net}_training.nc"
 done
 sample() {   # model beta tag options...
     local m=$1 b=$2 tag=$3; shift 3
     run sample "$D/$m.pt" --L 16 --beta "$b" --n-configs "$N" --batch-size "$N" --seed 3 \
-        --out "$D/$tag.nc" "$@"
+        --sampler em --sigma-min 0.0317 --out "$D/$tag.nc" "$@"   # the papers' final level, t = 1e-3
     run measure "$D/$tag.nc" --out "$D/obs_$tag.nc"
 }
 sample links 1 links_b1_em --grid log_sigma --n-steps 500

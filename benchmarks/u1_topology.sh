@@ -18,11 +18,12 @@ run() { echo "+ physml $*" >&2; "$PY" -m physml "$@" --no-progress; }
 
 run hmc u1 --L "$L" --beta 1 --n-configs "$NTRAIN" --n-chains $((NTRAIN / 16)) --n-therm 200 \
     --meas-interval 5 --seed 1 --device "$DEVICE" --out "$D/train.nc"
-run train "$D/train.nc" --gauge-covariant --channels 32 64 128 --embed-dim 128 --groups 8 \
+run train "$D/train.nc" --recipe song --gauge-covariant --channels 32 64 128 --embed-dim 128 --groups 8 \
     --epochs "$EPOCHS" --batch-size 256 --lr 1e-3 --seed 2 --device "$DEVICE" \
     --out "$D/model.pt" --history "$D/training.nc"
 for b in $BETAS; do
-    run sample "$D/model.pt" --L "$L" --beta "$b" --n-configs "$N" --n-steps 500 --grid log_sigma \
+    run sample "$D/model.pt" --L "$L" --beta "$b" --n-configs "$N" --sampler em --n-steps 500 \
+        --grid log_sigma --sigma-min 0.0317 \
         --batch-size 1024 --mala-steps "$MALA" --mala-out "$D/dm_mala_b$b.nc" --seed 3 \
         --device "$DEVICE" --out "$D/dm_b$b.nc"
     run mala u1 --L "$L" --beta "$b" --n-configs "$N" --mala-steps "$MALA" --start hot --seed 4 \
