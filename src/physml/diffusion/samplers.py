@@ -37,7 +37,9 @@ Langevin steps at sigma_min, before the final denoising) can follow any predicto
 
 Randomness: every configuration draws all its noise (prior and steps) from its own
 generator, seeded from the sampler's seed and the configuration's index, so the
-samples do not depend on the batch size.  Periodic fields are wrapped into [-pi, pi)
+samples do not depend on the batch size (up to the last-bit rounding of batched
+convolutions); the price is one small draw per configuration and step, which dominates
+only without a network (the exact free-field score).  Periodic fields are wrapped into [-pi, pi)
 after every update (:meth:`ScoreModel.wrap`).  ``beta`` (U(1) models) multiplies every
 score evaluation by beta / beta0 (physics conditioning).
 """
