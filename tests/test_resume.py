@@ -20,8 +20,13 @@ ENSEMBLES = [f"results/phi4/hmc/L8_kappa{k}_lam0.022/ensemble.nc" for k in ("0.2
 @pytest.mark.slow
 def test_interrupted_run_resumes_without_redoing_finished_jobs(root, tmp_path):
     wd = _copy_workflow(root, tmp_path)
+    # thermalisation long enough (about 10 s a job) that the interrupt lands while the second
+    # job runs even when the other test worker loads the machine (with tiny's 20 trajectories
+    # a job took 4 s, and once both had finished before the interrupt arrived)
+    (wd / "slow.yaml").write_text("phi4: {hmc: {n_therm: 30000}}\n")
     # one core: the two HMC jobs run one after the other; targets before --configfile
-    cmd = [sys.executable, "-m", "snakemake", *ENSEMBLES, "--cores", "1", "--configfile", "tiny.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", *ENSEMBLES, "--cores", "1", "--configfile", "tiny.yaml",
+           "slow.yaml"]
     log = wd / "interrupted.out"
     with open(log, "w") as out:
         # SIGINT back to its default first: a suite started in the background of a
