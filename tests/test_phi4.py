@@ -1,4 +1,4 @@
-"""phi^4 action, force and HMC against exact results (PHYSICS.md section 1)."""
+"""phi^4 action, force and HMC against exact results."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Exact U(1) results on the torus against independent computations (PHYSICS.md section 2)."""
+"""Exact U(1) results on the torus against independent computations."""
 
 import math
 

@@ -1,4 +1,4 @@
-# Phase diagram of learning (PHYSICS.md 5): one job per (model, lr, sigma_W) cell, a gather per
+# Phase diagram of learning: one job per (model, lr, sigma_W) cell, a gather per
 # model, three named figures.  The cell jobs are pure numpy: they run the torch-free module
 # entry of the `physml phases` verbs with one BLAS thread (threads only slow these tiny
 # matrix products down; split runs over jobs instead).

@@ -91,13 +91,13 @@ def cmd_measure(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     hmc = sub.add_parser("hmc", help="HMC ensemble of a lattice theory")
     theories = hmc.add_subparsers(dest="theory", required=True, metavar="THEORY")
-    p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action (PHYSICS.md 1)",
+    p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
     p.add_argument("--lam", type=float, default=0.022, help="quartic coupling lambda")
     _add_hmc_options(p, step_size=0.125, n_steps=8)
     p.set_defaults(func=cmd_hmc_phi4)
-    p = theories.add_parser("u1", help="2D compact U(1), Wilson action (PHYSICS.md 2)",
+    p = theories.add_parser("u1", help="2D compact U(1), Wilson action",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
     _add_hmc_options(p, step_size=0.05, n_steps=20)
@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     exact = sub.add_parser("exact", help="exact sampler of a solvable lattice theory")
     theories = exact.add_subparsers(dest="theory", required=True, metavar="THEORY")
     p = theories.add_parser("u1", help="2D U(1) on the torus: independent von Mises plaquettes "
-                            "with the constraint accept step (PHYSICS.md 2)",
+                            "with the constraint accept step",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")

@@ -119,7 +119,7 @@ def _add_verbs(sub) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("phases", help="phase diagram of learning (PHYSICS.md 5)")
+    p = sub.add_parser("phases", help="phase diagram of learning")
     _add_verbs(p.add_subparsers(dest="phases_verb", required=True, metavar="VERB"))
 
 

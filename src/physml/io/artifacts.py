@@ -2,7 +2,7 @@
 
 Every artifact is an :class:`xarray.Dataset` written with the ``netcdf4`` engine
 (pinned for reading and writing).  :func:`write_artifact` stamps the global
-attributes listed in DESIGN.md and writes atomically: a temporary file in the
+provenance attributes listed below and writes atomically: a temporary file in the
 destination folder is renamed over the target only once it is complete, so a
 killed job never leaves a half-written artifact.
 """

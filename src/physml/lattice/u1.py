@@ -1,11 +1,11 @@
-"""Compact U(1) gauge theory on a periodic 2D lattice, Wilson action (PHYSICS.md section 2).
+"""Compact U(1) gauge theory on a periodic 2D lattice, Wilson action.
 
 Links U_{x,mu} = exp(i theta_{x,mu}) with theta in [-pi, pi).  Fields are torch
 tensors shaped ``(batch, 2, L, L)``: axis 1 is the direction ``mu`` (0 along the
 ``x`` axis = tensor axis 2, 1 along the ``y`` axis = tensor axis 3); every
 function is batched over the first axis.
 
-Conventions (PHYSICS.md):
+Conventions:
 
 - plaquette angle  theta_P(x) = theta_{x,0} + theta_{x+0,1} - theta_{x+1,0} - theta_{x,1}
   (``x+0`` is one step along mu = 0, ``x+1`` one step along mu = 1), not wrapped;

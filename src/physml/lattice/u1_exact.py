@@ -1,6 +1,6 @@
 """Exact results and an exact sampler for 2D U(1) on the periodic L x L torus.
 
-Character expansion (PHYSICS.md section 2), V = L^2 plaquettes: with
+Character expansion, V = L^2 plaquettes: with
 
     f(nu) = (1/2 pi) int_{-pi}^{pi} exp(beta cos phi) cos(nu phi) dphi,   f(n) = I_n(beta),
 

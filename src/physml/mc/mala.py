@@ -6,7 +6,7 @@ configuration, shape ``(batch,)``), ``force(x) = -dS/dx`` (shape of ``x``) and
 domain: identity for phi^4, wrap into [-pi, pi) for U(1) link angles), batched
 over the first axis (:class:`physml.lattice.phi4.Phi4`, :class:`physml.lattice.u1.U1`).
 
-Step (PHYSICS.md section 3), target exp(-S), step size h:
+Step, target exp(-S), step size h:
 
     y = project(x + h F(x) + sqrt(2 h) z),   z ~ N(0, 1),   F = -dS/dx,
     log A = -(S(y) - S(x)) - (|d(x, y + h F(y))|^2 - |d(y, x + h F(x))|^2) / (4 h),

@@ -1,4 +1,4 @@
-"""phi^4 observables with Gamma-method errors (PHYSICS.md section 1).
+"""phi^4 observables with Gamma-method errors.
 
 phibar = (1/V) sum_x phi_x with V = L^2.  Reported, each with ``_err`` and
 ``tau_int_`` companions (tau_int in units of stored measurements, Wolff's

@@ -1,4 +1,4 @@
-"""2D U(1) observables with Gamma-method errors (PHYSICS.md section 2).
+"""2D U(1) observables with Gamma-method errors.
 
 Reported, each with ``_err`` and ``tau_int_`` companions (Gamma method, tau_int
 in units of stored measurements, Wolff's convention: 0.5 for independent data):

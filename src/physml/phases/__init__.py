@@ -1,3 +1,3 @@
-"""Phase diagram of learning (arXiv:2509.01349, PHYSICS.md section 5): batched teacher-student
+"""Phase diagram of learning (arXiv:2509.01349): batched teacher-student
 training (:mod:`teacher_student`), per-run observables and grid cells (:mod:`cells`), phase
 classification (:mod:`classify`) and semi-analytic boundaries (:mod:`boundaries`)."""

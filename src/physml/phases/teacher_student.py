@@ -1,6 +1,6 @@
 """Teacher-student MLP n_in -> n1 -> n2 -> 1 (default 3 -> 32 -> 16 -> 1), trained in batches of runs.
 
-The setup of arXiv:2509.01349 (PHYSICS.md section 5), written so that the R independent
+The setup of arXiv:2509.01349, written so that the R independent
 runs of a grid cell train as one batched numpy computation:
 
     features   a = f(M x)            M: (n1, n_in)  first layer, shared by teacher and student

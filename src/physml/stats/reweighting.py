@@ -1,4 +1,4 @@
-"""Reweighting of independent samples from coupling beta_0 to beta (PHYSICS.md section 3).
+"""Reweighting of independent samples from coupling beta_0 to beta.
 
 For a Boltzmann weight exp(-beta S_0), samples drawn at beta_0 represent beta with
 weights w_i proportional to exp(-(beta - beta_0) S_0(x_i)), normalised to sum 1
