@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 from dataclasses import asdict
@@ -136,15 +137,10 @@ def _training_inputs(args: argparse.Namespace, ens_rec: dict) -> list[str]:
     return inputs
 
 
-SAMPLER_OPTIONS = {"pc": ("snr", "n_corrector"), "ode": ("churn",), "ald": ("snr", "steps_per_level")}
-
-
 def sampler_from_args(args: argparse.Namespace):
-    """The sampler the options describe (each sampler takes only its own options)."""
-    params = {"n_steps": args.n_steps, "grid": args.grid, "sigma_min": args.sigma_min,
-              "sigma_max": args.sigma_max}
-    params.update({k: getattr(args, k) for k in SAMPLER_OPTIONS.get(args.sampler, ())})
-    return make_sampler(args.sampler, **params)
+    """The sampler the options describe: each sampler takes the options its constructor names."""
+    names = set(inspect.signature(SAMPLERS[args.sampler].__init__).parameters) - {"self"}
+    return make_sampler(args.sampler, **{k: getattr(args, k) for k in names})
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

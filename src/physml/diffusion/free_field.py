@@ -10,7 +10,7 @@ C / scale^2 + sigma^2, so its score at every noise level is, mode by mode,
     s(x; sigma)~(p) = -x~(p) / (C(p) / scale^2 + sigma^2).
 
 :class:`FreeFieldScore` has the interface the samplers use (``model(x, sigma, beta)``,
-``wrap``, ``denormalise``, ``sigma_min``/``sigma_max``, parameters for device and
+``wrap``, ``denormalise``, ``zero_mode_law``, ``sigma_min``/``sigma_max``, parameters for device and
 dtype), on any L.
 """
 
@@ -45,6 +45,10 @@ class FreeFieldScore(nn.Module):
         sigma = torch.as_tensor(sigma, dtype=torch.float64, device=x.device).reshape(-1, 1, 1)
         var = self.covariance(x.shape[-1]).to(x.device) + sigma ** 2
         return torch.fft.ifft2(-torch.fft.fft2(x.double()) / var).real.to(x.dtype)
+
+    def zero_mode_law(self, volume: int) -> tuple[float, float]:
+        """No separate zero-mode prior: the plain N(0, sigma_max^2) (mu = 0, w^2 = 0)."""
+        return 0.0, 0.0
 
     def wrap(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -107,7 +107,7 @@ def prior(model, sigma_max: float, noise: Noise, shape, dtype, device) -> torch.
     """Prior sample at ``sigma_max``: N(0, sigma_max^2) per component, plus a uniform shift
     of the zero-mode law's variance mu^2 + w^2 (the prior of :mod:`physml.diffusion.model`)."""
     x = sigma_max * noise.randn(shape, dtype, device)
-    mu, w2 = model.zero_mode_law(shape[-1] * shape[-2]) if hasattr(model, "zero_mode_law") else (0, 0)
+    mu, w2 = model.zero_mode_law(shape[-1] * shape[-2])
     var = mu * mu + w2
     if var:
         x = x + math.sqrt(var) * _bcast(noise.randn((shape[0], 1), dtype, device)[:, 0], x)
