@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from physml.io.artifacts import (PROVENANCE_KEYS, ArtifactError, check_inputs, read_artifact,
-                                 sha256_file, write_artifact)
+from physml.io.artifacts import (PROVENANCE_KEYS, ArtifactError, atomic_path, check_inputs,
+                                 read_artifact, sha256_file, write_artifact)
 
 
 def _dataset():
@@ -25,7 +25,8 @@ def test_round_trip_carries_provenance(tmp_path):
     assert np.array_equal(ds["phi"].values, _dataset()["phi"].values)
     assert json.loads(ds.attrs["config_json"]) == {"L": 8, "kappa": 0.21}
     assert ds.attrs["seed"] == 7 and ds.attrs["rule"] == "hmc_phi4" and ds.attrs["theory"] == "phi4"
-    assert json.loads(ds.attrs["inputs"]) == [{"path": str(src), "sha256": sha256_file(src)}]
+    assert json.loads(ds.attrs["inputs"]) == [{"path": str(src), "abspath": str(src),  # outside the cwd
+                                               "sha256": sha256_file(src)}]
     versions = json.loads(ds.attrs["software_versions"])
     assert {"python", "torch", "numpy", "xarray", "snakemake"} <= set(versions)
     assert not list(tmp_path.glob("a/.*.tmp")), "temporary file left behind"
@@ -105,3 +106,72 @@ def test_sigterm_during_write_leaves_no_partial_file(tmp_path):
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     time.sleep(0.1)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_artifacts_honour_the_umask(tmp_path, mask, mode):
+    """The temporary file's 0600 does not survive the rename: the mode is what the umask allows."""
+    import os
+    old = os.umask(mask)
+    try:
+        path = write_artifact(_dataset(), tmp_path / "ens.nc", config={}, rule="r")
+        with atomic_path(tmp_path / "table.csv") as tmp:
+            tmp.write_text("a,b\n")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+    assert (tmp_path / "table.csv").stat().st_mode & 0o777 == mode
+
+
+def test_writing_over_a_directory_names_it(tmp_path):
+    (tmp_path / "out.nc").mkdir()
+    with pytest.raises(IsADirectoryError, match="out.nc: is a directory"):
+        write_artifact(_dataset(), tmp_path / "out.nc", config={}, rule="r")
+
+
+def test_sigkill_during_write_leaves_the_previous_artifact_intact(tmp_path):
+    """A job killed outright (SIGKILL, no cleanup) mid-write: the old artifact is untouched."""
+    import signal
+    import subprocess
+    import sys
+    path = write_artifact(_dataset(), tmp_path / "ens.nc", config={}, rule="r")
+    before = sha256_file(path)
+    script = (
+        "import time\n"
+        "from physml.io.artifacts import atomic_path\n"
+        f"with atomic_path({str(path)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half an artifact')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert sha256_file(path) == before and read_artifact(path)["phi"].shape == (3, 2)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only)."""
+    import os
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (no CAP_SYS_ADMIN in this container)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_gives_a_clear_error_and_no_partial_file(small_disk, capsys):
+    from physml.cli.main import main
+    out = small_disk / "ens.nc"
+    assert main(["hmc", "phi4", "--L", "8", "--kappa", "0.2", "--n-configs", "2048", "--n-chains", "8",
+                 "--n-therm", "0", "--seed", "1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "ens.nc" in err and "space" in err.lower()
+    assert list(small_disk.iterdir()) == []

@@ -131,3 +131,11 @@ def test_sampling_refuses_a_model_whose_training_ensemble_changed(tmp_path, run)
         fh.write(b"tampered")
     assert main(["sample", str(model), "--L", "8", "--n-configs", "16", "--n-steps", "4", "--seed", "1",
                  "--out", str(tmp_path / "s.nc"), "--no-progress"]) == 2
+
+
+def test_audit_walks_through_the_model_to_the_training_ensemble(run, capsys):
+    assert main(["provenance", "--json", str(run["dm16"])]) == 0
+    tree = json.loads(capsys.readouterr().out)["lineage"]
+    model = next(n for n in tree["inputs"] if n["path"].endswith("model.pt"))
+    assert model["rule"] == "train" and [n["path"] for n in model["inputs"]] == [str(run["hmc8"])]
+    assert model["inputs"][0]["rule"] == "hmc_phi4"

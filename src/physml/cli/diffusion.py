@@ -31,7 +31,8 @@ from physml.diffusion.model import RECIPES, load_score_model, save_score_model
 from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
 from physml.diffusion.training import (SIGMA_DISTRIBUTIONS, T_SAMPLING, TrainConfig,
                                        train_score_model)
-from physml.io.artifacts import atomic_path, provenance_attrs, read_artifact, sha256_file
+from physml.io.artifacts import (atomic_path, locate_input, provenance_attrs, read_artifact,
+                                 sha256_file)
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.mc.ensembles import independent_ensemble
@@ -90,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     noise = {k: float(v) for k, v in res.meta.items()
              if k not in ("fingerprint", "n_train", "scale", "ema_decay")}
     print("noise range: " + ", ".join(f"{k} {v:.4g}" for k, v in noise.items()))
-    prov = provenance_attrs(config, args.rule or "train", args.seed, [args.ensemble])
+    prov = provenance_attrs(config, args.rule or "train", args.seed, [args.ensemble], out=args.out)
     save_score_model(args.out, res.model, config=config, train_config=asdict(cfg),
                      ensemble=ensemble, provenance=prov, noise_sizing=noise, history_summary={
                          "final_loss": float(res.history["loss"][-1]),
@@ -125,9 +126,12 @@ def _theory_from_record(record: dict, args: argparse.Namespace):
     return THEORIES[theory](ens), ens
 
 
-def _training_inputs(args: argparse.Namespace, ens_rec: dict) -> list[str]:
-    """The model file, and the training ensemble if it is still there (it must be unchanged)."""
-    train_ens = Path(ens_rec["path"])
+def _training_inputs(args: argparse.Namespace, ens_rec: dict, record: dict) -> list[str]:
+    """The model file, and the training ensemble if it is still there (it must be unchanged;
+    found as :func:`physml.io.lineage.lineage` finds it, from the model's provenance)."""
+    prov = record["provenance"]
+    recs = [r for r in json.loads(prov["inputs"]) if r["sha256"] == ens_rec["sha256"]]
+    train_ens = locate_input(recs[0], prov, args.model) if recs else Path(ens_rec["path"])
     inputs = [args.model]
     if train_ens.is_file():
         if sha256_file(train_ens) != ens_rec["sha256"]:
@@ -153,7 +157,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise ValueError("--mala-steps needs --mala-out (the ensemble after MALA)")
     theory, ens_rec = _theory_from_record(record, args)
     beta = theory.beta if theory.name == "u1" else None   # physics conditioning: score x beta / beta0
-    inputs = _training_inputs(args, ens_rec)
+    inputs = _training_inputs(args, ens_rec, record)
     sampler = sampler_from_args(args)
     mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target) if args.mala_steps else None
     site_shape = tuple(theory.cold_start(1, args.L).shape[1:])

@@ -1,4 +1,7 @@
-"""CLI verb ``provenance``: audit an artifact's lineage and the integrity of its inputs."""
+"""CLI verb ``provenance``: audit an artifact's lineage and the integrity of its inputs.
+
+Exits 1 when an input is missing or changed, 2 (one line) when the file is not a physml
+artifact; notes (a dirty checkout, another version or commit) are printed, not fatal."""
 
 from __future__ import annotations
 
@@ -10,11 +13,14 @@ from physml.io.lineage import format_tree, lineage
 
 def cmd_provenance(args: argparse.Namespace) -> None:
     tree = lineage(args.artifact)
-    problems = tree.problems()
+    problems, warnings = tree.problems(), tree.warnings()
     if args.json:
-        print(json.dumps({"lineage": tree.to_dict(), "problems": problems}, indent=2, default=str))
+        print(json.dumps({"lineage": tree.to_dict(), "problems": problems, "warnings": warnings},
+                         indent=2, default=str))
     else:
         print(format_tree(tree))
+        if warnings:
+            print("NOTES:\n" + "\n".join(f"  {w}" for w in warnings))
         print("OK: every input re-hashed and matches" if not problems
               else "PROBLEMS:\n" + "\n".join(f"  {p}" for p in problems))
     if problems:
@@ -24,6 +30,7 @@ def cmd_provenance(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("provenance", help="lineage tree of an artifact back to its ensembles; "
                        "re-hashes every input and exits 1 on any mismatch or missing file")
-    p.add_argument("artifact", help="an artifact (.nc) or a figure's sidecar (.json) made by the pipeline")
+    p.add_argument("artifact", help="an artifact (.nc), a figure's sidecar (.json) or a model file (.pt) "
+                   "made by the pipeline")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_provenance)

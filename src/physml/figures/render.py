@@ -20,7 +20,7 @@ def save_figure(fig, stem: str | Path, *, name: str, rule: str, inputs: Iterable
     provenance of the data it plots (the sha256 of every input artifact)."""
     stem = Path(stem)
     inputs = list(inputs)
-    prov = provenance_attrs(config or {"figure": name}, rule, None, inputs)
+    prov = provenance_attrs(config or {"figure": name}, rule, None, inputs, out=stem.with_suffix(".json"))
     metadata = {"Title": name, "Subject": f"physml figure; inputs sha256 in {stem.name}.json",
                 "Keywords": f"git_commit={prov['git_commit']} config_sha256={prov['config_sha256']}"}
     written = []

@@ -4,16 +4,25 @@ Every artifact is an :class:`xarray.Dataset` written with the ``netcdf4`` engine
 (pinned for reading and writing).  :func:`write_artifact` stamps the global
 provenance attributes listed below and writes atomically: a temporary file in the
 destination folder is renamed over the target only once it is complete, so a
-killed job never leaves a half-written artifact.
+killed job never leaves a half-written artifact; the file gets the mode the umask
+allows (0644 under umask 022), as if created directly.
+
+Paths.  ``root`` is the directory the job ran in (the workflow directory);
+``artifact_path`` and each input's ``path`` are relative to it where they lie below it
+(else absolute), with the absolute path beside each input (``abspath``).  An audit
+finds the inputs from the artifact's own location (``artifact_path`` tells where the
+root is now, so a copied or moved results tree still checks), else at ``abspath``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -26,9 +35,10 @@ import xarray as xr
 from physml import __version__
 
 ENGINE = "netcdf4"
+FULL_DISK = 1 << 20   # a write that fails with less free space than this (bytes) ran out of it
 PROVENANCE_KEYS = (
     "physml_version", "git_commit", "git_dirty", "software_versions", "config_json",
-    "config_sha256", "rule", "seed", "created", "history", "inputs",
+    "config_sha256", "rule", "seed", "created", "history", "inputs", "root", "artifact_path",
 )
 
 
@@ -58,7 +68,7 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=default)
 
 
-def _git_state() -> tuple[str, int]:
+def git_state() -> tuple[str, int]:
     """(commit, dirty) of the git checkout holding this package, else ('unknown', 0)."""
     here = Path(__file__).resolve().parent
     try:
@@ -83,10 +93,18 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
+def _relative(path: str | os.PathLike, root: Path) -> str:
+    """``path`` relative to ``root`` where it lies below it, else absolute."""
+    path = Path(path).absolute()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def provenance_attrs(config: Mapping[str, Any], rule: str, seed: int | None,
-                     inputs: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
-    """Global attributes for a new artifact (all values plain ``str`` or ``int``)."""
-    commit, dirty = _git_state()
+                     inputs: Iterable[str | os.PathLike] = (),
+                     out: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Global attributes for a new artifact ``out`` (all values plain ``str`` or ``int``)."""
+    commit, dirty = git_state()
+    root = Path.cwd()
     config_json = canonical_json(dict(config))
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -100,21 +118,48 @@ def provenance_attrs(config: Mapping[str, Any], rule: str, seed: int | None,
         "seed": -1 if seed is None else int(seed),
         "created": now,
         "history": f"{now} physml {__version__} {rule}",
-        "inputs": canonical_json([{"path": str(p), "sha256": sha256_file(p)} for p in inputs]),
+        "inputs": canonical_json([{"path": _relative(p, root), "abspath": str(Path(p).absolute()),
+                                   "sha256": sha256_file(p)} for p in inputs]),
+        "root": str(root),
+        "artifact_path": "" if out is None else _relative(out, root),
     }
 
 
+def umask() -> int:
+    """The process's umask (read without changing it, from /proc where it can)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; on success rename it over ``path``,
-    on any error delete it, so ``path`` is either the old file or the complete new one."""
+def atomic_path(path: str | os.PathLike, mode: int = 0o666):
+    """Yield a temporary path beside ``path``; on success give it ``mode`` less the umask
+    and rename it over ``path``, on any error (a full disk included) delete it, so ``path``
+    is either the old file or the complete new one."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, expected a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode & ~umask())
         os.replace(tmp, path)
+    except Exception as exc:
+        free = shutil.disk_usage(path.parent).free
+        Path(tmp).unlink(missing_ok=True)
+        if getattr(exc, "errno", None) == errno.ENOSPC or free < FULL_DISK:  # HDF5 hides the errno
+            raise ArtifactError(f"{path}: no space left on the device ({free} bytes free when "
+                                f"the write failed: {exc}); nothing was written") from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -133,7 +178,7 @@ def write_artifact(ds: xr.Dataset, path: str | os.PathLike, *, config: Mapping[s
     ds = ds.copy()
     previous = ds.attrs.get("history")
     ds.attrs = {k: v for k, v in ds.attrs.items() if k not in PROVENANCE_KEYS}
-    ds.attrs.update(provenance_attrs(config, rule, seed, inputs))
+    ds.attrs.update(provenance_attrs(config, rule, seed, inputs, out=path))
     if previous:
         ds.attrs["history"] = f"{previous}\n{ds.attrs['history']}"
     with atomic_path(path) as tmp:
@@ -160,15 +205,42 @@ def artifact_config(ds: xr.Dataset) -> dict[str, Any]:
 
 
 def artifact_inputs(ds: xr.Dataset) -> list[dict[str, str]]:
-    """The ``[{path, sha256}]`` input records of an artifact."""
+    """The ``[{path, abspath, sha256}]`` input records of an artifact."""
     return json.loads(ds.attrs.get("inputs", "[]"))
 
 
-def check_inputs(ds: xr.Dataset) -> list[str]:
-    """Re-hash the recorded inputs; return one message per missing or changed file."""
+def input_locations(rec: Mapping[str, str], attrs: Mapping[str, Any],
+                    artifact: str | os.PathLike | None = None) -> list[Path]:
+    """Where the input ``rec`` of the artifact ``artifact`` (with provenance ``attrs``) may be
+    now, most likely first: below the artifact's current root, at its absolute path,
+    below the recorded root, as recorded (see the module docstring)."""
+    rel, found = Path(rec["path"]), []
+    own = str(attrs.get("artifact_path", ""))
+    if artifact is not None and own and not rel.is_absolute():
+        here = Path(artifact).absolute()
+        if here.parts[-len(Path(own).parts):] == Path(own).parts:
+            found.append(here.parents[len(Path(own).parts) - 1] / rel)
+    if rec.get("abspath"):
+        found.append(Path(rec["abspath"]))
+    if attrs.get("root"):
+        found.append(Path(str(attrs["root"])) / rel)
+    found.append(rel)
+    return list(dict.fromkeys(found))
+
+
+def locate_input(rec: Mapping[str, str], attrs: Mapping[str, Any],
+                 artifact: str | os.PathLike | None = None) -> Path:
+    """The first of :func:`input_locations` that exists, else the first of them."""
+    places = input_locations(rec, attrs, artifact)
+    return next((p for p in places if p.is_file()), places[0])
+
+
+def check_inputs(ds: xr.Dataset, artifact: str | os.PathLike | None = None) -> list[str]:
+    """Re-hash the recorded inputs of ``ds`` (read from ``artifact``); return one message
+    per missing or changed file."""
     problems = []
     for rec in artifact_inputs(ds):
-        p = Path(rec["path"])
+        p = locate_input(rec, ds.attrs, artifact)
         if not p.is_file():
             problems.append(f"{p}: input is missing")
         elif sha256_file(p) != rec["sha256"]:

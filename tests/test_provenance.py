@@ -1,0 +1,96 @@
+"""The provenance audit: refuses files physml did not write, reports how artifacts were made,
+and finds inputs from any working directory and in a copied results tree."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from physml.cli.main import main
+from physml.io.artifacts import artifact_inputs, read_artifact, write_artifact
+
+
+def _audit(*argv) -> int:
+    """Exit status of ``physml provenance ARGV`` (returned or raised)."""
+    try:
+        return main(["provenance", *argv])
+    except SystemExit as exc:
+        return exc.code
+
+
+def _ds():
+    return xr.Dataset({"phi": (("config", "x"), np.arange(6.0).reshape(3, 2))}, attrs={"theory": "phi4"})
+
+
+def _foreign(tmp_path, kind):
+    """A file or folder that carries no physml provenance."""
+    path = tmp_path / {"netcdf": "foreign.nc", "readme": "README.md", "model": "model.pt",
+                       "json": "data.json", "dir": "results"}[kind]
+    if kind == "netcdf":
+        _ds().to_netcdf(path, engine="netcdf4")
+    elif kind == "readme":
+        path.write_text("# notes\n")
+    elif kind == "model":
+        torch.save({"weight": torch.zeros(3)}, path)
+    elif kind == "json":
+        path.write_text(json.dumps({"figure": "x", "inputs": []}))
+    else:
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("kind", ["netcdf", "readme", "model", "json", "dir"])
+def test_audit_refuses_a_file_without_physml_provenance(tmp_path, capsys, kind):
+    path = _foreign(tmp_path, kind)
+    assert _audit(str(path)) == 2
+    out, err = capsys.readouterr()
+    assert "OK" not in out
+    assert len(err.strip().splitlines()) == 1 and path.name in err and "not a physml" in err
+
+
+def test_audit_reports_a_dirty_checkout_and_another_version(tmp_path, capsys):
+    path = write_artifact(_ds(), tmp_path / "ens.nc", config={}, rule="hmc_phi4", seed=1)
+    ds = read_artifact(path)
+    ds.attrs.update(git_dirty=1, physml_version="0.0.1", git_commit="0123456789abcdef")
+    ds.to_netcdf(path, engine="netcdf4")
+    assert _audit(str(path)) == 0
+    out = capsys.readouterr().out
+    assert "git_dirty" in out and "made by physml 0.0.1" in out and "commit 0123456789" in out
+    assert _audit("--json", str(path)) == 0
+    assert len(json.loads(capsys.readouterr().out)["warnings"]) == 3
+
+
+def test_inputs_are_found_from_any_directory_and_in_a_copy(tmp_path, monkeypatch, capsys):
+    wf = tmp_path / "wf"
+    (wf / "results").mkdir(parents=True)
+    monkeypatch.chdir(wf)      # jobs run in the workflow directory with relative paths
+    ens = write_artifact(_ds(), "results/ens.nc", config={}, rule="hmc_phi4", seed=1)
+    write_artifact(_ds(), "results/obs.nc", config={}, rule="measure", inputs=[ens])
+    obs = read_artifact(wf / "results/obs.nc")
+    assert obs.attrs["root"] == str(wf) and obs.attrs["artifact_path"] == "results/obs.nc"
+    assert artifact_inputs(obs)[0]["path"] == "results/ens.nc"
+    assert artifact_inputs(obs)[0]["abspath"] == str(wf / "results/ens.nc")
+
+    monkeypatch.chdir(tmp_path)
+    assert _audit("wf/results/obs.nc") == 0
+    assert "rule=hmc_phi4" in capsys.readouterr().out
+    shutil.copytree(wf / "results", tmp_path / "copy" / "results")
+    with open(tmp_path / "copy/results/ens.nc", "ab") as fh:   # the copy's input, not the original
+        fh.write(b"\0")
+    assert _audit("--json", str(tmp_path / "copy/results/obs.nc")) == 1
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert problems == [p for p in problems if "copy/results/ens.nc" in p and "mismatch" in p] != []
+    (tmp_path / "copy/results/ens.nc").unlink()    # gone from the copy: found at its absolute path
+    assert _audit(str(tmp_path / "copy/results/obs.nc")) == 0
+    assert str(wf / "results/ens.nc") in capsys.readouterr().out
+
+
+def test_audit_shows_the_engine_each_job_ran(tmp_path, capsys):
+    ds = _ds()
+    ds.attrs["hmc_engine"] = "native"
+    path = write_artifact(ds, tmp_path / "ens.nc", config={}, rule="hmc_phi4", seed=1)
+    assert _audit(str(path)) == 0
+    assert "engine=native" in capsys.readouterr().out
