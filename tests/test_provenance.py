@@ -94,3 +94,29 @@ def test_audit_shows_the_engine_each_job_ran(tmp_path, capsys):
     path = write_artifact(ds, tmp_path / "ens.nc", config={}, rule="hmc_phi4", seed=1)
     assert _audit(str(path)) == 0
     assert "engine=native" in capsys.readouterr().out
+
+
+class _Hostile:
+    """Unpickling this runs code: it creates the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_hostile_model_file_runs_no_code(tmp_path, capsys):
+    from physml.diffusion.model import MODEL_FORMAT, read_model_file
+    marker, model = tmp_path / "pwned", tmp_path / "model.pt"
+    torch.save({"format": MODEL_FORMAT, "state_dict": {"w": _Hostile(marker)}}, model)
+    with pytest.raises(ValueError, match="model.pt: not a physml score model file"):
+        read_model_file(model)
+    assert main(["sample", str(model), "--L", "8", "--n-configs", "4", "--seed", "1",
+                 "--out", str(tmp_path / "s.nc"), "--no-progress"]) == 2
+    assert _audit(str(model)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("model.pt" in line for line in err)
+    assert not marker.exists() and not (tmp_path / "s.nc").exists()
+    torch.load(model, weights_only=False)   # the control: a plain load would have run it
+    assert marker.exists()
