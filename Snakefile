@@ -1,7 +1,14 @@
 # physml: one DAG, three studies. Rules live in workflow/rules, science in src/physml.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
+from physml.config import exit_on_config_error, load_yaml
+
 min_version("9.0")
+
+with exit_on_config_error():  # a YAML syntax error names file and line (Snakemake's own message does not)
+    load_yaml(Path(workflow.basedir) / "config" / "config.yaml")
 
 
 configfile: "config/config.yaml"

@@ -88,6 +88,21 @@ def phase_grid(model):
     return f"results/phases/{model}/phase_grid.nc"
 
 
+def phase_cell_runtime(n_runs, n_steps):
+    """SLURM minutes of a phase cell at a pessimistic 5e5 run-steps/s: the numpy twin on a
+    busy core (the C kernel does 4-6e6 on one core, benchmarks/phase_cell.py), so a paper
+    cell (100 runs x 1e8 steps, 42 min with the kernel) asks for 5.6 h."""
+    return 5 + n_runs * n_steps // (5 * 10**5 * 60)
+
+
+def phase_cut_cells(study, cut):
+    """Cell artifacts of one cut of the boundary study: cut "sigma_w" (fixed lr) or "T"
+    (fixed sigma_W)."""
+    c = study[f"{cut}_cut"]
+    pairs = [(c["lr"], sw) for sw in c["sigma_w"]] if cut == "sigma_w" else [(lr, c["sigma_w"]) for lr in c["lr"]]
+    return [f"results/phases/cuts/{study['model']}/lr{fmt(lr)}_sw{fmt(sw)}/cell.nc" for lr, sw in pairs]
+
+
 def phase_figure_rule(name):
     """The shell command of a phase figure from every model's grid."""
     return (

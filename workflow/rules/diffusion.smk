@@ -2,12 +2,7 @@
 # generate at L * diffusion.generate.L_factors (raw: dm; after MALA: dm_mala), the MALA-only
 # control (mala_only), measure (generic `measure` rule), compare.
 DIFF = config["diffusion"]
-DM_GEN = DIFF["generate"]
-if len(DM_GEN["n_configs"]) != len(DM_GEN["L_factors"]):
-    raise ValueError(
-        "config key 'diffusion.generate.n_configs' must have one entry per "
-        f"'diffusion.generate.L_factors' ({DM_GEN['L_factors']}), got {DM_GEN['n_configs']}"
-    )
+DM_GEN = DIFF["generate"]  # one n_configs per L_factor (checked with the config)
 DM_LS = [PHI4["L"] * f for f in DM_GEN["L_factors"]]
 DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
 
@@ -34,7 +29,7 @@ rule train_phi4:
         device=config["device"],
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         mem_mb=3000,
         runtime=240,
     shell:
@@ -59,7 +54,7 @@ rule sample_phi4:
         device=config["device"],
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         mem_mb=3000,
         runtime=240,
     shell:

@@ -42,7 +42,7 @@ rule train_u1:
         device=config["device"],
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         mem_mb=3000,
         runtime=240,
     shell:
@@ -67,7 +67,7 @@ rule sample_u1:
         device=config["device"],
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         mem_mb=3000,
         runtime=240,
     shell:

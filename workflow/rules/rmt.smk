@@ -102,6 +102,7 @@ rule rmt_transformer:
         device=config["device"],
     threads: 1
     resources:
+        gpu=GPUS,
         mem_mb=2000,
         runtime=60,
     shell:

@@ -6,7 +6,8 @@ import argparse
 
 from physml.cli.common import add_runtime_options, setup_runtime
 from physml.figures.diffusion import plot_phi4_denoising, plot_phi4_hmc_vs_dm, plot_phi4_mala_steps
-from physml.figures.phases import plot_phase_diagram, plot_phase_observables, plot_phase_trajectories
+from physml.figures.phases import (plot_phase_boundaries, plot_phase_diagram, plot_phase_observables,
+                                   plot_phase_trajectories)
 from physml.figures.phi4 import plot_phi4_hmc
 from physml.figures.render import save_figure
 from physml.figures.rmt import plot_rmt_mp, plot_rmt_spacing, plot_rmt_temperature, plot_rmt_transformer
@@ -16,7 +17,7 @@ from physml.io.artifacts import read_artifact
 
 FIGURES = {"phi4_hmc": plot_phi4_hmc,
            "phase_diagram": plot_phase_diagram, "phase_observables": plot_phase_observables,
-           "phase_trajectories": plot_phase_trajectories,
+           "phase_trajectories": plot_phase_trajectories, "phase_boundaries": plot_phase_boundaries,
            "phi4_denoising": plot_phi4_denoising, "phi4_hmc_vs_dm": plot_phi4_hmc_vs_dm,
            "phi4_mala_steps": plot_phi4_mala_steps,
            "rmt_spacing": plot_rmt_spacing, "rmt_mp": plot_rmt_mp,
