@@ -4,8 +4,19 @@
 # matrix products down; split runs over jobs instead).
 PHASES = config["phases"]
 PHASE_MODELS = list(PHASES["models"])
-
-
+STUDY = PHASES["boundary_study"]
+# settings a cell takes from the grid (the cut cells of the boundary study too)
+CELL_KEYS = ("batch_size", "n_batches", "n_test", "n_eval", "divergence_threshold", "check_every")
+PHASE_CELL_SHELL = (
+    "OPENBLAS_NUM_THREADS={threads} OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+    " python -m physml.cli.phases cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w}"
+    " --activation {params.arch[activation]} --n1 {params.arch[n1]} --n2 {params.arch[n2]}"
+    " --n-runs {params.p[n_runs]} --n-steps {params.p[n_steps]} --batch-size {params.p[batch_size]}"
+    " --n-batches {params.p[n_batches]} --n-test {params.p[n_test]} --n-eval {params.p[n_eval]}"
+    " --snapshots {params.snapshots} --divergence-threshold {params.p[divergence_threshold]}"
+    " --check-every {params.p[check_every]} --seed {params.seed}"
+    " --threads {threads} --out {output.cell} > {log} 2>&1"
+)
 
 
 rule phase_cell:
@@ -23,8 +34,7 @@ rule phase_cell:
         sigma_w=r"\d+(\.\d+)?(e-?\d+)?",
     params:
         # only what the cell uses, so that editing the grid or the thresholds reruns no cell
-        p={k: PHASES[k] for k in ("n_runs", "n_steps", "batch_size", "n_batches", "n_test", "n_eval",
-                                  "divergence_threshold", "check_every")},
+        p={k: PHASES[k] for k in ("n_runs", "n_steps") + CELL_KEYS},
         arch=lambda wc: PHASES["models"][wc.model],
         snapshots=",".join(str(s) for s in PHASES["snapshot_steps"]),
         # common random numbers: every cell of a model shares its teachers, data and init directions
@@ -32,17 +42,38 @@ rule phase_cell:
     threads: 1
     resources:
         mem_mb=lambda wc: 500 + PHASES["n_runs"] * PHASES["n_batches"] * PHASES["batch_size"] // 1000,
-        # minutes at a pessimistic 2e5 run-steps/s (a busy core; benchmarks/phase_cell.py)
-        runtime=lambda wc: 5 + PHASES["n_runs"] * PHASES["n_steps"] // (2 * 10**5 * 60),
+        runtime=lambda wc: phase_cell_runtime(PHASES["n_runs"], PHASES["n_steps"]),
     shell:
-        "OPENBLAS_NUM_THREADS={threads} OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml.cli.phases cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w}"
-        " --activation {params.arch[activation]} --n1 {params.arch[n1]} --n2 {params.arch[n2]}"
-        " --n-runs {params.p[n_runs]} --n-steps {params.p[n_steps]} --batch-size {params.p[batch_size]}"
-        " --n-batches {params.p[n_batches]} --n-test {params.p[n_test]} --n-eval {params.p[n_eval]}"
-        " --snapshots {params.snapshots} --divergence-threshold {params.p[divergence_threshold]}"
-        " --check-every {params.p[check_every]} --seed {params.seed}"
-        " --threads {threads} --out {output.cell} > {log} 2>&1"
+        PHASE_CELL_SHELL
+
+
+rule phase_cut_cell:
+    """A cell of the boundary-against-training-length study: the grid's cell settings, the
+    study's runs, length and snapshots, the same seed (teachers, data and init directions
+    shared with the grid)."""
+    conda:
+        CONDA_ENV
+    output:
+        cell="results/phases/cuts/{model}/lr{lr}_sw{sigma_w}/cell.nc",
+    log:
+        "results/logs/phases/cuts/{model}/lr{lr}_sw{sigma_w}.log",
+    benchmark:
+        "results/benchmarks/phases/cuts/{model}/lr{lr}_sw{sigma_w}.tsv"
+    wildcard_constraints:
+        model=r"[A-Za-z0-9_]+",
+        lr=r"\d+(\.\d+)?(e-?\d+)?",
+        sigma_w=r"\d+(\.\d+)?(e-?\d+)?",
+    params:
+        p={"n_runs": STUDY["n_runs"], "n_steps": STUDY["n_steps"], **{k: PHASES[k] for k in CELL_KEYS}},
+        arch=lambda wc: PHASES["models"][wc.model],
+        snapshots=",".join(str(s) for s in STUDY["snapshot_steps"]),
+        seed=lambda wc: derive_seed(config["seed"], "phases", wc.model),
+    threads: 1
+    resources:
+        mem_mb=lambda wc: 500 + STUDY["n_runs"] * PHASES["n_batches"] * PHASES["batch_size"] // 1000,
+        runtime=lambda wc: phase_cell_runtime(STUDY["n_runs"], STUDY["n_steps"]),
+    shell:
+        PHASE_CELL_SHELL
 
 
 rule phase_gather:
@@ -123,5 +154,54 @@ rule fig_phase_trajectories:
         phase_figure_rule("phase_trajectories")
 
 
+rule phase_boundaries:
+    """Boundaries against training length along the two cuts of the boundary study, under
+    each classification rule, beside the predicted lines (physml phases boundaries)."""
+    conda:
+        CONDA_ENV
+    input:
+        sigma_w_cut=phase_cut_cells(STUDY, "sigma_w"),
+        T_cut=phase_cut_cells(STUDY, "T"),
+    output:
+        study=f"results/phases/cuts/{STUDY['model']}/boundaries.nc",
+    params:
+        c=PHASES["classify"],
+        model=STUDY["model"],
+    log:
+        f"results/logs/phases/cuts/{STUDY['model']}/boundaries.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m physml.cli.phases boundaries --sigma-w-cut {input.sigma_w_cut} --T-cut {input.T_cut}"
+        " --model {params.model}"
+        " --ferro-max-test-loss {params.c[ferro_max_test_loss]}"
+        " --glass-min-overlap {params.c[glass_min_overlap]}"
+        " --glass-min-saturation {params.c[glass_min_saturation]}"
+        " --boundary-fraction {params.c[boundary_fraction]}"
+        " --out {output.study} > {log} 2>&1"
+
+
+rule fig_phase_boundaries:
+    """The boundary study's figure; the grid of the study's model gives the diagram under each rule."""
+    conda:
+        CONDA_ENV
+    input:
+        grids=[f"results/phases/cuts/{STUDY['model']}/boundaries.nc", phase_grid(STUDY["model"])],
+    output:
+        figure_outputs("fig_phase_boundaries"),
+    log:
+        "results/logs/figures/fig_phase_boundaries.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        phase_figure_rule("phase_boundaries")
+
+
 for _name in ("fig_phase_diagram", "fig_phase_observables", "fig_phase_trajectories"):
     ALL_TARGETS.extend(figure_outputs(_name))
+if STUDY["in_all"]:
+    ALL_TARGETS.extend(figure_outputs("fig_phase_boundaries"))

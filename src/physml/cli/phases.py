@@ -1,4 +1,4 @@
-"""CLI verbs of the phase-diagram study: ``physml phases cell`` and ``physml phases gather``.
+"""CLI verbs of the phase-diagram study: ``physml phases cell``, ``gather`` and ``boundaries``.
 
 The study is pure numpy, so this module never imports torch: the Snakemake rules run it as
 ``python -m physml.cli.phases VERB ...`` (same verbs and options as ``physml phases VERB``),
@@ -15,6 +15,7 @@ from physml.io.artifacts import read_artifact, write_artifact
 from physml.native import ENGINES
 from physml.phases.cells import CellSpec, gather, run_cell
 from physml.phases.classify import analyse_grid
+from physml.phases.cuts import boundary_study
 from physml.phases.teacher_student import ACTIVATIONS, Architecture
 from physml.progress import progress
 
@@ -60,11 +61,40 @@ def cmd_cell(args: argparse.Namespace) -> None:
 
 
 def cmd_gather(args: argparse.Namespace) -> None:
-    grid = analyse_grid(gather([read_artifact(p) for p in args.inputs]), args.ferro_max_test_loss,
-                        args.glass_min_overlap, args.glass_min_saturation, args.boundary_fraction)
+    grid = analyse_grid(gather([read_artifact(p) for p in args.inputs]), **_thresholds(args),
+                        boundary_fraction=args.boundary_fraction)
     grid.attrs["model"] = args.model
     print(f"grid: {dict(grid.sizes)}")
     _write(grid, args, "phases gather", int(grid.attrs.get("seed", -1)), inputs=args.inputs)
+
+
+def cmd_boundaries(args: argparse.Namespace) -> None:
+    cuts = [gather([read_artifact(p) for p in paths]) for paths in (args.sigma_w_cut, args.T_cut)]
+    study = boundary_study(*cuts, **_thresholds(args), boundary_fraction=args.boundary_fraction)
+    study.attrs["model"] = args.model
+    for name in ("glass", "ferro"):
+        for rule in study["rule"].values:
+            b = study.sel(rule=rule).isel(time=-1)
+            print(f"{name} boundary, rule {rule}, {int(b['time'])} steps: {float(b[name]):.4g} "
+                  f"[{float(b[name + '_lower']):.4g}, {float(b[name + '_upper']):.4g}]")
+    _write(study, args, "phases boundaries", int(study.attrs.get("seed", -1)),
+           inputs=[*args.sigma_w_cut, *args.T_cut])
+
+
+def _thresholds(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in ("ferro_max_test_loss", "glass_min_overlap", "glass_min_saturation")}
+
+
+def _classify_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="tanh", help="model name recorded in the output")
+    p.add_argument("--ferro-max-test-loss", type=float, default=0.1,
+                   help="ferromagnetic (learns) below this test loss / loss of the zero output")
+    p.add_argument("--glass-min-overlap", type=float, default=0.5,
+                   help="a non-learning run is spin-glass when its feature overlap q is above this")
+    p.add_argument("--glass-min-saturation", type=float, default=0.5,
+                   help="... and its feature saturation <s^2> is above this (else unconverged)")
+    p.add_argument("--boundary-fraction", type=float, default=0.68,
+                   help="fraction of runs satisfying the drift-versus-noise criterion on the ferro/para line")
 
 
 def _runtime(p: argparse.ArgumentParser) -> None:
@@ -104,18 +134,22 @@ def _add_verbs(sub) -> None:
 
     g = sub.add_parser("gather", formatter_class=fmt, help="stack cell artifacts into the (T, sigma_w, run) grid")
     g.add_argument("inputs", nargs="+", help="cell .nc files (a full rectangular grid)")
-    g.add_argument("--model", default="tanh", help="model name recorded in the grid")
-    g.add_argument("--ferro-max-test-loss", type=float, default=0.1,
-                   help="ferromagnetic (learns) below this test loss / loss of the zero output")
-    g.add_argument("--glass-min-overlap", type=float, default=0.5,
-                   help="a non-learning run is spin-glass when its feature overlap q is above this")
-    g.add_argument("--glass-min-saturation", type=float, default=0.5,
-                   help="... and its feature saturation <s^2> is above this (else unconverged)")
-    g.add_argument("--boundary-fraction", type=float, default=0.68,
-                   help="fraction of runs satisfying the drift-versus-noise criterion on the ferro/para line")
+    _classify_options(g)
     g.add_argument("--out", required=True, help="output grid .nc")
     _runtime(g)
     g.set_defaults(func=cmd_gather)
+
+    b = sub.add_parser("boundaries", formatter_class=fmt,
+                       help="boundaries against training length along a sigma_W cut and a T cut, under each "
+                            "classification rule, beside the predicted lines")
+    b.add_argument("--sigma-w-cut", nargs="+", required=True,
+                   help="cell .nc files at one lr along sigma_W (the spin-glass boundary)")
+    b.add_argument("--T-cut", nargs="+", required=True,
+                   help="cell .nc files at one sigma_W along lr (the ferro/para boundary)")
+    _classify_options(b)
+    b.add_argument("--out", required=True, help="output .nc")
+    _runtime(b)
+    b.set_defaults(func=cmd_boundaries)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 
-from physml.phases.classify import PHASES, spin_glass_verdict
+from physml.phases.classify import PHASES, RULES, cell_phase, classify_runs, spin_glass_verdict
+from physml.phases.cuts import NOT_REACHED, WHOLE_CUT
 
 PHASE_COLORS = ("#4c9be8", "#f2a541", "#9b59b6", "#9e9e9e")  # ferro, para, glass, unconverged
 PHASE_NAMES = {"ferro": "ferromagnetic (learns)", "para": "paramagnetic", "glass": "spin glass (jammed)",
@@ -161,4 +162,101 @@ def plot_phase_trajectories(grids: list[xr.Dataset], n_runs: int = 3):
         ax.set_xscale("symlog", linthresh=10)
         ax.title.set_fontsize(9)
     fig.tight_layout()
+    return fig
+
+
+RULE_STYLES = {"physml": ("C0", "o", "rule physml: cosine q >= {o:g} and <s^2> >= {s:g}"),
+               "authors": ("C3", "s", "rule authors: unnormalised q_A >= {o:g}")}
+
+
+def _boundary_against_time(ax, study: xr.Dataset, name: str, end: str):
+    """Measured boundary ``name`` against steps under each rule: one binomial error as error
+    bars, the bracketing cells as a band, and arrows where the boundary is off the cut
+    (``end``: the end of the cut where the phase's block sits)."""
+    t = study["time"].values
+    keep = t > 0
+    x = study[f"{name}_{'sigma_w' if name == 'glass' else 'T'}"].values
+    for rule in study["rule"].values:
+        colour, marker, label = RULE_STYLES[str(rule)]
+        b = study.sel(rule=rule)
+        pos = b[name].values
+        ax.errorbar(t[keep], pos[keep], yerr=[(pos - b[f"{name}_lower"].values)[keep],
+                                              (b[f"{name}_upper"].values - pos)[keep]],
+                    color=colour, marker=marker, ms=4, capsize=2, lw=1,
+                    label=label.format(o=study.attrs["glass_min_overlap"], s=study.attrs["glass_min_saturation"]))
+        ax.fill_between(t[keep], b[f"{name}_bracket_lo"].values[keep], b[f"{name}_bracket_hi"].values[keep],
+                        color=colour, alpha=0.12, step=None)
+        status = b[f"{name}_status"].values
+        # NOT_REACHED: the phase's block is absent, so the boundary is beyond the cut's `end`
+        for code, at_high in ((NOT_REACHED, end == "high"), (WHOLE_CUT, end == "low")):
+            sel = keep & (status == code)
+            ax.plot(t[sel], np.full(sel.sum(), x.max() if at_high else x.min()),
+                    ls="none", marker="^" if at_high else "v", color=colour, ms=7, mfc="none")
+    ax.set(xscale="log", yscale="log", xlabel="SGD steps")
+
+
+def _cut_map(ax, study: xr.Dataset, name: str, rule: str):
+    """Majority phase along a cut (y) against steps (x) under one rule, boundary on top."""
+    axis = "sigma_w" if name == "glass" else "T"
+    counts = study[f"{name}_counts"].sel(rule=rule)
+    t = study["time"].values
+    keep = t > 0
+    phase = counts.argmax("phase").transpose(f"{name}_{axis}", "time").values[:, keep]
+    cmap = ListedColormap(PHASE_COLORS)
+    ax.pcolormesh(_edges(t[keep]), _edges(study[f"{name}_{axis}"].values), phase, shading="flat",
+                  cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, len(PHASES)), cmap.N))
+    ax.plot(t[keep], study[name].sel(rule=rule).values[keep], color="k", marker="o", ms=3, lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="SGD steps",
+           ylabel=r"$\sigma_W$" if axis == "sigma_w" else r"$T = \alpha/|B|$")
+    ax.set_title(f"rule {rule}: majority phase along the cut", fontsize=9)
+
+
+def plot_phase_boundaries(datasets: list[xr.Dataset]):
+    """The boundary study (``datasets[0]``, from ``physml phases boundaries``): the spin-glass
+    boundary along sigma_W and the ferro/para boundary along T against training steps under
+    each classification rule, beside the predicted lines; the majority phase along each cut
+    against steps under each rule; and, when a gathered grid follows (``datasets[1]``), its
+    diagram at the end of training under each rule."""
+    study = datasets[0]
+    grid = datasets[1] if len(datasets) > 1 else None
+    rows = 4 if grid is not None else 3
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 4.0 * rows))
+    ax = axes[0, 0]
+    _boundary_against_time(ax, study, "glass", "high")
+    for key, ls, label in (("sigma_w_preactivation_line", ":", r"predicted $\sigma_W^2\langle a^2\rangle = 1/2$"),
+                           ("sigma_w_tanh_line", "--", r"predicted $\sigma_W^2 = 1/2$")):
+        if key in study.attrs:
+            ax.axhline(study.attrs[key], color="k", ls=ls, lw=1.2, label=f"{label} ($\\sigma_W$ = {study.attrs[key]:.2f})")
+    ax.set(ylabel=r"$\sigma_W$ of the spin-glass boundary")
+    ax.set_title(f"spin-glass boundary along $\\sigma_W$ at T = {study.attrs['glass_fixed_T']:g} "
+                 f"(lr {study.attrs['lr_sigma_w_cut']:g})", fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+    ax = axes[0, 1]
+    _boundary_against_time(ax, study, "ferro", "low")
+    t = study["time"].values
+    ax.plot(t[t > 0], study["T_ferro_para_predicted"].values[t > 0], color="k", ls="--", lw=1.2,
+            label=f"predicted: drift = noise for {study.attrs['boundary_fraction']:.0%} of runs")
+    ax.set(ylabel="T of the ferro/para boundary")
+    ax.set_title(f"ferro/para boundary along T at $\\sigma_W$ = {study.attrs['ferro_fixed_sigma_w']:g}", fontsize=9)
+    ax.legend(fontsize=6, loc="lower left")
+    for row, name in ((1, "glass"), (2, "ferro")):
+        for col, rule in enumerate(RULES):
+            _cut_map(axes[row, col], study, name, rule)
+    if grid is not None:
+        final = grid.isel(time=-1)
+        keys = ("ferro_max_test_loss", "glass_min_overlap", "glass_min_saturation")
+        thresholds = {k: study.attrs[k] for k in keys}
+        cmap = ListedColormap(PHASE_COLORS)
+        for ax, rule in zip(axes[3], RULES):
+            phase = cell_phase(classify_runs(grid, rule=rule, **thresholds)).isel(time=-1)
+            _plane(ax, grid, phase, cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, len(PHASES)), cmap.N))
+            _label_phases(ax, grid, phase)
+            ax.set_title(f"rule {rule}: {_title(grid)}, after {int(final['time'])} steps", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS]
+    fig.legend(handles, [f"{p[0].upper()}: {PHASE_NAMES[p]}" for p in PHASES], loc="lower center",
+               ncol=len(PHASES), fontsize=8, frameon=False)
+    fig.suptitle(f"phase boundaries against training length ({study.attrs['n_runs']} runs per cell; "
+                 "error bars: one binomial error; bands: the bracketing cells; open triangles: "
+                 "boundary beyond the cut)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.98))
     return fig

@@ -19,6 +19,19 @@ A run at a given training time is
 second moment of the features, which also grows with sigma_W^2.
 
 A cell's phase is the majority phase of its runs.
+
+**Two rules for "jammed"** (:data:`RULES`, the ``rule`` argument of :func:`classify_runs`),
+the same loss test for ferromagnetic in both:
+
+- ``physml`` (above, the default): q is the *normalised* overlap (a cosine, 1 for unchanged
+  features at any scale) and saturation is a separate condition, with "unconverged" for
+  frozen but unsaturated runs;
+- ``authors``: the overlap of the authors' public analysis notebook (chanjure/phase_ml,
+  ``q_time``), the *unnormalised* q_A = sum s_0 . s_t / (n_test n2) = q sqrt(<s_0^2> <s_t^2>),
+  which mixes overlap and saturation in one number: a run that does not learn is spin-glass
+  when q_A >= ``glass_min_overlap`` and paramagnetic otherwise (three phases, no
+  "unconverged"; ``glass_min_saturation`` is not used).  The threshold is ours: the authors
+  read the phases off maps of q_A, the field alignment and the loss.
 """
 
 from __future__ import annotations
@@ -29,11 +42,20 @@ import xarray as xr
 PHASES = ("ferro", "para", "glass", "unconverged")
 FERRO, PARA, GLASS, UNCONVERGED = range(4)
 FLAGS = dict(flag_values=" ".join(str(k) for k in range(len(PHASES))), flag_meanings=" ".join(PHASES))
+RULES = ("physml", "authors")
+
+
+def authors_overlap(grid: xr.Dataset) -> xr.DataArray:
+    """The unnormalised overlap q_A = sum s_0 . s_t / (n_test n2) = q sqrt(<s_0^2> <s_t^2>)."""
+    return grid["overlap_q"] * np.sqrt(grid["saturation"].sel(time=0) * grid["saturation"])
 
 
 def classify_runs(grid: xr.Dataset, ferro_max_test_loss: float = 0.1, glass_min_overlap: float = 0.5,
-                  glass_min_saturation: float = 0.5) -> xr.DataArray:
-    """Phase code (:data:`PHASES`) of every run at every time, dims like ``test_loss``."""
+                  glass_min_saturation: float = 0.5, rule: str = "physml") -> xr.DataArray:
+    """Phase code (:data:`PHASES`) of every run at every time, dims like ``test_loss``, under
+    the classification ``rule`` (:data:`RULES`, see the module docstring)."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if not 0 < ferro_max_test_loss:
         raise ValueError(f"ferro_max_test_loss must be > 0, got {ferro_max_test_loss}")
     if not 0 <= glass_min_overlap <= 1:
@@ -43,8 +65,11 @@ def classify_runs(grid: xr.Dataset, ferro_max_test_loss: float = 0.1, glass_min_
     step = grid["diverged_step"]
     ok = ~((step >= 0) & (step <= grid["time"]))          # not (yet) diverged at this time
     learns = grid["test_loss_rel"] < ferro_max_test_loss
-    frozen = grid["overlap_q"] >= glass_min_overlap
-    saturated = grid["saturation"] >= glass_min_saturation
+    if rule == "authors":
+        frozen, saturated = authors_overlap(grid) >= glass_min_overlap, True
+    else:
+        frozen = grid["overlap_q"] >= glass_min_overlap
+        saturated = grid["saturation"] >= glass_min_saturation
     code = xr.where(learns & ok, FERRO,
                     xr.where(frozen & ok, xr.where(saturated, GLASS, UNCONVERGED), PARA))
     return code.astype(np.int8).rename("phase_run").assign_attrs(long_name="phase of the run", **FLAGS)
