@@ -125,7 +125,7 @@ def test_artifacts_honour_the_umask(tmp_path, mask, mode):
 
 def test_writing_over_a_directory_names_it(tmp_path):
     (tmp_path / "out.nc").mkdir()
-    with pytest.raises(IsADirectoryError, match="out.nc: is a directory"):
+    with pytest.raises(ArtifactError, match="out.nc: is a directory"):
         write_artifact(_dataset(), tmp_path / "out.nc", config={}, rule="r")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Iterable
 
 from physml.device import select_device, set_threads
@@ -25,7 +26,11 @@ def add_runtime_options(parser: argparse.ArgumentParser, device: bool = False) -
 
 
 def setup_runtime(args: argparse.Namespace):
-    """Apply --threads; return the torch device (CPU when the verb has no --device)."""
+    """Refuse an --out that is a directory; apply --threads; return the torch device (CPU when
+    the verb has no --device)."""
+    out = getattr(args, "out", None)
+    if out and Path(out).is_dir():
+        raise ValueError(f"--out {out}: is a directory, expected a file to write")
     set_threads(args.threads)
     return select_device(getattr(args, "device", "cpu"))
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
-from physml.io.artifacts import read_artifact
+from physml.io.artifacts import read_input
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.mc.ensembles import independent_ensemble
@@ -77,7 +77,8 @@ def cmd_mala(args: argparse.Namespace) -> None:
     if args.theory == "phi4":
         if args.scale_from is None:
             raise ValueError("phi4 controls need --scale-from ENSEMBLE (the data RMS sets the start's scale)")
-        ds = read_artifact(args.scale_from)
+        ds = read_input(args.scale_from, "a phi4 ensemble (field phi)", kinds=("ensemble",),
+                        theories=("phi4",), variables=("phi",))
         scale = float(np.sqrt(np.mean(np.square(ds["phi"].values))))
         inputs.append(args.scale_from)
     gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -95,10 +96,8 @@ def cmd_mala(args: argparse.Namespace) -> None:
 
 def cmd_reweight(args: argparse.Namespace) -> None:
     setup_runtime(args)
-    ds = read_artifact(args.ensemble)
-    if ds.attrs.get("theory") != "u1":
-        raise ValueError(f"{args.ensemble}: reweighting in beta needs a U(1) ensemble, "
-                         f"got theory {ds.attrs.get('theory')!r}")
+    ds = read_input(args.ensemble, "a U(1) ensemble (links theta, action) to reweight in beta",
+                    kinds=("ensemble",), theories=("u1",), variables=("theta", "action"))
     if args.beta <= 0:
         raise ValueError(f"--beta must be > 0, got {args.beta}")
     beta0 = float(ds.attrs["beta"])

@@ -31,7 +31,7 @@ from physml.diffusion.model import RECIPES, load_score_model, save_score_model
 from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
 from physml.diffusion.training import (SIGMA_DISTRIBUTIONS, T_SAMPLING, TrainConfig,
                                        train_score_model)
-from physml.io.artifacts import (atomic_path, locate_input, provenance_attrs, read_artifact,
+from physml.io.artifacts import (atomic_path, locate_input, provenance_attrs, read_input,
                                  sha256_file)
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
@@ -53,7 +53,8 @@ def _field(ds: xr.Dataset) -> str:
 
 def cmd_train(args: argparse.Namespace) -> None:
     device = setup_runtime(args)
-    ens = read_artifact(args.ensemble)
+    ens = read_input(args.ensemble, "a training ensemble (field phi or theta) of theory phi4 or u1",
+                     kinds=("ensemble",), theories=("phi4", "u1"))
     field = _field(ens)
     periodic = field == "theta"
     if periodic and args.recipe != "song":
@@ -214,7 +215,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from physml.observables.compare import comparison_table, table_frame   # pyerrors, scipy
 
     setup_runtime(args)
-    datasets = [read_artifact(p) for p in args.observables]
+    datasets = [read_input(p, "observables of `physml measure`", kinds=("observables",))
+                for p in args.observables]
+    sources = sorted({str(ds.attrs.get("source")) for ds in datasets})
+    if args.reference not in sources:
+        raise ValueError(f"--reference {args.reference!r} matches no input; their sources are "
+                         f"{', '.join(sources)}")
     table = comparison_table(datasets, reference=args.reference)
     csv = args.csv or str(Path(args.out).with_suffix(".csv"))
     save(table, args, "compare", inputs=args.observables)

@@ -13,7 +13,7 @@ from physml.figures.render import save_figure
 from physml.figures.rmt import plot_rmt_mp, plot_rmt_spacing, plot_rmt_temperature, plot_rmt_transformer
 from physml.figures.u1 import plot_u1_hmc
 from physml.figures.u1_diffusion import plot_u1_coupling, plot_u1_volume
-from physml.io.artifacts import read_artifact
+from physml.io.artifacts import read_input
 
 FIGURES = {"phi4_hmc": plot_phi4_hmc,
            "phase_diagram": plot_phase_diagram, "phase_observables": plot_phase_observables,
@@ -23,11 +23,25 @@ FIGURES = {"phi4_hmc": plot_phi4_hmc,
            "rmt_spacing": plot_rmt_spacing, "rmt_mp": plot_rmt_mp,
            "rmt_temperature": plot_rmt_temperature, "rmt_transformer": plot_rmt_transformer,
            "u1_hmc": plot_u1_hmc, "u1_volume": plot_u1_volume, "u1_coupling": plot_u1_coupling}
+# the kinds (physml.io.artifacts.kind_of) and theories of each figure's inputs; absent: any artifact
+INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemble",), ("phi4",)),
+          "phi4_hmc_vs_dm": (("observables", "table"), ("phi4",)),
+          "phi4_mala_steps": (("observables", "ensemble"), ("phi4",)),
+          "u1_hmc": (("observables",), ("u1",)), "u1_volume": (("observables", "table"), ("u1",)),
+          "u1_coupling": (("observables", "table"), ("u1",)),
+          "rmt_spacing": (("rmt_dbm", "rmt_temperature"), None),
+          "rmt_mp": (("rmt_mlp", "rmt_transformer"), None),
+          "rmt_temperature": (("rmt_dbm", "rmt_temperature"), None),
+          "rmt_transformer": (("rmt_transformer", "rmt_tails"), None)}
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
     setup_runtime(args)
-    datasets = [read_artifact(p) for p in args.inputs]
+    kinds, theories = INPUTS.get(args.name, (None, None))
+    what = (f"{' or '.join(kinds)}{' of theory ' + theories[0] if theories else ''}" if kinds
+            else "a physml artifact")
+    datasets = [read_input(p, f"{what} (figure {args.name})", kinds=kinds, theories=theories)
+                for p in args.inputs]
     fig = FIGURES[args.name](datasets)
     for path in save_figure(fig, args.out, name=f"fig_{args.name}", rule=args.rule or f"fig_{args.name}",
                             inputs=args.inputs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
-from physml.io.artifacts import read_artifact
+from physml.io.artifacts import read_input
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.lattice.u1_exact import exact_ensemble
@@ -82,7 +82,8 @@ def cmd_measure(args: argparse.Namespace) -> None:
     from physml.observables import measure   # pyerrors: imported only by this verb
 
     setup_runtime(args)
-    ds = read_artifact(args.ensemble)
+    ds = read_input(args.ensemble, "an ensemble (field phi or theta) of theory phi4 or u1",
+                    kinds=("ensemble",), theories=("phi4", "u1"))
     obs = measure(ds)
     obs.attrs["history"] = ds.attrs.get("history", "")
     save(obs, args, "measure", inputs=[args.ensemble], seed=int(ds.attrs.get("seed", -1)))

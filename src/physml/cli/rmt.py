@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
-from physml.io.artifacts import atomic_path, read_artifact
+from physml.io.artifacts import atomic_path, read_input
 from physml.progress import progress
 from physml.rmt import analysis, dbm
 from physml.rmt.corpus import build_stdlib_corpus
@@ -117,7 +117,8 @@ def cmd_transformer(args: argparse.Namespace) -> None:
 
 def cmd_spectra(args: argparse.Namespace) -> None:
     setup_runtime(args)
-    ds = read_artifact(args.weights)
+    ds = read_input(args.weights, "weights of `physml rmt linear`, `mlp` or `transformer`",
+                    kinds=("rmt_linear", "rmt_mlp", "rmt_transformer"), variables=("W",))
     out = analysis.spectra_dataset(ds, n_null=args.n_null, seed=args.seed,
                                    p_threshold=args.p_threshold)
     print(f"MP departure step: {out.attrs['mp_departure_step']} (bulk without each top eigenvalue: "
@@ -129,7 +130,9 @@ def cmd_spectra(args: argparse.Namespace) -> None:
 def cmd_tails(args: argparse.Namespace) -> None:
     setup_runtime(args)
     try:
-        out = analysis.tails_dataset(read_artifact(args.spectra), n_boot=args.n_boot, seed=args.seed,
+        spectra = read_input(args.spectra, "spectra of `physml rmt spectra` on a transformer run "
+                             "(kind rmt_transformer)", kinds=("rmt_transformer",), variables=("eigenvalue",))
+        out = analysis.tails_dataset(spectra, n_boot=args.n_boot, seed=args.seed,
                                      xmin_quantile=args.xmin_quantile)
     except ValueError as exc:
         raise ValueError(f"{args.spectra}: {exc}") from exc
@@ -150,7 +153,9 @@ def cmd_tails(args: argparse.Namespace) -> None:
 
 def cmd_temperature(args: argparse.Namespace) -> None:
     setup_runtime(args)
-    out = analysis.temperature_dataset([read_artifact(p) for p in args.inputs],
+    weights = [read_input(p, "weights of `physml rmt linear`", kinds=("rmt_linear",))
+               for p in args.inputs]
+    out = analysis.temperature_dataset(weights,
                                        lr_linear_max=args.lr_linear_max)
     fits = json.loads(out.attrs["fits"])
     print(json.dumps(fits, indent=1))

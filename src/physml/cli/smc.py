@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
-from physml.io.artifacts import read_artifact
+from physml.io.artifacts import read_input
 from physml.lattice.u1 import U1
 from physml.mc.smc import run_replicas, smc_ensemble
 
@@ -63,7 +63,8 @@ def output_source(path: str, ds) -> str:
 
 def cmd_smc(args: argparse.Namespace) -> None:
     device = setup_runtime(args)
-    ds = read_artifact(args.ensemble)
+    ds = read_input(args.ensemble, "a U(1) ensemble (links theta) at beta_0", kinds=("ensemble",),
+                    theories=("u1",), variables=("theta",))
     source = output_source(args.ensemble, ds)
     beta0 = float(ds.attrs["beta"])
     if not args.beta >= beta0:

@@ -294,16 +294,20 @@ def save_score_model(path: str | os.PathLike, model: ScoreModel, **meta: Any) ->
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     """The record of a model file, loaded without unpickling code (``weights_only``)."""
     path = Path(path)
+    expected = "expected a model file of `physml train`"
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; {expected}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:   # not a torch file, or one that would need arbitrary code
-        raise ValueError(f"{path}: not a physml score model file ({type(exc).__name__})") from None
+        raise ValueError(f"{path}: not a physml score model file ({type(exc).__name__}); "
+                         f"{expected}") from None
     if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: not a physml score model file (format "
-                         f"{record.get('format') if isinstance(record, dict) else None!r}, "
-                         f"expected {MODEL_FORMAT!r})")
+                         f"{record.get('format') if isinstance(record, dict) else None!r}); "
+                         f"{expected}, format {MODEL_FORMAT!r}")
     return record
 
 

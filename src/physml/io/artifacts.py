@@ -145,7 +145,7 @@ def atomic_path(path: str | os.PathLike, mode: int = 0o666):
     is either the old file or the complete new one."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory, expected a file to write")
+        raise ArtifactError(f"{path}: is a directory, expected a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -190,6 +190,8 @@ def read_artifact(path: str | os.PathLike) -> xr.Dataset:
     """Load an artifact fully into memory; a missing, truncated or foreign file raises
     :class:`ArtifactError` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"{path}: is a directory, not an artifact file")
     if not path.is_file():
         raise ArtifactError(f"{path}: no such artifact file")
     try:
@@ -247,3 +249,47 @@ def check_inputs(ds: xr.Dataset, artifact: str | os.PathLike | None = None) -> l
             problems.append(f"{p}: sha256 mismatch (recorded {rec['sha256'][:12]}..., "
                             f"now {sha256_file(p)[:12]}...)")
     return problems
+
+
+def kind_of(ds: xr.Dataset) -> str:
+    """What an artifact is, in words: its ``kind`` attribute, else an ensemble (a field
+    variable), a comparison table, a training history or observables, else its rule's output."""
+    kind = ds.attrs.get("kind")
+    if kind:
+        return str(kind)
+    if "phi" in ds or "theta" in ds:
+        return "ensemble"
+    if "reference" in ds.attrs and "coupling" in ds.attrs:
+        return "table"
+    if "loss" in ds and "epoch" in ds.dims:
+        return "training history"
+    if "theory" in ds.attrs and any(str(v).endswith("_err") for v in ds.data_vars):
+        return "observables"
+    return f"output of rule {ds.attrs.get('rule', '?')}"
+
+
+def _describe(ds: xr.Dataset) -> str:
+    """``kind_of`` with the theory and source where recorded."""
+    extra = [f"{k} {ds.attrs[k]}" for k in ("theory", "source") if k in ds.attrs]
+    return kind_of(ds) + (f" ({', '.join(extra)})" if extra else "")
+
+
+def read_input(path: str | os.PathLike, expected: str, *, kinds: Iterable[str] | None = None,
+               theories: Iterable[str] | None = None, variables: Iterable[str] = ()) -> xr.Dataset:
+    """Read the artifact a verb takes as ``expected`` (words for the error message) and check
+    its kind (:func:`kind_of`), theory and variables; anything else (a foreign NetCDF, another
+    file, a directory, another kind) raises :class:`ArtifactError`, one line naming ``path``."""
+    try:
+        ds = read_artifact(path)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{exc}; expected {expected}") from None
+    if "config_sha256" not in ds.attrs:
+        raise ArtifactError(f"{path}: not a physml artifact (no provenance attributes); "
+                            f"expected {expected}")
+    theory = ds.attrs.get("theory")
+    missing = [v for v in variables if v not in ds]
+    if ((kinds is not None and kind_of(ds) not in kinds)
+            or (theories is not None and theory not in theories) or missing):
+        lacks = f", without variable {', '.join(missing)}" if missing else ""
+        raise ArtifactError(f"{path}: expected {expected}, got {_describe(ds)}{lacks}")
+    return ds
