@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from physml import native
+from physml.io import umask
 from physml.phases import teacher_student as ts
 
 
@@ -25,6 +26,16 @@ def test_kernel_compiles_into_the_cache(fresh_cache):
     assert all(hasattr(lib, f"sgd_steps_{clone}") for clone in native.runnable_clones("sgd_teacher_student"))
     built = list(fresh_cache.glob("sgd_teacher_student-*.so"))
     assert len(built) == 1 and not list(fresh_cache.glob("tmp*"))
+    assert built[0].stat().st_mode & 0o777 == 0o755 & ~umask()   # readable by the group
+
+
+def test_cache_key_includes_the_compiler_version(fresh_cache, monkeypatch):
+    """Upgrading the compiler behind the same `cc` builds a new library."""
+    assert native.compiler_version(("cc",)) and "unavailable" not in native.compiler_version(("cc",))
+    assert native.compiler_version(("/nonexistent/cc",)).startswith("unavailable")
+    before = native._library("sgd_teacher_student")[2]
+    monkeypatch.setattr(native, "compiler_version", lambda compiler: "cc (GCC) 99.1")
+    assert native._library("sgd_teacher_student")[2] != before
 
 
 def test_missing_compiler_is_named_and_auto_falls_back(fresh_cache, monkeypatch, caplog):

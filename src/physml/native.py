@@ -9,8 +9,9 @@ where no C compiler is available.
 Compilation: ``$CC`` (default ``cc``) with ``-O3 -std=gnu11 -fPIC -shared``, once per
 source and compiler, into ``$PHYSML_KERNEL_CACHE`` (default
 ``$XDG_CACHE_HOME/physml/kernels``, i.e. ``~/.cache/physml/kernels``); the library's
-name carries the sha256 of source, command and platform, and it is written to a
-temporary file and renamed, so concurrent jobs never load a half-written library.
+name carries the sha256 of source, command, the compiler's version (its first line of
+``--version``) and platform, and it is written to a temporary file and renamed (with the
+mode the umask allows), so concurrent jobs never load a half-written library.
 x86-64 kernels hold versions for several instruction sets (:data:`CLONES`), so one
 cached library serves every node of a cluster that shares a home directory.  Either the
 compiler's ``target_clones`` picks one at load time, or the kernel exports one function
@@ -39,6 +40,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from physml.io import umask
+
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-Wall", "-Wno-psabi")
 ENGINES = ("auto", "native", "reference")
@@ -64,14 +67,27 @@ def _compiler() -> list[str]:
     return shlex.split(os.environ.get("CC", "cc"))
 
 
+@functools.lru_cache(maxsize=None)
+def compiler_version(compiler: tuple[str, ...]) -> str:
+    """The first line of ``compiler --version``, or why there is none."""
+    try:
+        out = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unavailable ({exc})"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if out.returncode == 0 and lines else f"unavailable (exit {out.returncode})"
+
+
 def _library(name: str) -> tuple[Path, list[str], Path]:
     """Source, compile command and cached library of kernel ``name`` (the library's name
-    carries the sha256 of source, command and platform)."""
+    carries the sha256 of source, command, compiler version and platform)."""
     source = KERNEL_DIR / f"{name}.c"
     if not source.is_file():
         raise KernelUnavailable(f"no kernel source {source}")
     cmd = [*_compiler(), *FLAGS]
-    key = hashlib.sha256(source.read_bytes() + repr((cmd, platform.machine(), sys.platform)).encode())
+    version = compiler_version(tuple(_compiler()))
+    key = hashlib.sha256(source.read_bytes()
+                         + repr((cmd, version, platform.machine(), sys.platform)).encode())
     return source, cmd, cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
 
 
@@ -94,6 +110,7 @@ def load(name: str) -> ctypes.CDLL:
         if out.returncode != 0:
             os.unlink(tmp)
             raise KernelUnavailable(f"compiling {source.name} failed ({' '.join(cmd)}):\n{out.stderr}")
+        os.chmod(tmp, 0o755 & ~umask())
         os.replace(tmp, target)
     try:
         return ctypes.CDLL(str(target))
@@ -154,6 +171,7 @@ def calibration(name: str, case: str, measure: Callable[[], dict[str, float]]) -
         fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
         with os.fdopen(fd, "w") as f:
             json.dump({**read(), entry: rates}, f, indent=1, sort_keys=True)
+        os.chmod(tmp, 0o644 & ~umask())
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache: measure again next time
         log.warning("cannot cache the calibration of kernel %s in %s: %s", name, path, exc)

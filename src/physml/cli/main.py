@@ -15,7 +15,7 @@ from physml.cli import run_verb
 VERBS = {"hmc": "lattice", "exact": "lattice", "measure": "lattice", "figure": "figures",
          "provenance": "provenance", "phases": "phases", "rmt": "rmt",
          "train": "diffusion", "sample": "diffusion", "compare": "diffusion",
-         "mala": "corrections", "reweight": "corrections", "smc": "smc"}
+         "mala": "corrections", "reweight": "corrections", "smc": "smc", "doctor": "doctor"}
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:

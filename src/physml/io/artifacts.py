@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from physml import __version__
+from physml.io import umask
 
 ENGINE = "netcdf4"
 FULL_DISK = 1 << 20   # a write that fails with less free space than this (bytes) ran out of it
@@ -123,19 +124,6 @@ def provenance_attrs(config: Mapping[str, Any], rule: str, seed: int | None,
         "root": str(root),
         "artifact_path": "" if out is None else _relative(out, root),
     }
-
-
-def umask() -> int:
-    """The process's umask (read without changing it, from /proc where it can)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 @contextmanager
