@@ -1,11 +1,12 @@
 """The physml command line: documented options, artifacts, clear errors."""
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
-from physml.cli.main import build_parser, main
+from physml.cli.main import HelpFormatter, build_parser, main
 from physml.io.artifacts import read_artifact
 
 
@@ -14,14 +15,56 @@ def _help(*verb):
                           text=True, check=True).stdout
 
 
+def _verbs(parser, name=""):
+    """(name, parser) of every verb, nested ones included ('hmc phi4')."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups and name:
+        yield name, parser
+    for group in groups:
+        for verb, sub in group.choices.items():
+            yield from _verbs(sub, f"{name} {verb}".strip())
+
+
+VERB_PARSERS = dict(_verbs(build_parser(every=True)))
+
+
 def test_every_verb_documents_its_options():
-    for action in build_parser()._subparsers._group_actions[0].choices.values():
-        for opt in action._actions:
+    for name, parser in VERB_PARSERS.items():
+        for opt in parser._actions:
             if opt.option_strings and opt.dest != "help":
-                assert opt.help, f"{action.prog} {opt.option_strings} has no help"
+                assert opt.help, f"physml {name} {opt.option_strings} has no help"
     text = _help("hmc", "phi4")
     for opt in ("--L", "--kappa", "--lam", "--n-configs", "--seed", "--out", "--step-size", "--start"):
         assert opt in text
+
+
+@pytest.mark.parametrize("name", sorted(VERB_PARSERS))
+def test_every_verb_help_has_description_and_example_and_no_empty_defaults(name):
+    text = VERB_PARSERS[name].format_help()
+    assert VERB_PARSERS[name].description and f"example:\n  physml {name} " in text
+    assert "(default: None)" not in text
+    formatter = HelpFormatter(name)
+    for opt in VERB_PARSERS[name]._actions:   # a switch (--no-progress) shows no default
+        if opt.nargs == 0 and not isinstance(opt, argparse.BooleanOptionalAction):
+            assert "(default" not in formatter._get_help_string(opt), opt.option_strings
+    for line in text.split("example:")[1].strip().splitlines():  # the example parses
+        argv = line.split()[1:]
+        build_parser(argv[0]).parse_args(argv)
+
+
+def test_figure_takes_the_target_name():
+    args = build_parser("figure").parse_args(["figure", "fig_phi4_hmc", "obs.nc", "--out", "f"])
+    assert args.name == "phi4_hmc"
+
+
+def test_top_level_help_and_version_import_no_torch():
+    for flag in ("--help", "--version"):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "physml", flag],
+                              capture_output=True, text=True, check=True)
+        assert "torch" not in proc.stderr
+    text = _help()
+    for verb in VERB_PARSERS:
+        assert f"    {verb.split()[0]}" in text
 
 
 def test_hmc_then_measure(tmp_path):

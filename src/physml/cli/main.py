@@ -1,4 +1,8 @@
-"""Entry point of the ``physml`` command; each study registers its verbs here."""
+"""physml: the pipeline's steps as one command, one verb per step.
+
+Every verb writes one artifact (NetCDF with provenance, or a figure); `physml VERB --help`
+documents its options, with an example. The Snakemake rules in workflow/ call these verbs.
+"""
 
 from __future__ import annotations
 
@@ -16,16 +20,94 @@ VERBS = {"hmc": "lattice", "exact": "lattice", "measure": "lattice", "figure": "
          "provenance": "provenance", "phases": "phases", "rmt": "rmt",
          "train": "diffusion", "sample": "diffusion", "compare": "diffusion",
          "mala": "corrections", "reweight": "corrections", "smc": "smc", "doctor": "doctor"}
+# what `physml --help` says of each verb: it imports no verb module, so it answers at once
+SUMMARIES = {"hmc": "HMC ensemble of a lattice theory (phi4, u1)",
+             "exact": "exact independent configurations of 2D U(1)",
+             "measure": "observables with Gamma-method errors of an ensemble",
+             "figure": "render a named figure (PDF, PNG and a provenance sidecar)",
+             "provenance": "lineage of an artifact back to its ensembles; re-hashes every input",
+             "phases": "phase diagram of learning: grid cells, grids, boundaries",
+             "rmt": "SGD and random matrix theory: training runs, spectra, tails, temperature",
+             "train": "train a score model on an ensemble",
+             "sample": "generate an ensemble from a trained score model (and MALA after it)",
+             "compare": "table of generated against reference observables",
+             "mala": "MALA-only control: MALA on the exact action from a trivial start",
+             "reweight": "reweight a U(1) ensemble to another beta",
+             "smc": "sequential Monte Carlo in beta from a U(1) ensemble",
+             "doctor": "what this machine offers: kernels and engines, torch and CUDA, SLURM"}
+# an example per verb, shown under its --help (a group's help shows those of its verbs)
+EXAMPLES = {
+    "hmc phi4": "physml hmc phi4 --L 16 --kappa 0.21 --lam 0.022 --n-configs 512 --seed 1 --out ens.nc",
+    "hmc u1": "physml hmc u1 --L 16 --beta 3 --n-configs 1024 --n-chains 32 --seed 1 --out ens.nc",
+    "exact u1": "physml exact u1 --L 16 --beta 3 --n-configs 2048 --seed 1 --out exact.nc",
+    "measure": "physml measure ens.nc --out obs.nc",
+    "figure": "physml figure phi4_hmc obs_a.nc obs_b.nc --out results/figures/fig_phi4_hmc",
+    "provenance": "physml provenance results/figures/fig_phi4_hmc.json",
+    "phases cell": "physml phases cell --lr 0.5 --sigma-w 1 --seed 1 --out cell.nc",
+    "phases gather": "physml phases gather cells/*/cell.nc --model tanh --out phase_grid.nc",
+    "phases boundaries": "physml phases boundaries --sigma-w-cut cut_sw/*.nc --T-cut cut_T/*.nc --out boundaries.nc",
+    "rmt linear": "physml rmt linear --lr 0.1 --batch 16 --seed 1 --out weights.nc",
+    "rmt mlp": "physml rmt mlp --lr 0.2 --seed 1 --out weights.nc",
+    "rmt transformer": "physml rmt transformer --n-steps 2500 --seed 1 --out weights.nc",
+    "rmt spectra": "physml rmt spectra weights.nc --out spectra.nc",
+    "rmt tails": "physml rmt tails spectra.nc --out tails.nc --table table.nc",
+    "rmt temperature": "physml rmt temperature lr*_B*/weights.nc --out temperature.nc",
+    "rmt dbm": "physml rmt dbm --seed 1 --out dbm.nc",
+    "rmt corpus": "physml rmt corpus --out corpus.txt",
+    "train": "physml train ens.nc --out model.pt --history training.nc --seed 1",
+    "sample": "physml sample model.pt --L 32 --n-configs 1024 --seed 2 --out dm.nc --mala-steps 200 --mala-out dm_mala.nc",
+    "compare": "physml compare obs_*.nc --reference hmc --out results/tables/phi4_hmc_vs_dm.nc",
+    "mala phi4": "physml mala phi4 --L 16 --kappa 0.5 --n-configs 256 --mala-steps 200 --seed 3 --out mala_only.nc",
+    "mala u1": "physml mala u1 --L 16 --beta 3 --n-configs 256 --mala-steps 200 --start hot --seed 3 --out mala_only.nc",
+    "reweight": "physml reweight dm_mala.nc --beta 1.5 --out reweighted.nc",
+    "smc": "physml smc ens.nc --beta 3 --seed 4 --out smc.nc",
+}
 
 
-def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
-    """The parser of ``verb`` alone when it is known, else of every verb (for --help)."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The help formatter of every verb: an option's default is shown only where there is one
+    to show (not for a switch, a required option, an unset value, or a help text that already
+    states it); a list default is written as it is typed (space- or comma-separated)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.nargs == 0 or action.required or action.default in (None, argparse.SUPPRESS)
+                or "default" in text):
+            return text
+        default = action.default
+        if isinstance(default, (list, tuple)):
+            default = (" " if action.nargs in ("+", "*") else ",").join(map(str, default))
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
+def _finish(parser: argparse.ArgumentParser, name: str, summary: str | None) -> None:
+    """The formatter, a description and the examples of ``parser`` and of all its verbs."""
+    parser.formatter_class = HelpFormatter
+    if parser.description is None and summary:
+        parser.description = summary[0].upper() + summary[1:] + "."
+    examples = [e for verb, e in EXAMPLES.items() if verb == name or verb.startswith(f"{name} ")]
+    if examples and name:
+        parser.epilog = "example" + "s" * (len(examples) > 1) + ":\n" + "\n".join(f"  {e}" for e in examples)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for verb, sub in action.choices.items():
+                _finish(sub, f"{name} {verb}".strip(), helps.get(verb))
+
+
+def build_parser(verb: str | None = None, every: bool = False) -> argparse.ArgumentParser:
+    """The parser of ``verb`` alone when it is known, of every verb when ``every``; otherwise
+    one that lists the verbs (``physml --help``) without importing any of them."""
     parser = argparse.ArgumentParser(prog="physml", description=__doc__)
     parser.add_argument("--version", action="version", version=f"physml {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    modules = [VERBS[verb]] if verb in VERBS else list(dict.fromkeys(VERBS.values()))
+    modules = list(dict.fromkeys(VERBS.values())) if every else [VERBS[verb]] if verb in VERBS else []
     for name in modules:
         importlib.import_module(f"physml.cli.{name}").register(sub)
+    if not modules:
+        for name, summary in SUMMARIES.items():
+            sub.add_parser(name, help=summary, add_help=False)
+    _finish(parser, "", None)
     return parser
 
 
