@@ -1,7 +1,20 @@
 # Config validation, wildcard constraints and helpers shared by every rule file.
+import importlib.util
 import os
 import sys
 from pathlib import Path
+
+# One physml for the Snakefile and its jobs: jobs import this checkout's src/ (PYTHONPATH
+# below), so the Snakefile must import the same one; two checkouts sharing one environment
+# would otherwise mix code without notice. Without src/ the installed physml serves both.
+_SRC, _FOUND = Path(workflow.basedir) / "src", importlib.util.find_spec("physml")
+if (_SRC / "physml").is_dir() and _FOUND is None:
+    sys.path.insert(0, str(_SRC))
+elif (_SRC / "physml").is_dir() and Path(_FOUND.origin).parent.resolve() != (_SRC / "physml").resolve():
+    print(f"physml: this environment's physml is {Path(_FOUND.origin).parent}, not this checkout's "
+          f"{_SRC / 'physml'}; install this checkout into it (pip install -e {workflow.basedir}) "
+          "or give each checkout its own environment", file=sys.stderr)
+    sys.exit(1)
 
 from physml.config import validate_config
 from physml.seeds import derive_seed
