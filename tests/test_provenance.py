@@ -92,8 +92,11 @@ def test_audit_shows_the_engine_each_job_ran(tmp_path, capsys):
     ds = _ds()
     ds.attrs["hmc_engine"] = "native"
     path = write_artifact(ds, tmp_path / "ens.nc", config={}, rule="hmc_phi4", seed=1)
-    assert _audit(str(path)) == 0
-    assert "engine=native" in capsys.readouterr().out
+    cell = _ds().assign_attrs(sgd_engine="avx2")
+    write_artifact(cell, tmp_path / "cell.nc", config={}, rule="phase_cell", seed=1, inputs=[path])
+    assert _audit(str(tmp_path / "cell.nc")) == 0
+    out = capsys.readouterr().out
+    assert "rule=phase_cell" in out and "engine=avx2" in out and "engine=native" in out
 
 
 class _Hostile:

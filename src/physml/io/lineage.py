@@ -12,8 +12,9 @@ from typing import Any
 from physml import __version__
 from physml.io.artifacts import ArtifactError, git_state, locate_input, read_artifact, sha256_file
 
+ENGINE_ATTRS = ("hmc_engine", "sgd_engine")   # the code a job ran, recorded by the verbs that choose
 NODE_ATTRS = ("rule", "config_sha256", "seed", "physml_version", "git_commit", "git_dirty", "created",
-              "hmc_engine")
+              *ENGINE_ATTRS)
 REQUIRED = ("physml_version", "git_commit", "config_sha256", "rule", "inputs")
 HDF5, CDF, ZIP = b"\x89HDF\r\n\x1a\n", b"CDF", b"PK\x03\x04"
 
@@ -137,7 +138,7 @@ def format_tree(node: Node, indent: str = "") -> str:
     desc = (f"rule={a.get('rule', '?')} config={str(a.get('config_sha256', '?'))[:12]} "
             f"seed={a.get('seed', '?')} git={str(a.get('git_commit', '?'))[:10]}"
             f"{'+dirty' if a.get('git_dirty') else ''} physml={a.get('physml_version', '?')}"
-            f"{' engine=' + str(a['hmc_engine']) if 'hmc_engine' in a else ''}"
+            f"{''.join(f' engine={a[k]}' for k in ENGINE_ATTRS if k in a)}"
             f" created={a.get('created', '?')}") if a else ""
     status = f"  !! {node.problem}" if node.problem else ""
     lines = [f"{indent}{node.path}  {desc}{status}".rstrip()]
