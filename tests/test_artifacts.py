@@ -84,28 +84,34 @@ def test_tampered_input_is_detected(tmp_path):
     assert "missing" in check_inputs(out)[0]
 
 
-def test_sigterm_during_write_leaves_no_partial_file(tmp_path):
-    """A job killed by SIGTERM (SLURM time limit) unwinds through atomic_path: no temp file."""
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_job_killed_during_a_write_leaves_the_previous_artifact_intact(tmp_path, sig):
+    """SIGTERM (a SLURM time limit) unwinds through atomic_path and leaves no temporary file;
+    SIGKILL leaves one beside it, never a half-written artifact."""
     import signal
     import subprocess
     import sys
-    import time
+    path = write_artifact(_dataset(), tmp_path / "ens.nc", config={}, rule="r")
+    before = sha256_file(path)
     script = (
         "import signal, time\n"
         "from physml.cli.main import _exit_on_sigterm\n"
         "from physml.io.artifacts import atomic_path\n"
         "signal.signal(signal.SIGTERM, _exit_on_sigterm)\n"
-        f"with atomic_path({str(tmp_path / 'out.nc')!r}) as tmp:\n"
-        "    tmp.write_text('partial')\n"
+        f"with atomic_path({str(path)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half an artifact')\n"
         "    print('writing', flush=True)\n"
         "    time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
-    time.sleep(0.1)
-    assert list(tmp_path.iterdir()) == []
+    proc.send_signal(getattr(signal, sig))
+    code = proc.wait(timeout=30)
+    assert sha256_file(path) == before and read_artifact(path)["phi"].shape == (3, 2)
+    if sig == "SIGTERM":
+        assert code == 128 + signal.SIGTERM and [p.name for p in tmp_path.iterdir()] == ["ens.nc"]
+    else:
+        assert code == -signal.SIGKILL
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
@@ -127,28 +133,6 @@ def test_writing_over_a_directory_names_it(tmp_path):
     (tmp_path / "out.nc").mkdir()
     with pytest.raises(ArtifactError, match="out.nc: is a directory"):
         write_artifact(_dataset(), tmp_path / "out.nc", config={}, rule="r")
-
-
-def test_sigkill_during_write_leaves_the_previous_artifact_intact(tmp_path):
-    """A job killed outright (SIGKILL, no cleanup) mid-write: the old artifact is untouched."""
-    import signal
-    import subprocess
-    import sys
-    path = write_artifact(_dataset(), tmp_path / "ens.nc", config={}, rule="r")
-    before = sha256_file(path)
-    script = (
-        "import time\n"
-        "from physml.io.artifacts import atomic_path\n"
-        f"with atomic_path({str(path)!r}) as tmp:\n"
-        "    tmp.write_bytes(b'half an artifact')\n"
-        "    print('writing', flush=True)\n"
-        "    time.sleep(60)\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "writing"
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-    assert sha256_file(path) == before and read_artifact(path)["phi"].shape == (3, 2)
 
 
 @pytest.fixture
