@@ -41,7 +41,7 @@ def test_every_verb_documents_its_options():
 @pytest.mark.parametrize("name", sorted(VERB_PARSERS))
 def test_every_verb_help_has_description_and_example_and_no_empty_defaults(name):
     text = VERB_PARSERS[name].format_help()
-    assert VERB_PARSERS[name].description and f"example:\n  physml {name} " in text
+    assert VERB_PARSERS[name].description and f"example:\n  physml {name}" in text
     assert "(default: None)" not in text
     formatter = HelpFormatter(name)
     for opt in VERB_PARSERS[name]._actions:   # a switch (--no-progress) shows no default

@@ -61,6 +61,7 @@ EXAMPLES = {
     "mala u1": "physml mala u1 --L 16 --beta 3 --n-configs 256 --mala-steps 200 --start hot --seed 3 --out mala_only.nc",
     "reweight": "physml reweight dm_mala.nc --beta 1.5 --out reweighted.nc",
     "smc": "physml smc ens.nc --beta 3 --seed 4 --out smc.nc",
+    "doctor": "physml doctor",
 }
 
 
