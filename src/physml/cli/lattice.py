@@ -20,7 +20,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_hmc_options(p: argparse.ArgumentParser, step_size: float, n_steps: int) -> None:
+def _add_hmc_options(p: argparse.ArgumentParser, step_size: float, n_steps: int,
+                     engines: tuple[str, ...] = ENGINES) -> None:
     p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
     p.add_argument("--n-configs", type=_positive_int, required=True,
                    help="configurations to store (a multiple of --n-chains)")
@@ -30,9 +31,9 @@ def _add_hmc_options(p: argparse.ArgumentParser, step_size: float, n_steps: int)
     p.add_argument("--step-size", type=float, default=step_size, help="leapfrog step size")
     p.add_argument("--n-steps", type=_positive_int, default=n_steps, help="leapfrog steps per trajectory")
     p.add_argument("--therm-step-size", type=float, default=None,
-                   help="leapfrog step size during thermalisation (default: --step-size)")
+                   help="leapfrog step size during thermalisation (unset: --step-size)")
     p.add_argument("--start", choices=("cold", "random"), default="cold", help="initial fields")
-    p.add_argument("--engine", choices=ENGINES, default="auto",
+    p.add_argument("--engine", choices=engines, default="auto",
                    help="trajectory code: native = C kernel (phi^4, float64 CPU), reference = torch, "
                         "auto = the kernel where it applies and compiles (recorded as hmc_engine)")
     p.add_argument("--seed", type=int, required=True, help="random seed")
@@ -101,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = theories.add_parser("u1", help="2D compact U(1), Wilson action",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
-    _add_hmc_options(p, step_size=0.05, n_steps=20)
+    _add_hmc_options(p, step_size=0.05, n_steps=20, engines=("auto", "reference"))  # no C kernel
     p.add_argument("--flux-moves", type=int, default=0,
                    help="global flux moves (Q -> Q +- 1 proposals, exact Metropolis) after every "
                         "trajectory; > 0 makes the ensemble's source hmc_flux")
