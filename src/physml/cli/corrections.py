@@ -118,11 +118,10 @@ def cmd_reweight(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
     m = sub.add_parser("mala", help="MALA-only control: MALA on the exact action from a trivial start")
     theories = m.add_subparsers(dest="theory", required=True, metavar="THEORY")
     for name in ("phi4", "u1"):
-        p = theories.add_parser(name, formatter_class=fmt,
+        p = theories.add_parser(name,
                                 help=f"{name}: starts {', '.join(STARTS[name])}")
         if name == "phi4":
             p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
@@ -139,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_runtime_options(p, device=True)
         p.set_defaults(func=cmd_mala)
 
-    r = sub.add_parser("reweight", formatter_class=fmt,
+    r = sub.add_parser("reweight",
                        help="reweight a U(1) ensemble from its beta_0 to --beta (Kish ESS reported)")
     r.add_argument("ensemble", help="U(1) ensemble .nc of independent configurations at beta_0")
     r.add_argument("--beta", type=float, required=True, help="target beta")

@@ -93,14 +93,12 @@ def cmd_measure(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     hmc = sub.add_parser("hmc", help="HMC ensemble of a lattice theory")
     theories = hmc.add_subparsers(dest="theory", required=True, metavar="THEORY")
-    p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action")
     p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
     p.add_argument("--lam", type=float, default=0.022, help="quartic coupling lambda")
     _add_hmc_options(p, step_size=0.125, n_steps=8)
     p.set_defaults(func=cmd_hmc_phi4)
-    p = theories.add_parser("u1", help="2D compact U(1), Wilson action",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = theories.add_parser("u1", help="2D compact U(1), Wilson action")
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
     _add_hmc_options(p, step_size=0.05, n_steps=20, engines=("auto", "reference"))  # no C kernel
     p.add_argument("--flux-moves", type=int, default=0,
@@ -112,8 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     exact = sub.add_parser("exact", help="exact sampler of a solvable lattice theory")
     theories = exact.add_subparsers(dest="theory", required=True, metavar="THEORY")
     p = theories.add_parser("u1", help="2D U(1) on the torus: independent von Mises plaquettes "
-                            "with the constraint accept step",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            "with the constraint accept step")
     p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
     p.add_argument("--n-configs", type=_positive_int, required=True, help="independent configurations")
@@ -122,8 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_exact_u1)
 
-    m = sub.add_parser("measure", help="observables with Gamma-method errors of an ensemble",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    m = sub.add_parser("measure", help="observables with Gamma-method errors of an ensemble")
     m.add_argument("ensemble", help="ensemble .nc (theory detected from the file)")
     m.add_argument("--out", required=True, help="output observables .nc")
     add_runtime_options(m)

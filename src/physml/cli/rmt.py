@@ -196,11 +196,10 @@ def cmd_corpus(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
     rmt = sub.add_parser("rmt", help="SGD and random matrix theory (docs/rmt.md)")
     verbs = rmt.add_subparsers(dest="rmt_verb", required=True, metavar="VERB")
 
-    p = verbs.add_parser("linear", formatter_class=fmt,
+    p = verbs.add_parser("linear",
                          help="batched SGD of the linear teacher-student with label noise")
     p.add_argument("--lr", type=float, required=True, help="learning rate")
     p.add_argument("--batch", type=int, required=True, help="mini-batch size B")
@@ -216,7 +215,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p, device=True)
     p.set_defaults(func=cmd_linear)
 
-    p = verbs.add_parser("mlp", formatter_class=fmt,
+    p = verbs.add_parser("mlp",
                          help="teacher-student MLP 3-32-16-1 (phases study), middle matrix recorded")
     p.add_argument("--lr", type=float, required=True, help="learning rate")
     p.add_argument("--batch", type=int, default=4, help="mini-batch size B")
@@ -230,7 +229,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_mlp)
 
-    p = verbs.add_parser("transformer", formatter_class=fmt,
+    p = verbs.add_parser("transformer",
                          help="character-level nano-GPT on the stdlib-docstring corpus; Q, K, V recorded")
     p.add_argument("--n-steps", type=int, default=300, help="AdamW steps")
     p.add_argument("--batch", type=int, default=16, help="windows per batch")
@@ -245,7 +244,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p, device=True)
     p.set_defaults(func=cmd_transformer)
 
-    p = verbs.add_parser("spectra", formatter_class=fmt,
+    p = verbs.add_parser("spectra",
                          help="eigenvalues, Marchenko-Pastur and level-spacing tests against the iid null")
     p.add_argument("weights", help="weights .nc of a training verb")
     p.add_argument("--n-null", type=int, default=200, help="iid Gaussian null samples")
@@ -256,7 +255,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_spectra)
 
-    p = verbs.add_parser("tails", formatter_class=fmt,
+    p = verbs.add_parser("tails",
                          help="tail exponents of the transformer's per-head spectra: CSN fit "
                               "(powerlaw), weightwatcher and Hill side by side")
     p.add_argument("spectra", help="spectra .nc of `rmt spectra` on an rmt_transformer run")
@@ -272,7 +271,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_tails)
 
-    p = verbs.add_parser("temperature", formatter_class=fmt,
+    p = verbs.add_parser("temperature",
                          help="effective temperature of the linear teacher-student grid")
     p.add_argument("inputs", nargs="+", help="weights .nc of `rmt linear`, one per (lr, B)")
     p.add_argument("--lr-linear-max", type=float, default=0.1,
@@ -281,7 +280,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_temperature)
 
-    p = verbs.add_parser("dbm", formatter_class=fmt,
+    p = verbs.add_parser("dbm",
                          help="Dyson Brownian motion: matrix process and eigenvalue SDE")
     p.add_argument("--n", type=int, default=32, help="matrix size")
     p.add_argument("--temperatures", type=_floats, default=[0.1, 0.2, 0.5, 1.0],
@@ -298,7 +297,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_dbm)
 
-    p = verbs.add_parser("corpus", formatter_class=fmt,
+    p = verbs.add_parser("corpus",
                          help="write the transformer's corpus (stdlib docstrings) as text")
     p.add_argument("--corpus-chars", type=int, default=400_000, help="characters of the corpus")
     p.add_argument("--out", required=True, help="output .txt")
