@@ -54,6 +54,10 @@ VERBS = {
     "rmt spectra": (["rmt", "spectra", "X", "--out", "OUT"], set()),
     "rmt tails": (["rmt", "tails", "X", "--out", "OUT", "--table", "OUT2"], set()),
     "rmt temperature": (["rmt", "temperature", "X", "X", "X", "--out", "OUT"], set()),
+    "phases gather": (["phases", "gather", "X", "--out", "OUT"], set()),
+    "phases boundaries": (["phases", "boundaries", "--sigma-w-cut", "X", "--T-cut", "X", "--out", "OUT"],
+                          set()),
+    "figure phase_diagram": (["figure", "phase_diagram", "X", "--out", "OUT"], set()),
 }
 KINDS = ("ensemble", "observables", "model", "table", "foreign", "text", "dir")
 CASES = [(verb, kind) for verb, (_, ok) in VERBS.items() for kind in KINDS if kind not in ok]

@@ -23,7 +23,7 @@ FIGURES = {"phi4_hmc": plot_phi4_hmc,
            "rmt_spacing": plot_rmt_spacing, "rmt_mp": plot_rmt_mp,
            "rmt_temperature": plot_rmt_temperature, "rmt_transformer": plot_rmt_transformer,
            "u1_hmc": plot_u1_hmc, "u1_volume": plot_u1_volume, "u1_coupling": plot_u1_coupling}
-# the kinds (physml.io.artifacts.kind_of) and theories of each figure's inputs; absent: any artifact
+# the kinds (physml.io.artifacts.kind_of) and theories of each figure's inputs
 INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemble",), ("phi4",)),
           "phi4_hmc_vs_dm": (("observables", "table"), ("phi4",)),
           "phi4_mala_steps": (("observables", "ensemble"), ("phi4",)),
@@ -32,7 +32,9 @@ INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemb
           "rmt_spacing": (("rmt_dbm", "rmt_temperature"), None),
           "rmt_mp": (("rmt_mlp", "rmt_transformer"), None),
           "rmt_temperature": (("rmt_dbm", "rmt_temperature"), None),
-          "rmt_transformer": (("rmt_transformer", "rmt_tails"), None)}
+          "rmt_transformer": (("rmt_transformer", "rmt_tails"), None),
+          **{f"phase_{name}": (("phase grid",), None) for name in ("diagram", "observables", "trajectories")},
+          "phase_boundaries": (("phase boundaries", "phase grid"), None)}
 
 
 def cmd_figure(args: argparse.Namespace) -> None:

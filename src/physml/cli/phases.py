@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from physml.cli import run_verb
-from physml.io.artifacts import read_artifact, write_artifact
+from physml.io.artifacts import read_input, write_artifact
 from physml.native import ENGINES
 from physml.phases.cells import CellSpec, gather, run_cell
 from physml.phases.classify import analyse_grid
@@ -60,8 +60,12 @@ def cmd_cell(args: argparse.Namespace) -> None:
     _write(ds, args, "phases cell", args.seed)
 
 
+CELL = "a phase cell of `physml phases cell`"
+
+
 def cmd_gather(args: argparse.Namespace) -> None:
-    grid = analyse_grid(gather([read_artifact(p) for p in args.inputs]), **_thresholds(args),
+    grid = analyse_grid(gather([read_input(p, CELL, kinds=("phase cell",)) for p in args.inputs]),
+                        **_thresholds(args),
                         boundary_fraction=args.boundary_fraction)
     grid.attrs["model"] = args.model
     print(f"grid: {dict(grid.sizes)}")
@@ -69,7 +73,8 @@ def cmd_gather(args: argparse.Namespace) -> None:
 
 
 def cmd_boundaries(args: argparse.Namespace) -> None:
-    cuts = [gather([read_artifact(p) for p in paths]) for paths in (args.sigma_w_cut, args.T_cut)]
+    cuts = [gather([read_input(p, CELL, kinds=("phase cell",)) for p in paths])
+            for paths in (args.sigma_w_cut, args.T_cut)]
     study = boundary_study(*cuts, **_thresholds(args), boundary_fraction=args.boundary_fraction)
     study.attrs["model"] = args.model
     for name in ("glass", "ferro"):

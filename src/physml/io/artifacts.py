@@ -241,12 +241,19 @@ def check_inputs(ds: xr.Dataset, artifact: str | os.PathLike | None = None) -> l
 
 def kind_of(ds: xr.Dataset) -> str:
     """What an artifact is, in words: its ``kind`` attribute, else an ensemble (a field
-    variable), a comparison table, a training history or observables, else its rule's output."""
+    variable), a phase cell, grid or boundaries, a comparison table, a training history or
+    observables, else its rule's output."""
     kind = ds.attrs.get("kind")
     if kind:
         return str(kind)
     if "phi" in ds or "theta" in ds:
         return "ensemble"
+    if "sgd_engine" in ds.attrs:
+        return "phase cell"
+    if "cell_phase" in ds:
+        return "phase grid"
+    if "glass" in ds and "ferro" in ds:
+        return "phase boundaries"
     if "reference" in ds.attrs and "coupling" in ds.attrs:
         return "table"
     if "loss" in ds and "epoch" in ds.dims:
