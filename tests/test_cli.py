@@ -84,3 +84,24 @@ def test_measure_missing_file_names_it(tmp_path, capsys):
 def test_bad_lattice_size_is_rejected():
     with pytest.raises(SystemExit):
         main(["hmc", "phi4", "--L", "0", "--kappa", "0.2", "--n-configs", "8", "--seed", "1", "--out", "x.nc"])
+
+
+@pytest.mark.parametrize("name", sorted(VERB_PARSERS))
+def test_every_verb_reports_a_wrong_argument_on_one_line(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*name.split(), "--no-such-option", "x"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"physml {name}: error: "), err
+
+
+def test_a_failing_verb_reports_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    argv = ["hmc", "phi4", "--L", "4", "--kappa", "-1", "--n-configs", "8", "--seed", "1",
+            "--out", str(tmp_path / "x.nc")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "physml hmc phi4: error: need kappa >= 0 and lam >= 0, got kappa=-1.0, lam=0.022\n"
+    with pytest.raises(ValueError, match="need kappa"):
+        main([*argv, "--debug"])
+    with pytest.raises(SystemExit):   # no private names in argparse's messages
+        main(["hmc", "phi4", "--L", "abc"])
+    assert "_positive_int" not in capsys.readouterr().err

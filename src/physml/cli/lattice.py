@@ -14,7 +14,10 @@ from physml.native import ENGINES
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -57,22 +60,22 @@ def _run_hmc(args: argparse.Namespace, theory) -> None:
 
 def cmd_hmc_phi4(args: argparse.Namespace) -> None:
     if args.kappa < 0 or args.lam < 0:
-        raise SystemExit(f"error: need kappa >= 0 and lam >= 0, got kappa={args.kappa}, lam={args.lam}")
+        raise ValueError(f"need kappa >= 0 and lam >= 0, got kappa={args.kappa}, lam={args.lam}")
     _run_hmc(args, Phi4(args.kappa, args.lam))
 
 
 def cmd_hmc_u1(args: argparse.Namespace) -> None:
     if args.beta <= 0:
-        raise SystemExit(f"error: need beta > 0, got beta={args.beta}")
+        raise ValueError(f"need beta > 0, got beta={args.beta}")
     if args.flux_moves < 0:
-        raise SystemExit(f"error: need --flux-moves >= 0, got {args.flux_moves}")
+        raise ValueError(f"need --flux-moves >= 0, got {args.flux_moves}")
     _run_hmc(args, U1(args.beta))
 
 
 def cmd_exact_u1(args: argparse.Namespace) -> None:
     setup_runtime(args)
     if args.beta <= 0:
-        raise SystemExit(f"error: need beta > 0, got beta={args.beta}")
+        raise ValueError(f"need beta > 0, got beta={args.beta}")
     ds = exact_ensemble(beta=args.beta, L=args.L, n_configs=args.n_configs, seed=args.seed,
                         show_progress=args.progress)
     print(f"acceptance of the plaquette accept step {ds.attrs['acceptance_rate']:.3f}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 
@@ -96,11 +97,25 @@ def _finish(parser: argparse.ArgumentParser, name: str, summary: str | None) -> 
                 _finish(sub, f"{name} {verb}".strip(), helps.get(verb))
 
 
+EXIT_CODES = """exit status: 0 done; 2 an error, reported on one line `physml VERB: error: ...`
+(--debug, anywhere on the line, shows the traceback instead); 1 `physml provenance` found an
+input changed or missing; 128 + N killed by signal N (143: SIGTERM, e.g. a SLURM time limit)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line `physml VERB: error: ...`, exit status 2 (its verbs inherit it)."""
+
+    def error(self, message):
+        message = re.sub(r"invalid _\w+ value", "invalid value", message)  # no private type names
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(verb: str | None = None, every: bool = False) -> argparse.ArgumentParser:
     """The parser of ``verb`` alone when it is known, of every verb when ``every``; otherwise
     one that lists the verbs (``physml --help``) without importing any of them."""
-    parser = argparse.ArgumentParser(prog="physml", description=__doc__)
+    parser = _Parser(prog="physml", description=__doc__, epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"physml {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     modules = list(dict.fromkeys(VERBS.values())) if every else [VERBS[verb]] if verb in VERBS else []
     for name in modules:
@@ -117,11 +132,30 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _verb_of(parser: argparse.ArgumentParser, argv: list[str]):
+    """The verb that ``argv`` runs, nested ones included ('hmc phi4'), and its parser."""
+    words = []
+    for word in argv:
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if groups and word in groups[0].choices:
+            words.append(word)
+            parser = groups[0].choices[word]
+        elif not word.startswith("-"):
+            break
+    return " ".join(words), parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    debug = "--debug" in argv
+    argv = [word for word in argv if word != "--debug"]
+    parser = build_parser(next((word for word in argv if not word.startswith("-")), None))
+    args, unknown = parser.parse_known_args(argv)
+    verb, verb_parser = _verb_of(parser, argv)
+    if unknown:   # named by the verb, not by the top level as argparse would
+        verb_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    return run_verb(args, args.verb)
+    return run_verb(args, verb, debug=debug)
 
 
 if __name__ == "__main__":
