@@ -74,6 +74,11 @@ def test_wrong_kind_is_refused_in_one_line(inputs, tmp_path, capsys, verb, kind)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_every_figure_declares_the_kinds_of_its_inputs():
+    from physml.cli.figures import FIGURES, INPUTS
+    assert set(INPUTS) == set(FIGURES)
+
+
 def test_compare_refuses_a_reference_that_matches_no_rows(inputs, tmp_path, capsys):
     out = tmp_path / "t.nc"
     assert _run(["compare", str(inputs["observables"]), "--reference", "hcm", "--out", str(out)]) == 2

@@ -39,11 +39,9 @@ INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemb
 
 def cmd_figure(args: argparse.Namespace) -> None:
     setup_runtime(args)
-    kinds, theories = INPUTS.get(args.name, (None, None))
-    what = (f"{' or '.join(kinds)}{' of theory ' + theories[0] if theories else ''}" if kinds
-            else "a physml artifact")
-    datasets = [read_input(p, f"{what} (figure {args.name})", kinds=kinds, theories=theories)
-                for p in args.inputs]
+    kinds, theories = INPUTS[args.name]
+    what = f"{' or '.join(kinds)}{' of theory ' + theories[0] if theories else ''} (figure {args.name})"
+    datasets = [read_input(p, what, kinds=kinds, theories=theories) for p in args.inputs]
     fig = FIGURES[args.name](datasets)
     for path in save_figure(fig, args.out, name=f"fig_{args.name}", rule=args.rule or f"fig_{args.name}",
                             inputs=args.inputs):
