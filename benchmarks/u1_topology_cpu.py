@@ -1,6 +1,8 @@
-"""Exact model-free U(1) topology at strong coupling on one CPU core: HMC with global flux
-moves (hmc_flux) and sequential Monte Carlo in beta from exact samples at beta_0 (smc),
-side by side against the exact torus results.
+"""U(1) topology at strong coupling on one CPU core, against the exact torus results: HMC
+with global flux moves (hmc_flux) and sequential Monte Carlo in beta from exact samples
+at beta_0 (smc); with ``--model`` (a U(1) score model trained at beta_0) also SMC from
+the model's samples at beta_0 (dm_smc) and the authors' annealed-Langevin sampler
+(dm_authors, physml.diffusion.samplers.AuthorsLangevin) at every beta.
 
 For each beta: chi_t with its error (hmc_flux: Gamma method over chains; smc: scatter
 of independent replicas / sqrt(R)), the exact chi_t, the pull, the relative error, the
@@ -12,6 +14,8 @@ p-value > 0.01.
 
 Usage: python benchmarks/u1_topology_cpu.py [--L 16] [--betas 7 9] [--replicas 16]
        [--particles 128] [--chains 64] [--configs-per-chain 128]
+       [--model results/u1/models/L16_beta1/model.pt --methods dm_smc dm_authors
+        --authors-configs 128 --authors-steps-per-level 400]
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import time
 
 import torch
 
+from physml.diffusion.model import load_score_model
+from physml.diffusion.samplers import make_sampler
 from physml.lattice import u1_exact as ex
 from physml.lattice.u1 import U1
-from physml.mc.ensembles import hmc_ensemble
+from physml.mc.ensembles import hmc_ensemble, independent_ensemble
 from physml.mc.smc import run_replicas, smc_ensemble
 from physml.observables.u1 import measure_u1
 
@@ -38,19 +44,49 @@ def hmc_flux(args, beta: float):
     return ds, note
 
 
-def smc(args, beta: float):
+def _model(args):
+    model, record = load_score_model(args.model)
+    if float(record["ensemble"].get("beta", float("nan"))) != args.beta0:
+        raise SystemExit(f"{args.model} was trained at beta {record['ensemble'].get('beta')}, "
+                         f"not at --beta0 {args.beta0}")
+    return model
+
+
+def smc(args, beta: float, source: str = "smc"):
     n = args.replicas * args.particles
-    start = ex.exact_ensemble(beta=args.beta0, L=args.L, n_configs=n, seed=int(10 * beta) + 2)
-    pool = torch.from_numpy(start["theta"].values)
+    if source == "smc":
+        start = ex.exact_ensemble(beta=args.beta0, L=args.L, n_configs=n, seed=int(10 * beta) + 2)
+        pool, wall = torch.from_numpy(start["theta"].values), float(start.attrs["wall_time_s"])
+    else:   # the model's raw samples at beta_0 (the U(1) default sampler of the quick config)
+        sampler = make_sampler("ald", n_steps=100, steps_per_level=2, grid="log_sigma", sigma_min=0.0317)
+        res = sampler.sample(_model(args), n, (2, args.L, args.L), seed=int(10 * beta) + 2,
+                             show_progress=False)
+        pool, wall = res.x.double(), res.wall_time
     runs, _ = run_replicas(U1, pool, args.beta0, beta, replicas=args.replicas, n_particles=args.particles,
                            seed=int(10 * beta) + 3, n_moves=args.n_moves, flux_moves=args.flux_moves)
-    ds = smc_ensemble(U1, runs, args.beta0, beta, source="smc", input_source="exact",
-                      input_wall_time_s=float(start.attrs["wall_time_s"]))
+    ds = smc_ensemble(U1, runs, args.beta0, beta, source=source,
+                      input_source="exact" if source == "smc" else "dm", input_wall_time_s=wall)
     steps = [len(r.betas) - 1 for r in runs]
     note = (f"{args.replicas} x {args.particles} particles, {min(steps)}-{max(steps)} steps, "
             f"{sum(len(r.resampled) for r in runs) / len(runs):.1f} resamplings/replica")
     return ds, note
 
+
+def dm_smc(args, beta: float):
+    return smc(args, beta, source="dm_smc")
+
+
+def dm_authors(args, beta: float):
+    sampler = make_sampler("authors", steps_per_level=args.authors_steps_per_level)
+    res = sampler.sample(_model(args), args.authors_configs, (2, args.L, args.L), seed=int(10 * beta) + 4,
+                         beta=beta, target=U1(beta).action, show_progress=False)
+    ds = independent_ensemble(U1(beta), res.x, "dm_authors", wall_time_s=res.wall_time)
+    note = (f"{args.authors_configs} samples, {res.nfe} score evaluations each, MH acceptance "
+            f"{res.stats['mh_acceptance']:.2f}")
+    return ds, note
+
+
+METHODS = {"hmc_flux": hmc_flux, "smc": smc, "dm_smc": dm_smc, "dm_authors": dm_authors}
 
 # (flag, type, default, help)
 OPTIONS = (
@@ -64,28 +100,34 @@ OPTIONS = (
     ("--configs-per-chain", int, 128, "hmc_flux stored configurations per chain"),
     ("--n-therm", int, 200, "hmc_flux thermalisation trajectories (cold start)"),
     ("--meas-interval", int, 2, "hmc_flux trajectories between stored configurations"),
+    ("--model", str, None, "dm_smc, dm_authors: U(1) score model trained at beta0 and --L"),
+    ("--authors-configs", int, 128, "dm_authors: samples per beta"),
+    ("--authors-steps-per-level", int, 400, "dm_authors: Langevin steps per level (the authors' 400)"),
 )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--betas", type=float, nargs="+", default=[7.0, 9.0])
+    ap.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=["hmc_flux", "smc"])
     for flag, kind, default, text in OPTIONS:
         ap.add_argument(flag, type=kind, default=default, help=text)
     args = ap.parse_args()
+    if {"dm_smc", "dm_authors"} & set(args.methods) and not args.model:
+        ap.error("dm_smc and dm_authors need --model")
     torch.set_num_threads(1)
     rows = []
     for beta in args.betas:
-        for name, method in (("hmc_flux", hmc_flux), ("smc", smc)):
+        for name in args.methods:
             t0 = time.perf_counter()
-            ds, note = method(args, beta)
+            ds, note = METHODS[name](args, beta)
             obs = measure_u1(ds)
             rows.append((name, beta, obs, time.perf_counter() - t0, note))
             print(f"done {name} beta={beta:g} in {rows[-1][3]:.0f} s ({note})", flush=True)
     print(f"\nU(1), L = {args.L}, one CPU thread; exact = finite-volume torus values")
     head = (f"{'method':9} {'beta':>4} {'chi_t':>10} {'err':>9} {'exact':>10} {'pull':>6} {'err%':>5} "
             f"{'plaq pull':>9} {'P(Q) p':>7} {'cost/indep Q [s]':>16} {'wall [s]':>8}")
-    print(head)
+    print(head, flush=True)
     print("-" * len(head))
     for name, beta, obs, wall, _ in rows:
         chi, err, exact = float(obs["chi_t"]), float(obs["chi_t_err"]), ex.chi_t(beta, args.L)

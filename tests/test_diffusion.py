@@ -13,7 +13,7 @@ from physml.diffusion.sde import VESDE, make_sde
 from physml.diffusion.training import augment, augment_links
 from physml.diffusion.unet import UNet
 from physml.lattice.phi4 import free_propagator
-from physml.lattice.u1 import U1, topological_charge
+from physml.lattice.u1 import U1, plaquette_angles, topological_charge
 from physml.observables.phi4 import momentum_propagator
 
 TINY = {"channels": [4, 8], "embed_dim": 8, "groups": 2}
@@ -291,3 +291,82 @@ def test_gauge_covariant_network_is_gauge_invariant_and_maps_like_the_wilson_for
     assert (plain(moved, c) - plain(theta, c)).abs().max() > 1e-3
     with pytest.raises(ValueError, match="2 channels"):
         UNet(in_channels=1, gauge=True, **TINY)
+
+
+class _ForceScore(torch.nn.Module):
+    """A stand-in score for the authors' sampler: c times the exact U(1) force per unit
+    beta (so beta / beta0 scaling applies), independent of sigma; song-recipe SDE."""
+
+    periodic = True
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c, self.sigma_min, self.sigma_max = c, 1e-3, VESDE(25.0).prior_std()
+        self.precond = Precond("song", sde={"name": "ve", "sigma": 25.0})
+        self._probe = torch.nn.Parameter(torch.zeros((), dtype=torch.float64), requires_grad=False)
+
+    def forward(self, x, sigma, beta=None):
+        return self.c * U1(1.0 if beta is None else beta).force(x)
+
+    def zero_mode_law(self, volume):
+        return 0.0, 0.0
+
+    def wrap(self, x):
+        return U1(1.0).project(x)
+
+    def denormalise(self, x):
+        return x
+
+
+def test_authors_sampler_metropolis_levels_sample_the_exact_action():
+    """With every level below t_mh, the authors' preset is MALA against the exact action:
+    the chain's last state has the exact plaquette at beta = 2, L = 4 although the drift
+    (half the force) is wrong; the same steps unadjusted (t_mh = 0) are measurably biased."""
+    from physml.lattice.u1_exact import plaquette
+    beta, n, L = 2.0, 256, 4
+    params = dict(n_steps=2, level_ratio=0.5, steps_per_level=100, step_alpha=0.05, field_unit=1.0,
+                  output="state")
+    theory = U1(beta)
+    means = {}
+    for t_mh in (2.0, 0.0):
+        sampler = make_sampler("authors", t_mh=t_mh, **params)
+        res = sampler.sample(_ForceScore(0.5), n, (2, L, L), seed=4, beta=beta, show_progress=False,
+                             target=theory.action)
+        p = torch.cos(plaquette_angles(res.x)).mean(dim=(-2, -1))
+        means[t_mh] = (float(p.mean()), float(p.std() / math.sqrt(n)))
+        if t_mh:
+            assert 0.15 < res.stats["mh_acceptance"] < 0.99
+            assert res.nfe == 2 * 100 + 2
+    exact = plaquette(beta, L)
+    assert abs(means[2.0][0] - exact) < 3 * means[2.0][1], (means, exact)
+    assert abs(means[0.0][0] - exact) > 5 * means[0.0][1], (means, exact)
+
+
+def test_authors_sampler_preset_round_trips_and_checks_its_input():
+    sampler = make_sampler("authors")
+    cfg = sampler.config()
+    assert cfg == {"name": "authors", "n_steps": 30, "level_ratio": 0.7, "steps_per_level": 400,
+                   "step_alpha": 5e-9, "t_mh": 0.01, "field_unit": math.pi, "output": "mean"}
+    again = make_sampler(**cfg)
+    assert again.config() == cfg and again.nfe == 30 * 400 + 17 + 1   # 17 levels below t = 0.01
+    t = again.times()
+    assert t[0] == 1.0 and t[-1] == pytest.approx(0.7 ** 29) and again.step_sizes()[-1] == pytest.approx(
+        math.pi ** 2 * 5e-9)
+    with pytest.raises(ValueError, match="needs the exact action"):
+        again.sample(_ForceScore(1.0), 2, (2, 4, 4), seed=1, show_progress=False)
+    with pytest.raises(ValueError, match="level_ratio"):
+        make_sampler("authors", level_ratio=1.5)
+
+
+def test_authors_preset_defaults_are_declared_alike_in_schema_and_sampler():
+    """The config schema's diffusion.u1.authors defaults are the sampler class's defaults."""
+    import inspect
+    from pathlib import Path
+    import yaml
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/diffusion.schema.yaml").read_text())
+    block = schema["properties"]["u1"]["properties"]["authors"]["properties"]
+    params = inspect.signature(SAMPLERS["authors"].__init__).parameters
+    shared = set(block) & set(params)
+    assert shared == set(params) - {"self"}
+    for key in shared:
+        assert block[key]["default"] == params[key].default, key

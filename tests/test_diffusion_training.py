@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from physml.diffusion.free_field import FreeFieldScore
+from physml.diffusion.free_field import propagator_pulls, score_errors
 from physml.diffusion.model import build_score_model, load_score_model, state_bytes
 from physml.diffusion.samplers import make_sampler
 from physml.diffusion.training import TrainConfig, sample_sigmas, train_score_model
-from physml.lattice.phi4 import Phi4, free_propagator
-from physml.observables.phi4 import momentum_propagator
+from physml.lattice.phi4 import Phi4
 from physml.mc.ensembles import hmc_ensemble
 
 SDE = {"name": "ve", "sigma": 25.0}
@@ -189,20 +188,10 @@ def test_model_trained_on_the_free_field_matches_its_exact_score_and_propagator(
                             cfg=TrainConfig(epochs=40, batch_size=64, lr=3e-3), seed=2,
                             show_progress=False)
     model = res.model.double()
-    exact = FreeFieldScore(0.2, scale=model.scale, sigma_min=model.sigma_min, sigma_max=model.sigma_max)
-    x0 = test / model.scale
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for sigma in np.geomspace(model.sigma_min, model.sigma_max, 9):
-            x = x0 + sigma * torch.randn(x0.shape, generator=gen, dtype=torch.float64)
-            ds = sigma * (model(x, sigma) - exact(x, sigma))      # error of sigma s, noise units
-            rel = float(ds.square().mean().sqrt())
-            zero = float(ds.mean((-2, -1)).square().mean().sqrt() * 8)   # along the unit zero mode
-            print(f"sigma {sigma:.3g}: error of sigma s {rel:.4f}, zero mode {zero:.4f}")
-            assert rel < 0.1 and zero < 0.1
+    for sigma, rel, zero in score_errors(model, test, 0.2):
+        print(f"sigma {sigma:.3g}: error of sigma s {rel:.4f}, zero mode {zero:.4f}")
+        assert rel < 0.1 and zero < 0.1
     sample = make_sampler("ode2m", n_steps=64).sample(model, 1024, (8, 8), seed=3, show_progress=False).x
-    prop, ref = momentum_propagator(sample.double()), momentum_propagator(phi)
-    err = torch.sqrt(prop.var(0) / len(prop) + ref.var(0) / len(ref))
-    pull = (prop.mean(0) - free_propagator(0.2, 8)) / err
+    pull = propagator_pulls(sample, phi, 0.2)
     print(f"propagator pulls: max |pull| {float(pull.abs().max()):.2f}, chi_2 pull {float(pull[0, 0]):.2f}")
     assert pull.abs().max() < 3

@@ -143,9 +143,11 @@ def _training_inputs(args: argparse.Namespace, ens_rec: dict, record: dict) -> l
 
 
 def sampler_from_args(args: argparse.Namespace):
-    """The sampler the options describe: each sampler takes the options its constructor names."""
+    """The sampler the options describe: each sampler takes the options its constructor
+    names; an option not given keeps the sampler's own default."""
     names = set(inspect.signature(SAMPLERS[args.sampler].__init__).parameters) - {"self"}
-    return make_sampler(args.sampler, **{k: getattr(args, k) for k in names})
+    return make_sampler(args.sampler, **{k: getattr(args, k) for k in names
+                                         if getattr(args, k) is not None})
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -164,9 +166,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
     site_shape = tuple(theory.cold_start(1, args.L).shape[1:])
     options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps, "beta": beta,
                "anneal_snr": args.anneal_snr, "show_progress": args.progress}
+    target = theory.action if sampler.needs_target else None
     res = sampler.sample(model, args.n_configs, site_shape, seed=args.seed,
                          snapshot_taus=args.snapshot_taus, n_snapshots=args.n_snapshots,
-                         desc=f"{sampler.name} L={args.L}", **options)
+                         desc=f"{sampler.name} L={args.L}", target=target, **options)
     rate = args.n_configs / res.wall_time
     print(f"sampled {args.n_configs} configurations in {res.wall_time:.1f} s ({rate:.2f} configs/s, "
           f"{res.nfe} score evaluations each)")
@@ -178,6 +181,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         "anneal_steps": int(args.anneal_steps), "anneal_snr": float(args.anneal_snr),
         "score_factor": float(model.score_factor(beta)),
         "sample_wall_time_s": float(res.wall_time), "configs_per_s": float(rate),
+        **{k: float(v) for k, v in res.stats.items()},
         "wall_time_s": float(res.wall_time),
         "model_path": str(args.model), "model_sha256": model_sha,
         "model_config_sha256": record["provenance"]["config_sha256"],
@@ -185,7 +189,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         "train_L": int(record["ensemble"].get("L", -1)),
         **{f"train_{k}": float(record["ensemble"][k]) for k in COUPLINGS[theory.name]},
     }
-    ds = independent_ensemble(theory, res.x, "dm", **attrs)
+    ds = independent_ensemble(theory, res.x, args.source or sampler.source, **attrs)
     ds["sigma_grid"] = ("sigma_level", np.asarray(res.sigma_grid),
                         {"long_name": "noise levels of the sampler (normalised units)"})
     if res.snapshots is not None:
@@ -301,18 +305,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--sampler", choices=sorted(SAMPLERS), default="ode2m",
                    help="ode2m: probability-flow ODE, multistep DPM-Solver++(2M); ode: the same with "
                         "Heun steps (stochastic with --churn); em: Euler-Maruyama; "
-                        "pc: predictor-corrector; ald: annealed Langevin")
-    s.add_argument("--n-steps", type=int, default=64, help="noise levels from sigma_max to sigma_min")
-    s.add_argument("--grid", choices=GRIDS, default="karras",
-                   help="noise grid: karras (rho = 7), geometric, or uniform in the SDE time (song)")
+                        "pc: predictor-corrector; ald: annealed Langevin; authors: the U(1) paper's "
+                        "annealed Langevin with Metropolis-Hastings steps (source dm_authors). "
+                        "The options below default to each sampler's own values "
+                        "(physml.diffusion.samplers)")
+    s.add_argument("--n-steps", type=int, default=None,
+                   help="noise levels (64; ald 100; authors 30)")
+    s.add_argument("--grid", choices=GRIDS, default=None,
+                   help="noise grid: karras (rho = 7; the default), geometric (ald's), or uniform "
+                        "in the SDE time (song)")
     s.add_argument("--sigma-min", type=float, default=None,
                    help="last noise level (default: the smallest the model was trained on)")
     s.add_argument("--sigma-max", type=float, default=None,
                    help="first noise level (default: the model's, sized from its data)")
-    s.add_argument("--churn", type=float, default=0.0, help="ode: EDM's stochasticity S_churn")
-    s.add_argument("--snr", type=float, default=0.16, help="pc, ald: Langevin signal-to-noise ratio")
-    s.add_argument("--n-corrector", type=int, default=1, help="pc: corrector steps per level")
-    s.add_argument("--steps-per-level", type=int, default=2, help="ald: Langevin steps per level")
+    s.add_argument("--churn", type=float, default=None, help="ode: EDM's stochasticity S_churn (0)")
+    s.add_argument("--snr", type=float, default=None, help="pc, ald: Langevin signal-to-noise ratio (0.16)")
+    s.add_argument("--n-corrector", type=int, default=None, help="pc: corrector steps per level (1)")
+    s.add_argument("--steps-per-level", type=int, default=None,
+                   help="ald, authors: Langevin steps per level (2; authors 400)")
+    s.add_argument("--level-ratio", type=float, default=None,
+                   help="authors: ratio of successive SDE times t_k (0.7)")
+    s.add_argument("--step-alpha", type=float, default=None,
+                   help="authors: step size at the last level, eps_k = unit^2 alpha (t_k / t_last)^2 (5e-9)")
+    s.add_argument("--t-mh", type=float, default=None,
+                   help="authors: levels with t_k below this accept or reject against the exact action (0.01)")
+    s.add_argument("--field-unit", type=float, default=None,
+                   help="authors: the authors' field unit in the model's units (pi: angles / pi)")
+    s.add_argument("--output", choices=("mean", "state"), default=None,
+                   help="authors: the last Langevin step's mean, as the authors take it (the default), "
+                        "or the chain's last state")
     s.add_argument("--anneal-steps", type=int, default=0,
                    help="annealing stage: Langevin steps at sigma_min before the final denoising")
     s.add_argument("--anneal-snr", type=float, default=0.16, help="annealing stage: signal-to-noise ratio")
@@ -326,6 +347,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--lam", type=float, default=None, help="phi4: lambda (default: the model's)")
     s.add_argument("--beta", type=float, default=None,
                    help="u1: generate at this beta (score times beta / beta_0; default: beta_0)")
+    s.add_argument("--source", default=None,
+                   help="source label of the generated ensemble (default: dm; dm_authors for the "
+                        "authors' sampler), e.g. dm_song for a song-recipe model beside the default one")
     add_mala_options(s, default_steps=0)
     s.add_argument("--mala-out", default=None, help="ensemble after the MALA stage (source = dm_mala)")
     s.add_argument("--seed", type=int, required=True, help="random seed")

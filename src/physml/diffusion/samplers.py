@@ -27,7 +27,10 @@ Predictors (registered by name on the class, :func:`register`):
   with ``churn`` > 0 EDM's stochastic second-order sampler;
 - ``ode2m``: the same ODE with the multistep DPM-Solver++(2M), one evaluation per level;
 - ``ald``: annealed Langevin dynamics (Song and Ermon): ``steps_per_level`` Langevin
-  steps at each level.
+  steps at each level;
+- ``authors``: the U(1) paper's annealed Langevin with their step rule and
+  Metropolis-Hastings steps against the exact action at small noise
+  (:class:`AuthorsLangevin`).
 
 Langevin steps x <- x + eps s + sqrt(2 eps) z use eps = 2 (snr sigma)^2: Song et al.'s
 rule eps = 2 (snr sqrt(d) / |s|)^2 with |s| = sqrt(d) / sigma, the norm of the score of
@@ -56,6 +59,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from physml.diffusion.model import ScoreModel
+from physml.lattice.u1 import wrap_angle
 from physml.progress import progress
 from physml.seeds import derive_seed
 
@@ -84,6 +88,7 @@ class SampleResult:
     nfe: int = 0
     wall_time: float = 0.0
     sigma_grid: list[float] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class Noise:
@@ -97,6 +102,10 @@ class Noise:
     def randn(self, like_shape, dtype, device) -> torch.Tensor:
         return torch.stack([torch.randn(tuple(like_shape[1:]), generator=g, dtype=dtype, device=device)
                             for g in self.gens])
+
+    def rand(self, dtype, device) -> torch.Tensor:
+        """One uniform number in [0, 1) per configuration, shape ``(n,)``."""
+        return torch.cat([torch.rand(1, generator=g, dtype=dtype, device=device) for g in self.gens])
 
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +126,12 @@ def prior(model, sigma_max: float, noise: Noise, shape, dtype, device) -> torch.
 def langevin_step(model: ScoreModel, x: torch.Tensor, sigma: float, snr: float, noise: Noise,
                   beta: float | None = None) -> torch.Tensor:
     """One Langevin step at fixed ``sigma`` with eps = 2 (snr sigma)^2 (module docstring)."""
-    eps = 2.0 * (snr * sigma) ** 2
+    return langevin_move(model, x, sigma, 2.0 * (snr * sigma) ** 2, noise, beta)
+
+
+def langevin_move(model: ScoreModel, x: torch.Tensor, sigma: float, eps: float, noise: Noise,
+                  beta: float | None = None) -> torch.Tensor:
+    """x <- x + eps s(x; sigma) + sqrt(2 eps) z."""
     z = noise.randn(x.shape, x.dtype, x.device)
     return model.wrap(x + eps * model(x, sigma, beta) + math.sqrt(2.0 * eps) * z)
 
@@ -135,8 +149,10 @@ class Sampler(ABC):
     """Base class: noise grid, batching, per-configuration noise, snapshots, progress."""
 
     name = "sampler"
+    source = "dm"          # the source label of the ensembles it generates
+    needs_target = False   # True: sample() must be given the exact action (Metropolis-Hastings)
 
-    def __init__(self, n_steps: int = 32, grid: str = "karras", sigma_min: float | None = None,
+    def __init__(self, n_steps: int = 64, grid: str = "karras", sigma_min: float | None = None,
                  sigma_max: float | None = None):
         if grid not in GRIDS:
             raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
@@ -156,6 +172,11 @@ class Sampler(ABC):
                  beta: float | None, on_step: Callable[[int, torch.Tensor], None]) -> torch.Tensor:
         """Walk ``x`` ~ prior at ``sigmas[0]`` down to ``sigmas[-1]``; call ``on_step(k, x)``
         when x is at level ``sigmas[k]``, k = 1 .. N - 1; x in normalised units."""
+
+    def final_step(self, model: ScoreModel, x: torch.Tensor, sigma: float,
+                   beta: float | None) -> torch.Tensor:
+        """The final denoising step x + sigma_min^2 s(x; sigma_min) (module docstring)."""
+        return model.wrap(x + sigma * sigma * model(x, sigma, beta))
 
     @property
     def evals_per_level(self) -> int:
@@ -209,12 +230,20 @@ class Sampler(ABC):
                batch_size: int = 256, beta: float | None = None,
                snapshot_taus: Sequence[float] = (), n_snapshots: int = 0,
                anneal_steps: int = 0, anneal_snr: float = 0.16, first_index: int = 0,
-               show_progress: bool = True, desc: str | None = None) -> SampleResult:
+               show_progress: bool = True, desc: str | None = None,
+               target: Callable[[torch.Tensor], torch.Tensor] | None = None) -> SampleResult:
         """Draw ``n`` configurations of shape ``site_shape`` (e.g. ``(L, L)``), indices
         ``first_index`` .. (their noise streams), then ``anneal_steps`` Langevin steps
-        (``anneal_snr``) at sigma_min and the final denoising step."""
+        (``anneal_snr``) at sigma_min and the final step.  ``target``: the exact action
+        S(phi) per configuration in physical units (at the generated coupling), for
+        samplers that accept or reject against it (``needs_target``)."""
         if n < 1 or batch_size < 1:
             raise ValueError("need n >= 1 and batch_size >= 1")
+        if self.needs_target and target is None:
+            raise ValueError(f"sampler {self.name!r} needs the exact action (target) for its "
+                             "Metropolis-Hastings steps")
+        self._target = target
+        self._stats: dict[str, list[float]] = {}   # name -> [sum, count] (:meth:`_tally`)
         if anneal_steps < 0 or anneal_snr <= 0:
             raise ValueError("need anneal_steps >= 0 and anneal_snr > 0")
         model.eval()
@@ -250,7 +279,7 @@ class Sampler(ABC):
             for _ in range(anneal_steps):
                 x = langevin_step(model, x, sigmas[-1], anneal_snr, noise, beta)
                 bar.update(1)
-            x = model.wrap(x + sigmas[-1] ** 2 * model(x, sigmas[-1], beta))   # final denoising
+            x = self.final_step(model, x, sigmas[-1], beta)
             bar.update(1)
             keep(self.n_steps, x, b == 0)
             outs.append(model.denormalise(x).cpu())
@@ -260,7 +289,14 @@ class Sampler(ABC):
         return SampleResult(x=torch.cat(outs), snapshots=torch.stack(snaps) if n_snap else None,
                             snapshot_taus=[float(t) for t in snapshot_taus] if n_snap else [],
                             snapshot_sigma=snap_sigma if n_snap else [],
-                            nfe=self.nfe + anneal_steps, wall_time=wall, sigma_grid=sigmas)
+                            nfe=self.nfe + anneal_steps, wall_time=wall, sigma_grid=sigmas,
+                            stats={k: total / count for k, (total, count) in self._stats.items()})
+
+    def _tally(self, name: str, values: torch.Tensor) -> None:
+        """Accumulate a per-configuration statistic (e.g. acceptance) for the result's ``stats``."""
+        entry = self._stats.setdefault(name, [0.0, 0])
+        entry[0] += float(values.sum())
+        entry[1] += values.numel()
 
 
 @register
@@ -283,7 +319,7 @@ class PredictorCorrector(Sampler):
 
     name = "pc"
 
-    def __init__(self, n_steps: int = 32, grid: str = "karras", sigma_min: float | None = None,
+    def __init__(self, n_steps: int = 64, grid: str = "karras", sigma_min: float | None = None,
                  sigma_max: float | None = None, snr: float = 0.16, n_corrector: int = 1):
         super().__init__(n_steps, grid, sigma_min, sigma_max)
         if snr <= 0 or n_corrector < 0:
@@ -316,7 +352,7 @@ class ProbabilityFlow(Sampler):
 
     name = "ode"
 
-    def __init__(self, n_steps: int = 32, grid: str = "karras", sigma_min: float | None = None,
+    def __init__(self, n_steps: int = 64, grid: str = "karras", sigma_min: float | None = None,
                  sigma_max: float | None = None, churn: float = 0.0):
         super().__init__(n_steps, grid, sigma_min, sigma_max)
         if churn < 0:
@@ -396,6 +432,116 @@ class AnnealedLangevin(Sampler):
             if k:
                 on_step(k, x)
         return x
+
+
+@register
+class AuthorsLangevin(Sampler):
+    """The annealed Langevin sampler of the public code of the U(1) diffusion paper
+    (Zhu et al., arXiv:2502.05504), as a preset.  Their fields are link angles / pi with
+    the VE SDE of the model (s = 25); ``field_unit`` (pi for angles in radians) converts:
+
+    - ``n_steps`` levels at the SDE times t_k = level_ratio^k, k = 0 .. n_steps - 1
+      (30 levels of ratio 0.7: t from 1 down to 3.3e-5), noise sigma_k = field_unit
+      sigma(t_k) (levels above the model's sigma_max are evaluated at sigma_max: on the
+      torus the noised field is uniform there anyway; a level below its sigma_min is refused);
+    - ``steps_per_level`` Langevin steps x <- x + eps_k s + sqrt(2 eps_k) z at each level
+      with their step rule eps_k = field_unit^2 step_alpha (t_k / t_last)^2 (largest at
+      the first level), with the score times beta / beta0;
+    - at levels with t_k < ``t_mh`` every step is a Metropolis-Hastings proposal accepted
+      with min(1, exp(S(x) - S(y)) q(x|y) / q(y|x)) against the exact action S at the
+      generated coupling (MALA with the learned score as drift, the proposal density
+      taken at the nearest periodic image), so these levels sample the exact law;
+    - ``output="mean"`` takes the result as they take it: the mean x + eps_last s(x) of
+      one more Langevin step at the last level (not a denoising step; a deterministic
+      shift of order eps_last along the drift); ``output="state"`` takes the chain's last
+      state, which below t_mh is a draw from the exact law.
+
+    Score evaluations per configuration: n_steps x steps_per_level, plus one per
+    Metropolis level (the score at the level's first state) and one for the output.
+    The acceptance rate of the Metropolis steps is reported as ``stats['mh_acceptance']``.
+    """
+
+    name = "authors"
+    source = "dm_authors"
+    needs_target = True
+
+    def __init__(self, n_steps: int = 30, level_ratio: float = 0.7, steps_per_level: int = 400,
+                 step_alpha: float = 5e-9, t_mh: float = 0.01, field_unit: float = math.pi,
+                 output: str = "mean"):
+        super().__init__(n_steps)
+        if output not in ("mean", "state"):
+            raise ValueError(f"output must be 'mean' or 'state', got {output!r}")
+        if not 0 < level_ratio < 1:
+            raise ValueError(f"level_ratio must be in (0, 1), got {level_ratio}")
+        if steps_per_level < 1 or not step_alpha > 0 or not field_unit > 0 or t_mh < 0:
+            raise ValueError("need steps_per_level >= 1, step_alpha > 0, field_unit > 0, t_mh >= 0")
+        self.level_ratio = float(level_ratio)
+        self.steps_per_level = int(steps_per_level)
+        self.step_alpha = float(step_alpha)
+        self.t_mh = float(t_mh)
+        self.field_unit = float(field_unit)
+        self.output = output
+
+    def times(self) -> list[float]:
+        """The SDE times t_k of the levels."""
+        return [self.level_ratio ** k for k in range(self.n_steps)]
+
+    def step_sizes(self) -> list[float]:
+        """eps_k = field_unit^2 step_alpha (t_k / t_last)^2 (class docstring)."""
+        t = self.times()
+        return [self.field_unit ** 2 * self.step_alpha * (tk / t[-1]) ** 2 for tk in t]
+
+    @property
+    def nfe(self) -> int:
+        n_mh = sum(t < self.t_mh for t in self.times())
+        return self.n_steps * self.steps_per_level + n_mh + (self.output == "mean")
+
+    def noise_grid(self, model: ScoreModel) -> list[float]:
+        sde = model.precond.sde
+        if sde is None:
+            raise ValueError("sampler 'authors' walks the SDE times of a song-recipe model")
+        t = torch.tensor(self.times(), dtype=torch.float64)
+        sig = (self.field_unit * sde.marginal_std(t)).tolist()
+        if sig[-1] < model.sigma_min * (1 - 1e-9):
+            raise ValueError(f"the last level's noise {sig[-1]:.4g} is below the smallest the model was "
+                             f"trained on ({model.sigma_min:.4g})")
+        return [min(s, model.sigma_max) for s in sig]
+
+    def _diffuse(self, model, x, sigmas, noise, beta, on_step):
+        for k, (sigma, eps, t) in enumerate(zip(sigmas, self.step_sizes(), self.times())):
+            if t < self.t_mh:
+                x = self._metropolis_level(model, x, sigma, eps, noise, beta)
+            else:
+                for _ in range(self.steps_per_level):
+                    x = langevin_move(model, x, sigma, eps, noise, beta)
+            if k:
+                on_step(k, x)
+        return x
+
+    def _metropolis_level(self, model, x, sigma, eps, noise, beta):
+        """``steps_per_level`` MALA steps with drift eps s(x; sigma) against the exact action."""
+        def action(v):
+            return self._target(model.denormalise(v))
+
+        s_x, a_x = model(x, sigma, beta), action(x)
+        for _ in range(self.steps_per_level):
+            z = noise.randn(x.shape, x.dtype, x.device)
+            y = model.wrap(x + eps * s_x + math.sqrt(2.0 * eps) * z)
+            s_y, a_y = model(y, sigma, beta), action(y)
+            back = wrap_angle(x - y - eps * s_y) if model.periodic else x - y - eps * s_y
+            dims = tuple(range(1, x.dim()))
+            log_q = (z * z).sum(dims) / 2 - (back * back).sum(dims) / (4.0 * eps)
+            accept = torch.log(noise.rand(x.dtype, x.device)) < a_x - a_y + log_q
+            self._tally("mh_acceptance", accept.to(x.dtype))
+            keep = _bcast(accept, x)
+            x, s_x, a_x = torch.where(keep, y, x), torch.where(keep, s_y, s_x), torch.where(accept, a_y, a_x)
+        return x
+
+    def final_step(self, model, x, sigma, beta):
+        """``output`` "mean": x + eps_last s(x; sigma_last), as the authors take it; "state": x."""
+        if self.output == "state":
+            return x
+        return model.wrap(x + self.step_sizes()[-1] * model(x, sigma, beta))
 
 
 def make_sampler(name: str = "ode", **params) -> Sampler:

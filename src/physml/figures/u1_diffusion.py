@@ -16,9 +16,13 @@ SOURCES = {"exact": dict(label="exact sampler", color="C2", marker="x"),
            "dm": dict(label="DM (raw)", color="C3", marker="s"),
            "dm_mala": dict(label="DM + MALA", color="C0", marker="D"),
            "mala_only": dict(label="MALA only (control)", color="C1", marker="v"),
-           "dm_reweighted": dict(label="DM reweighted from beta_0", color="C4", marker="P")}
+           "dm_reweighted": dict(label="DM reweighted from beta_0", color="C4", marker="P"),
+           "dm_authors": dict(label="DM, the authors' sampler", color="C5", marker="*"),
+           "hmc_flux": dict(label="HMC + flux moves", color="C7", marker="h"),
+           "smc": dict(label="SMC in beta from beta_0 (control)", color="C8", marker="<"),
+           "dm_smc": dict(label="DM at beta_0 + SMC in beta", color="C9", marker=">")}
 PULL_SOURCES = ("dm", "dm_mala", "mala_only")
-COST_SOURCES = ("hmc", "exact", "dm_mala", "mala_only")
+COST_SOURCES = ("hmc", "hmc_flux", "exact", "dm_mala", "mala_only", "dm_authors", "smc", "dm_smc")
 OPEN_NOTE = "open: flagged (e.g. frozen topology, low ESS)"
 
 
@@ -162,7 +166,8 @@ def plot_u1_coupling(datasets: list[xr.Dataset]):
     plaquette and (b) chi_t (log) against beta of every source with the exact curves
     (reweighted points annotated with their Kish ESS; flagged points open), (c) HMC
     tau_int(Q) from the rate of Q changes (log; triangles: lower bounds, Q frozen) and
-    (d) generation cost per independent Q of HMC, the exact sampler, DM + MALA and MALA-only."""
+    (d) generation cost per independent Q of every source in ``COST_SOURCES`` (model-free:
+    hmc, hmc_flux, exact, mala_only, smc; with the model: dm_mala, dm_authors, dm_smc)."""
     _, obs = _split(datasets)
     beta_0, L_0 = _trained_at(obs)
     sizes = sorted({int(d.attrs["L"]) for d in obs})
