@@ -67,12 +67,7 @@ def cmd_mala(args: argparse.Namespace) -> None:
     device = setup_runtime(args)
     if args.mala_steps < 1:
         raise ValueError(f"--mala-steps must be >= 1, got {args.mala_steps}")
-    if args.theory == "phi4":
-        theory = Phi4(args.kappa, args.lam)
-    else:
-        if args.beta <= 0:
-            raise ValueError(f"--beta must be > 0, got {args.beta}")
-        theory = U1(args.beta)
+    theory = Phi4(args.kappa, args.lam) if args.theory == "phi4" else U1(args.beta)
     scale, inputs = 1.0, []
     if args.theory == "phi4":
         if args.scale_from is None:
@@ -98,8 +93,7 @@ def cmd_reweight(args: argparse.Namespace) -> None:
     setup_runtime(args)
     ds = read_input(args.ensemble, "a U(1) ensemble (links theta, action) to reweight in beta",
                     kinds=("ensemble",), theories=("u1",), variables=("theta", "action"))
-    if args.beta <= 0:
-        raise ValueError(f"--beta must be > 0, got {args.beta}")
+    U1(args.beta)   # its constructor checks the range of beta
     beta0 = float(ds.attrs["beta"])
     action0 = ds["action"].values / beta0          # S_0 = -sum_P cos theta_P
     weights = reweighting_weights(action0, args.beta - beta0)

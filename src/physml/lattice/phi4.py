@@ -36,6 +36,10 @@ class Phi4:
     lam: float
     name: str = "phi4"
 
+    def __post_init__(self):
+        if not (self.kappa >= 0 and self.lam >= 0):   # also refuses NaN
+            raise ValueError(f"need kappa >= 0 and lam >= 0, got kappa={self.kappa}, lam={self.lam}")
+
     def action_density(self, phi: torch.Tensor) -> torch.Tensor:
         """Per-site action s_x (its sum over sites is S), shape of ``phi``."""
         phi2 = phi * phi

@@ -128,6 +128,10 @@ class U1:
     beta: float
     name: str = "u1"
 
+    def __post_init__(self):
+        if not self.beta > 0:   # also refuses NaN
+            raise ValueError(f"need beta > 0, got beta={self.beta}")
+
     site_dims = ("mu", "x", "y")
     field_name = "theta"
 

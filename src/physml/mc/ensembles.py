@@ -21,10 +21,11 @@ import numpy as np
 import torch
 import xarray as xr
 
+from physml.lattice.theory import LatticeTheory
 from physml.mc.hmc import sample_hmc
 
 
-def hmc_ensemble(theory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
+def hmc_ensemble(theory: LatticeTheory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
                  meas_interval: int, step_size: float, n_steps: int, seed: int,
                  start: str = "random", therm_step_size: float | None = None,
                  device: torch.device | str = "cpu", dtype=torch.float64,

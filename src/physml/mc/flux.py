@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import torch
 
+from physml.lattice.theory import Theory
 
-def flux_move(theory, x: torch.Tensor, action: torch.Tensor, field: torch.Tensor,
+
+def flux_move(theory: Theory, x: torch.Tensor, action: torch.Tensor, field: torch.Tensor,
               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One flux move per chain: returns (new x, its action S, accepted mask).
 

@@ -1,23 +1,20 @@
 """Hybrid Monte Carlo batched over independent Markov chains.
 
 One call evolves ``n_chains`` chains at once as a single torch tensor of shape
-``(n_chains, *site_shape)``.  The theory object supplies ``action(x)`` (shape
-``(n_chains,)``), ``force(x) = -dS/dx`` and ``project(x)`` (e.g. wrapping link
-angles into [-pi, pi)); if it has ``symmetry_flip(x, mask)``, an exact global
-symmetry move (one that leaves S unchanged) is applied with probability 1/2 per
-chain after every trajectory.
+``(n_chains, *site_shape)``.  The theory is a :class:`physml.lattice.theory.Theory`;
+if it has a symmetry move (:class:`~physml.lattice.theory.HasSymmetryFlip`), the move is
+applied with probability 1/2 per chain after every trajectory.
 
 Conventions: unit-mass momenta p ~ N(0, 1), H = p^2 / 2 + S(x), leapfrog with
 ``n_steps`` steps of size ``step_size`` (trajectory length n_steps * step_size),
 Metropolis accept with probability min(1, exp(-Delta H)) chain by chain.
 
-A theory with a ``fused_trajectory(x, p, step_size, n_steps)`` method (returning the final
-x, its action and the change of p^2/2) and a ``kernel`` name (phi^4) can run the whole
-trajectory in a C kernel (:mod:`physml.native`): ``engine``
+A theory with a C-kernel trajectory (:class:`~physml.lattice.theory.HasFusedTrajectory`,
+phi^4) can run the whole trajectory in the kernel (:mod:`physml.native`): ``engine``
 ``auto`` does so for float64 CPU fields where the kernel compiles, ``native`` demands it,
 ``reference`` keeps the torch code.
 
-``flux_moves`` = N > 0 (U(1) only: a theory with ``flux_shift(x)``) applies N global
+``flux_moves`` = N > 0 (U(1) only: :class:`~physml.lattice.theory.HasFluxShift`) applies N global
 flux moves (:mod:`physml.mc.flux`) after every trajectory, each an exact Metropolis
 step of its own; with N = 0 (the default) nothing changes, not even the random stream.
 """
@@ -29,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from physml import native
+from physml.lattice.theory import HasFluxShift, HasFusedTrajectory, HasSymmetryFlip, Theory
 from physml.mc.flux import flux_move
 from physml.progress import progress
 
@@ -53,7 +51,7 @@ class HMCResult:
     flux_accepted: torch.Tensor | None = None
 
 
-def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps: int):
+def leapfrog(theory: Theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps: int):
     """Integrate Hamilton's equations with the kick-drift-kick leapfrog; returns (x, p)."""
     p = p + 0.5 * step_size * theory.force(x)
     x = x.clone()
@@ -63,10 +61,10 @@ def leapfrog(theory, x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps
     return x, p
 
 
-def select_trajectory(theory, x: torch.Tensor, engine: str):
+def select_trajectory(theory: Theory, x: torch.Tensor, engine: str):
     """The theory's C-kernel trajectory if ``engine`` selects it for fields like ``x``, else None."""
     native.check_engine(engine)
-    if not (hasattr(theory, "fused_trajectory") and x.device.type == "cpu" and x.dtype == torch.float64):
+    if not (isinstance(theory, HasFusedTrajectory) and x.device.type == "cpu" and x.dtype == torch.float64):
         if engine == "native":
             raise ValueError(f"engine 'native' needs a theory with a C leapfrog (phi^4) and float64 "
                              f"CPU fields; got {type(theory).__name__}, {x.dtype} on {x.device}")
@@ -74,7 +72,7 @@ def select_trajectory(theory, x: torch.Tensor, engine: str):
     return theory.fused_trajectory if native.use_native(theory.kernel, engine) else None
 
 
-def hmc_step(theory, x: torch.Tensor, step_size: float, n_steps: int,
+def hmc_step(theory: Theory, x: torch.Tensor, step_size: float, n_steps: int,
              generator: torch.Generator, action: torch.Tensor | None = None, trajectory=None):
     """One HMC trajectory per chain; returns (new x, its action, accepted mask, Delta H).
 
@@ -101,7 +99,7 @@ def hmc_step(theory, x: torch.Tensor, step_size: float, n_steps: int,
     return x_new, torch.where(accept, s1, s0), accept, delta_h
 
 
-def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_steps: int,
+def sample_hmc(theory: Theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_steps: int,
                generator: torch.Generator, n_therm: int = 0, meas_interval: int = 1,
                therm_step_size: float | None = None, symmetry_moves: bool = True,
                show_progress: bool = True, desc: str = "hmc", engine: str = "auto",
@@ -115,9 +113,9 @@ def sample_hmc(theory, x0: torch.Tensor, *, n_meas: int, step_size: float, n_ste
             raise ValueError(f"{name} must be >= 1, got {value}")
     if n_therm < 0 or step_size <= 0:
         raise ValueError(f"need n_therm >= 0 and step_size > 0, got {n_therm}, {step_size}")
-    flip = symmetry_moves and hasattr(theory, "symmetry_flip")
+    flip = symmetry_moves and isinstance(theory, HasSymmetryFlip)
     trajectory = select_trajectory(theory, x0, engine)
-    if flux_moves < 0 or (flux_moves and not hasattr(theory, "flux_shift")):
+    if flux_moves < 0 or (flux_moves and not isinstance(theory, HasFluxShift)):
         raise ValueError(f"flux_moves must be >= 0 and needs a U(1) theory; got {flux_moves} "
                          f"for {type(theory).__name__}")
     n_traj = n_therm + n_meas * meas_interval

@@ -1,10 +1,7 @@
 """Metropolis-adjusted Langevin (MALA): the exact correction of stochastic quantisation.
 
-Generic over theories: a theory is any object with ``action(x)`` (S per
-configuration, shape ``(batch,)``), ``force(x) = -dS/dx`` (shape of ``x``) and
-``project(x)`` (maps a field, or a displacement, back to its fundamental
-domain: identity for phi^4, wrap into [-pi, pi) for U(1) link angles), batched
-over the first axis (:class:`physml.lattice.phi4.Phi4`, :class:`physml.lattice.u1.U1`).
+Generic over theories (:class:`physml.lattice.theory.Theory`: ``action``, ``force``
+and ``project``, batched over the first axis).
 
 Step, target exp(-S), step size h:
 
@@ -39,6 +36,7 @@ from dataclasses import dataclass, field
 import torch
 import xarray as xr
 
+from physml.lattice.theory import Theory
 from physml.progress import progress
 
 TARGET_ACCEPTANCE = 0.6   # the optimal MALA acceptance in high dimension is 0.574
@@ -59,7 +57,7 @@ def _sq_norm(d: torch.Tensor) -> torch.Tensor:
     return d.flatten(1).square().sum(1)
 
 
-def mala_step(theory, x: torch.Tensor, h: float, generator: torch.Generator,
+def mala_step(theory: Theory, x: torch.Tensor, h: float, generator: torch.Generator,
               action: torch.Tensor | None = None, force: torch.Tensor | None = None):
     """One MALA step of every chain; returns (x, action, force, accepted) with the
     action and force of the returned fields (pass them back in to save recomputation)."""
@@ -82,7 +80,7 @@ def mala_step(theory, x: torch.Tensor, h: float, generator: torch.Generator,
             torch.where(keep, force_y, force), accept)
 
 
-def run_mala(theory, x: torch.Tensor, n_steps: int, h: float, generator: torch.Generator,
+def run_mala(theory: Theory, x: torch.Tensor, n_steps: int, h: float, generator: torch.Generator,
              schedule: list[float] = (), show_progress: bool = False, desc: str = "mala") -> MALAResult:
     """``n_steps`` MALA steps from ``x`` (every row an independent chain): step k has size
     ``schedule[k]`` while the schedule lasts, then ``h``."""
@@ -103,7 +101,7 @@ def run_mala(theory, x: torch.Tensor, n_steps: int, h: float, generator: torch.G
                       step_sizes=torch.tensor(sizes, dtype=torch.float64))
 
 
-def tune_step_size(theory, x: torch.Tensor, n_steps: int, generator: torch.Generator,
+def tune_step_size(theory: Theory, x: torch.Tensor, n_steps: int, generator: torch.Generator,
                    target: float = TARGET_ACCEPTANCE, h0: float = 1e-2
                    ) -> tuple[float, torch.Tensor, list[float]]:
     """Robbins-Monro tuning on pilot chains ``x``: after every step
@@ -131,7 +129,7 @@ def tune_step_size(theory, x: torch.Tensor, n_steps: int, generator: torch.Gener
 TRACE_STEPS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
-def trace_summaries(theory, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def trace_summaries(theory: Theory, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-configuration numbers recorded along a MALA run, enough to recompute the global
     observables after any number of steps: the action S, and phibar (phi^4) or the
     topological charge Q (U(1))."""
@@ -162,7 +160,7 @@ class MALAStage:
         if self.steps < 0 or self.tune_steps < 2:
             raise ValueError(f"need steps >= 0 and tune_steps >= 2, got {self.steps}, {self.tune_steps}")
 
-    def run(self, theory, x: torch.Tensor, pilot: torch.Tensor, generator: torch.Generator,
+    def run(self, theory: Theory, x: torch.Tensor, pilot: torch.Tensor, generator: torch.Generator,
             pilot_generator: torch.Generator, show_progress: bool = False, desc: str = "mala"):
         """(final fields (float64), a Dataset of the MALA variables, attributes) for the
         ensemble artifact."""
