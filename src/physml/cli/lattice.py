@@ -23,14 +23,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_hmc_options(p: argparse.ArgumentParser, step_size: float, n_steps: int,
-                     engines: tuple[str, ...] = ENGINES) -> None:
+def _add_hmc_options(p: argparse.ArgumentParser, n_chains: int, n_therm: int, meas_interval: int,
+                     step_size: float, n_steps: int, engines: tuple[str, ...] = ENGINES) -> None:
+    """The options of ``hmc THEORY``; the defaults are the theory's ``hmc`` block of the
+    workflow schema (tests/test_defaults.py)."""
     p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
     p.add_argument("--n-configs", type=_positive_int, required=True,
                    help="configurations to store (a multiple of --n-chains)")
-    p.add_argument("--n-chains", type=_positive_int, default=64, help="independent chains run as one batch")
-    p.add_argument("--n-therm", type=int, default=500, help="thermalisation trajectories per chain")
-    p.add_argument("--meas-interval", type=_positive_int, default=2, help="trajectories between stored configurations")
+    p.add_argument("--n-chains", type=_positive_int, default=n_chains, help="independent chains run as one batch")
+    p.add_argument("--n-therm", type=int, default=n_therm, help="thermalisation trajectories per chain")
+    p.add_argument("--meas-interval", type=_positive_int, default=meas_interval,
+                   help="trajectories between stored configurations")
     p.add_argument("--step-size", type=float, default=step_size, help="leapfrog step size")
     p.add_argument("--n-steps", type=_positive_int, default=n_steps, help="leapfrog steps per trajectory")
     p.add_argument("--therm-step-size", type=float, default=None,
@@ -93,11 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action")
     p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
     p.add_argument("--lam", type=float, default=0.022, help="quartic coupling lambda")
-    _add_hmc_options(p, step_size=0.125, n_steps=8)
+    _add_hmc_options(p, n_chains=64, n_therm=500, meas_interval=2, step_size=0.125, n_steps=8)
     p.set_defaults(func=cmd_hmc_phi4)
     p = theories.add_parser("u1", help="2D compact U(1), Wilson action")
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
-    _add_hmc_options(p, step_size=0.05, n_steps=20, engines=("auto", "reference"))  # no C kernel
+    _add_hmc_options(p, n_chains=32, n_therm=200, meas_interval=4, step_size=0.05, n_steps=20,
+                     engines=("auto", "reference"))  # no C kernel
     p.add_argument("--flux-moves", type=int, default=0,
                    help="global flux moves (Q -> Q +- 1 proposals, exact Metropolis) after every "
                         "trajectory; > 0 makes the ensemble's source hmc_flux")

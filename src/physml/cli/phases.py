@@ -121,7 +121,7 @@ def _add_verbs(sub) -> None:
     c.add_argument("--n-batches", type=int, default=1000, help="mini-batches per epoch (training set = B x this)")
     c.add_argument("--n-test", type=int, default=1000, help="held-out test points per run")
     c.add_argument("--n-eval", type=int, default=500, help="training points for the drift-noise ratio")
-    c.add_argument("--snapshots", type=_steps, default=(0, 30000),
+    c.add_argument("--snapshots", type=_steps, default=(0, 10, 30, 100, 300, 1000, 3000, 10000, 30000),
                    help="comma-separated steps at which observables are measured")
     c.add_argument("--activation", choices=ACTIVATIONS, default="tanh", help="hidden-layer activation")
     c.add_argument("--n1", type=int, default=32, help="first hidden width")

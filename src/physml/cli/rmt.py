@@ -220,9 +220,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, required=True, help="learning rate")
     p.add_argument("--batch", type=int, default=4, help="mini-batch size B")
     p.add_argument("--sigma-w", type=float, default=1.0, help="initial scale sigma_W of the middle matrix")
-    p.add_argument("--n-runs", type=int, default=64, help="runs trained as one batch")
+    p.add_argument("--n-runs", type=int, default=32, help="runs trained as one batch")
     p.add_argument("--n-batches", type=int, default=64, help="mini-batches in each run's fixed training set")
-    p.add_argument("--n-steps", type=int, default=2000, help="SGD steps")
+    p.add_argument("--n-steps", type=int, default=1000, help="SGD steps")
     p.add_argument("--snapshot-every", type=int, default=100, help="steps between stored snapshots")
     p.add_argument("--seed", type=int, required=True, help="random seed")
     p.add_argument("--out", required=True, help="output weights .nc")
@@ -231,13 +231,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("transformer",
                          help="character-level nano-GPT on the stdlib-docstring corpus; Q, K, V recorded")
-    p.add_argument("--n-steps", type=int, default=300, help="AdamW steps")
+    p.add_argument("--n-steps", type=int, default=2500, help="AdamW steps")
     p.add_argument("--batch", type=int, default=16, help="windows per batch")
     p.add_argument("--block-size", type=int, default=64, help="context length")
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices only)")
     p.add_argument("--dense-until", type=int, default=30, help="record every step up to this one")
-    p.add_argument("--n-sparse", type=int, default=12, help="log-spaced snapshots after that")
+    p.add_argument("--n-sparse", type=int, default=16, help="log-spaced snapshots after that")
     p.add_argument("--corpus-chars", type=int, default=400_000, help="characters of the corpus")
     p.add_argument("--seed", type=int, required=True, help="random seed")
     p.add_argument("--out", required=True, help="output weights .nc")
@@ -259,7 +259,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="tail exponents of the transformer's per-head spectra: CSN fit "
                               "(powerlaw), weightwatcher and Hill side by side")
     p.add_argument("spectra", help="spectra .nc of `rmt spectra` on an rmt_transformer run")
-    p.add_argument("--n-boot", type=int, default=100,
+    p.add_argument("--n-boot", type=int, default=30,
                    help="bootstrap samples for the error and the goodness-of-fit p-value")
     p.add_argument("--xmin-quantile", type=float, default=0.5,
                    help="x_min is searched among the values above this quantile (0: all, as CSN)")

@@ -112,7 +112,7 @@ def _count(text: str) -> int:
 
 # numeric options of the verb: (flag, type, default, help)
 OPTIONS = (
-    ("--replicas", int, 8, "independent SMC runs (errors from their scatter)"),
+    ("--replicas", int, 4, "independent SMC runs (errors from their scatter)"),
     ("--n-particles", _count, 0, "particles per replica, drawn without replacement "
                                  "(0: all configurations, split evenly)"),
     ("--ess-fraction", _fraction, 0.9, "conditional ESS fraction that sets each step of the beta ladder"),
