@@ -73,6 +73,7 @@ CROSS = [
     ({"phases": {"snapshot_steps": [0, 100, 50000]}}, "phases.snapshot_steps"),
     ({"phases": {"n_steps": 100}}, "phases.snapshot_steps"),
     ({"phases": {"boundary_study": {"model": "relu"}}}, "phases.boundary_study.model"),
+    ({"phases": {"boundary_study": {"n_steps": 1000}}}, "phases.boundary_study.snapshot_steps"),
     ({"rmt": {"linear": {"burn_in": 1000}}}, "rmt.linear.burn_in"),
     ({"rmt": {"linear": {"lr": [0.1, 1.5]}}}, "rmt.linear.lr"),
     ({"rmt": {"dbm": {"dt_sde": 0.003}}}, "rmt.dbm.dt_sde"),

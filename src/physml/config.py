@@ -116,14 +116,13 @@ def cross_key_problems(config: dict[str, Any]) -> list[str]:
         problems.append(f"config key 'diffusion.generate.n_configs': {len(gen['n_configs'])} entries, "
                         f"need one per 'diffusion.generate.L_factors' ({len(gen['L_factors'])})")
 
-    phases = config["phases"]
-    for key, block in (("phases", phases), ("phases.boundary_study", phases.get("boundary_study"))):
-        late = [s for s in (block or {}).get("snapshot_steps", []) if s > block["n_steps"]]
+    phases, study = config["phases"], config["phases"]["boundary_study"]
+    for key, block in (("phases", phases), ("phases.boundary_study", study)):
+        late = [s for s in block["snapshot_steps"] if s > block["n_steps"]]
         if late:
             problems.append(f"config key '{key}.snapshot_steps': {late} beyond '{key}.n_steps' = {block['n_steps']}")
-    study_model = (phases.get("boundary_study") or {}).get("model")
-    if study_model is not None and study_model not in phases["models"]:
-        problems.append(f"config key 'phases.boundary_study.model': '{study_model}' is not a key of "
+    if study["model"] not in phases["models"]:
+        problems.append(f"config key 'phases.boundary_study.model': '{study['model']}' is not a key of "
                         f"'phases.models' ({', '.join(phases['models'])})")
 
     rmt = config["rmt"]
