@@ -78,7 +78,7 @@ rule rmt_mlp:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=20,
+        runtime=60,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         " python -m physml rmt mlp --lr {wildcards.lr} --batch {wildcards.batch}"
@@ -104,7 +104,7 @@ rule rmt_transformer:
     resources:
         gpu=GPUS,
         mem_mb=2000,
-        runtime=60,
+        runtime=240,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         " python -m physml rmt transformer --n-steps {params.p[n_steps]} --batch {params.p[batch]}"
