@@ -3,6 +3,9 @@ document or source file cites a file that is not in the repository."""
 
 import re
 import subprocess
+import sys
+
+import pytest
 
 README_COMMANDS = [
     "python3.11 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e '.[test]' && .venv/bin/snakemake --cores all",
@@ -35,3 +38,16 @@ def test_no_file_cites_a_missing_document(root):
     hits = [f for f in tracked if f != this and (root / f).is_file() and (root / f).suffix != ".png"
             and cited.search((root / f).read_text(errors="ignore"))]
     assert not hits
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml"])
+def test_readme_job_counts_are_those_of_a_dry_run(root, config):
+    """The README's dry-run block says how many jobs each config has: as `snakemake -n -F` does."""
+    said = re.search(rf"-n {{2,}}# the quick config: (\d+) jobs" if config.endswith("config.yaml")
+                     else r"--configfile config/paper.yaml +# the papers' scale: (\d+) jobs",
+                     (root / "README.md").read_text())
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-F", "--configfile", config],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    total = re.search(r"^total\s+(\d+)$", proc.stdout + proc.stderr, re.M)
+    assert said and total, proc.stderr[-2000:]
+    assert said.group(1) == total.group(1), f"README says {said.group(1)} jobs, a dry run {total.group(1)}"
