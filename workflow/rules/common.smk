@@ -16,10 +16,11 @@ elif (_SRC / "physml").is_dir() and Path(_FOUND.origin).parent.resolve() != (_SR
           "or give each checkout its own environment", file=sys.stderr)
     sys.exit(1)
 
-from physml.config import validate_config
+from physml.config import exit_on_config_error, validate_config
 from physml.seeds import derive_seed
 
-validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+with exit_on_config_error():  # every problem, one line each, before any job (also at `snakemake -n`)
+    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
 # Jobs run `python -m physml ...`: the Python running Snakemake comes first on PATH (no
 # reliance on an activated venv; with --software-deployment-method conda the rule's env
@@ -33,6 +34,9 @@ os.environ.update(
     ),
 )
 CONDA_ENV = "../../envs/physml.yaml"  # relative to workflow/rules/
+# GPUs per GPU job (rules train_*, sample_*, rmt_transformer): none when the config says
+# device: cpu, so that a CPU-only SLURM cluster is never asked for one.
+GPUS = 0 if config["device"] == "cpu" else 1
 
 # Final targets; each rule file appends the figures it makes.
 ALL_TARGETS = []
@@ -163,14 +167,19 @@ def train_command(diff, epochs, recipe, extra=""):
     )
 
 
+def cli_flags(block, keys):
+    """CLI options `--key-name value` of the config `block`'s `keys` (flag = key with dashes)."""
+    return " ".join(f"--{k.replace('_', '-')} {block[k]}" for k in keys)
+
+
 def mala_options(mala):
     return (f"--mala-steps {mala['steps']} --mala-target {mala['target_acceptance']}"
             f" --mala-tune-steps {mala['tune_steps']} --mala-pilot {mala['pilot']}")
 
 
-def sample_command(diff, sample, coupling=""):
-    """The shell command of `physml sample` (settings `sample`) writing the dm and dm_mala
-    ensembles."""
+def sample_command(diff, sample, coupling="", mala=True):
+    """The shell command of `physml sample` (settings `sample`) writing the dm and (`mala`)
+    the dm_mala ensembles."""
     taus = " ".join(f"{t:g}" for t in sample["snapshot_taus"])
     sigma_min = "" if sample.get("sigma_min") is None else f" --sigma-min {sample['sigma_min']}"
     return (
@@ -180,7 +189,8 @@ def sample_command(diff, sample, coupling=""):
         f" --n-corrector {sample['n_corrector']} --steps-per-level {sample['steps_per_level']}"
         f" --anneal-steps {sample['anneal_steps']} --anneal-snr {sample['anneal_snr']}"
         f" --batch-size {sample['batch_size']} --snapshot-taus {taus}"
-        f" --n-snapshots {sample['n_snapshots']} {mala_options(diff['mala'])}"
-        " --seed {params.seed} --device {params.device} --threads {threads}"
-        " --out {output.dm} --mala-out {output.dm_mala} > {log} 2>&1"
+        f" --n-snapshots {sample['n_snapshots']}"
+        + (f" {mala_options(diff['mala'])} --mala-out {{output.dm_mala}}" if mala else "")
+        + " --seed {params.seed} --device {params.device} --threads {threads}"
+        " --out {output.dm} > {log} 2>&1"
     )

@@ -93,13 +93,69 @@ PHI4_DM_OBSERVABLES = [
     for L in DM_LS
     for s in ("hmc", "dm", "dm_mala", "mala_only")
 ]
+# Other recipes side by side (diffusion.compare_recipes): raw samples, source dm_RECIPE.
+OTHER_RECIPES = [r for r in DIFF["compare_recipes"] if r != DIFF["recipe"]]
+PHI4_RECIPE_OBSERVABLES = [
+    f"{phi4_dir(k, L=L, source='dm_' + r)}/observables.nc" for k in PHI4["kappa"] for L in DM_LS for r in OTHER_RECIPES
+]
+
+
+rule train_phi4_recipe:
+    conda:
+        CONDA_ENV
+    input:
+        ensemble="results/phi4/hmc/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
+    output:
+        model="results/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}/model.pt",
+        history="results/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}/training.nc",
+    log:
+        "results/logs/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}.train.log",
+    benchmark:
+        "results/benchmarks/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}.train.tsv"
+    wildcard_constraints:
+        recipe="edm|song",
+    params:
+        seed=lambda wc: derive_seed(config["seed"], "train_phi4", wc.L, wc.kappa, wc.lam),
+        device=config["device"],
+    threads: 1
+    resources:
+        gpu=GPUS,
+        mem_mb=3000,
+        runtime=240,
+    shell:
+        train_command(DIFF, DIFF["train"]["epochs"], "{wildcards.recipe}", f" --generate-L {max(DM_LS)}")
+
+
+rule sample_phi4_recipe:
+    conda:
+        CONDA_ENV
+    input:
+        model=lambda wc: f"{phi4_model_dir(wc.kappa, wc.lam)}".replace("/models/", f"/models_{wc.recipe}/")
+        + "/model.pt",
+    output:
+        dm="results/phi4/dm_{recipe}/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
+    log:
+        "results/logs/phi4/dm_{recipe}/L{L}_kappa{kappa}_lam{lam}.sample.log",
+    wildcard_constraints:
+        recipe="edm|song",
+    params:
+        n_configs=lambda wc: DM_N_CONFIGS.get(int(wc.L), DM_GEN["n_configs"][-1]),
+        seed=lambda wc: derive_seed(config["seed"], "sample_phi4", wc.L, wc.kappa, wc.lam),
+        device=config["device"],
+    threads: 1
+    resources:
+        gpu=GPUS,
+        mem_mb=3000,
+        runtime=240,
+    shell:
+        sample_command(DIFF, DIFF["sample"], mala=False).replace(" --out ", " --source dm_{wildcards.recipe} --out ")
 
 
 rule compare_phi4:
     conda:
         CONDA_ENV
     input:
-        observables=PHI4_DM_OBSERVABLES,
+        observables=PHI4_DM_OBSERVABLES + PHI4_RECIPE_OBSERVABLES,
     output:
         table="results/tables/phi4_hmc_vs_dm.nc",
         csv="results/tables/phi4_hmc_vs_dm.csv",

@@ -23,6 +23,11 @@ SMC = U1["smc"]
 SMC_START = {"smc": "training", "dm_smc": "dm"}
 SMC_START_CONFIGS = {"smc": U1["training"]["n_configs"], "dm_smc": DM_U1["n_configs"]}
 U1_SMC_OBSERVABLES = u1_observables([(b, L0) for b in SMC["beta"]], ("exact", "hmc_flux", "smc", "dm_smc"))
+# The authors' annealed-Langevin sampler with Metropolis-Hastings steps (dm_authors) at L_0.
+AUTHORS = DM_U1["authors"]
+AUTHORS_FLAGS = cli_flags(AUTHORS, ("n_steps", "level_ratio", "steps_per_level", "step_alpha", "t_mh",
+                                    "field_unit", "output"))
+U1_AUTHORS_OBSERVABLES = u1_observables([(b, L0) for b in AUTHORS["beta"]], ("exact", "dm_authors"))
 
 
 rule train_u1:
@@ -72,6 +77,34 @@ rule sample_u1:
         runtime=240,
     shell:
         sample_command(DIFF, DM_U1["sample"], coupling=" --beta {wildcards.beta}")
+
+
+rule sample_u1_authors:
+    conda:
+        CONDA_ENV
+    input:
+        model=U1_MODEL,
+    output:
+        ensemble="results/u1/dm_authors/L{L}_beta{beta}/ensemble.nc",
+    log:
+        "results/logs/u1/dm_authors/L{L}_beta{beta}.sample.log",
+    benchmark:
+        "results/benchmarks/u1/dm_authors/L{L}_beta{beta}.sample.tsv"
+    params:
+        n_configs=AUTHORS["n_configs"],
+        seed=lambda wc: derive_seed(config["seed"], "sample_u1_authors", wc.L, wc.beta),
+        device=config["device"],
+    threads: 1
+    resources:
+        gpu=GPUS,
+        mem_mb=3000,
+        runtime=240,
+    shell:
+        "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
+        f" --beta {{wildcards.beta}} --sampler authors {AUTHORS_FLAGS}"
+        f" --batch-size {DM_U1['sample']['batch_size']} --n-snapshots 0"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
+        " --out {output.ensemble} > {log} 2>&1"
 
 
 rule mala_u1:
@@ -150,7 +183,7 @@ rule compare_u1:
     conda:
         CONDA_ENV
     input:
-        observables=list(dict.fromkeys(U1_DM_OBSERVABLES + U1_SMC_OBSERVABLES)),
+        observables=list(dict.fromkeys(U1_DM_OBSERVABLES + U1_SMC_OBSERVABLES + U1_AUTHORS_OBSERVABLES)),
     output:
         table="results/tables/u1_hmc_vs_dm.nc",
         csv="results/tables/u1_hmc_vs_dm.csv",
@@ -188,7 +221,7 @@ rule fig_u1_coupling:
     conda:
         CONDA_ENV
     input:
-        observables=U1_COUPLING_OBSERVABLES,
+        observables=list(dict.fromkeys(U1_COUPLING_OBSERVABLES + U1_SMC_OBSERVABLES + U1_AUTHORS_OBSERVABLES)),
         table="results/tables/u1_hmc_vs_dm.nc",
     output:
         figure_outputs("fig_u1_coupling"),
