@@ -9,6 +9,13 @@ Conventions: unit-mass momenta p ~ N(0, 1), H = p^2 / 2 + S(x), leapfrog with
 ``n_steps`` steps of size ``step_size`` (trajectory length n_steps * step_size),
 Metropolis accept with probability min(1, exp(-Delta H)) chain by chain.
 
+Random numbers: one ``torch.Generator`` serves all chains (momenta of every chain, then one
+uniform per chain for the accept test, the symmetry and flux moves' draws), so an ensemble is
+reproducible given the seed, ``n_chains`` and the device, and chain i's trajectory depends on
+the number of chains beside it.  ``n_chains`` is a setting of the ensemble (it also sets the
+chains' lengths), not a batch size; per-chain generators would cost one draw per chain and
+step for no gain there.
+
 A theory with a C-kernel trajectory (:class:`~physml.lattice.theory.HasFusedTrajectory`,
 phi^4) can run the whole trajectory in the kernel (:mod:`physml.native`): ``engine``
 ``auto`` does so for float64 CPU fields where the kernel compiles, ``native`` demands it,

@@ -15,6 +15,15 @@ periodic fields the proposal density is a wrapped Gaussian; keeping only its
 nearest image is exact up to terms of order exp(-pi^2 / (4 h)) (< 1e-20 for
 h < 0.1 rad^2), far below any statistical error here.
 
+Random numbers: every step draws the Gaussian z of all chains, then one uniform per chain,
+from one ``torch.Generator`` for the whole batch of chains.  A run is therefore reproducible
+given the seed, the number of chains and the device, but chain i's numbers depend on how
+many chains run beside it.  No sampling batch size enters: ``physml sample`` and ``physml
+mala`` run every configuration of the ensemble as one batch of chains (the generated starts
+themselves do not depend on the sampler's batch size, :class:`physml.diffusion.samplers.Noise`),
+so only a change of the number of configurations (or of device: CUDA's streams differ from
+the CPU's) changes every chain.
+
 All arithmetic is in the field's dtype; use float64 (S of a 32 x 32 lattice is
 O(10^3) and the accept test needs its differences to O(10^-3)).
 
