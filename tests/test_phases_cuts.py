@@ -132,5 +132,6 @@ def test_boundary_study_of_two_small_cuts():
     assert study.attrs["sigma_w_preactivation_line"] == pytest.approx(
         np.sqrt(0.5 / study.attrs["feature_m2"]), rel=1e-4)  # critical variance 1/2 to 1e-5
     assert study.attrs["glass_fixed_T"] == 0.125 and study.attrs["ferro_fixed_sigma_w"] == 1.0
+    assert study["drift_criterion_fraction"].dims == ("ferro_T", "time")
     with pytest.raises(ValueError):
         cuts.boundary_study(T_cut, sw_cut)

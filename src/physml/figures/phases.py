@@ -165,8 +165,8 @@ def plot_phase_trajectories(grids: list[xr.Dataset], n_runs: int = 3):
     return fig
 
 
-RULE_STYLES = {"physml": ("C0", "o", "rule physml: cosine q >= {o:g} and <s^2> >= {s:g}"),
-               "authors": ("C3", "s", "rule authors: unnormalised q_A >= {o:g}")}
+RULE_STYLES = {"physml": ("C0", "o", 7, "rule physml: cosine q >= {o:g} and <s^2> >= {s:g}"),
+               "authors": ("C3", "s", 3, "rule authors: unnormalised q_A >= {o:g}")}
 
 
 def _boundary_against_time(ax, study: xr.Dataset, name: str, end: str):
@@ -177,12 +177,12 @@ def _boundary_against_time(ax, study: xr.Dataset, name: str, end: str):
     keep = t > 0
     x = study[f"{name}_{'sigma_w' if name == 'glass' else 'T'}"].values
     for rule in study["rule"].values:
-        colour, marker, label = RULE_STYLES[str(rule)]
+        colour, marker, size, label = RULE_STYLES[str(rule)]
         b = study.sel(rule=rule)
         pos = b[name].values
         ax.errorbar(t[keep], pos[keep], yerr=[(pos - b[f"{name}_lower"].values)[keep],
                                               (b[f"{name}_upper"].values - pos)[keep]],
-                    color=colour, marker=marker, ms=4, capsize=2, lw=1,
+                    color=colour, marker=marker, ms=size, mfc="none" if size > 4 else colour, capsize=2, lw=1,
                     label=label.format(o=study.attrs["glass_min_overlap"], s=study.attrs["glass_min_saturation"]))
         ax.fill_between(t[keep], b[f"{name}_bracket_lo"].values[keep], b[f"{name}_bracket_hi"].values[keep],
                         color=colour, alpha=0.12, step=None)
@@ -190,9 +190,14 @@ def _boundary_against_time(ax, study: xr.Dataset, name: str, end: str):
         # NOT_REACHED: the phase's block is absent, so the boundary is beyond the cut's `end`
         for code, at_high in ((NOT_REACHED, end == "high"), (WHOLE_CUT, end == "low")):
             sel = keep & (status == code)
-            ax.plot(t[sel], np.full(sel.sum(), x.max() if at_high else x.min()),
-                    ls="none", marker="^" if at_high else "v", color=colour, ms=7, mfc="none")
+            _beyond(ax, t[sel], x, at_high, colour)
     ax.set(xscale="log", yscale="log", xlabel="SGD steps")
+
+
+def _beyond(ax, t, x, at_high: bool, colour, **kwargs):
+    """Open triangles at the end of a cut (axis values ``x``) at times ``t``: beyond it."""
+    ax.plot(t, np.full(len(t), x.max() if at_high else x.min()), ls="none",
+            marker="^" if at_high else "v", color=colour, ms=7, mfc="none", **kwargs)
 
 
 def _cut_map(ax, study: xr.Dataset, name: str, rule: str):
@@ -236,9 +241,16 @@ def plot_phase_boundaries(datasets: list[xr.Dataset]):
     t = study["time"].values
     ax.plot(t[t > 0], study["T_ferro_para_predicted"].values[t > 0], color="k", ls="--", lw=1.2,
             label=f"predicted: drift = noise for {study.attrs['boundary_fraction']:.0%} of runs")
+    if "drift_criterion_fraction" in study:  # the predicted line off the cut: above or below it
+        frac = study["drift_criterion_fraction"].transpose("ferro_T", "time").values
+        off = (t > 0) & np.isnan(study["T_ferro_para_predicted"].values)
+        above = (frac >= study.attrs["boundary_fraction"]).all(axis=0)
+        for at_high in (True, False):
+            sel = off & (above if at_high else ~above)
+            _beyond(ax, t[sel], study["ferro_T"].values, at_high, "k")
     ax.set(ylabel="T of the ferro/para boundary")
     ax.set_title(f"ferro/para boundary along T at $\\sigma_W$ = {study.attrs['ferro_fixed_sigma_w']:g}", fontsize=9)
-    ax.legend(fontsize=6, loc="lower left")
+    ax.legend(fontsize=6, loc="upper left")
     for row, name in ((1, "glass"), (2, "ferro")):
         for col, rule in enumerate(RULES):
             _cut_map(axes[row, col], study, name, rule)
@@ -257,6 +269,6 @@ def plot_phase_boundaries(datasets: list[xr.Dataset]):
                ncol=len(PHASES), fontsize=8, frameon=False)
     fig.suptitle(f"phase boundaries against training length ({study.attrs['n_runs']} runs per cell; "
                  "error bars: one binomial error; bands: the bracketing cells; open triangles: "
-                 "boundary beyond the cut)", fontsize=9)
+                 "boundary beyond that end of the cut, black: the predicted line)", fontsize=9)
     fig.tight_layout(rect=(0, 0.02, 1, 0.98))
     return fig

@@ -166,7 +166,8 @@ def boundary_study(sigma_w_cut: xr.Dataset, T_cut: xr.Dataset, ferro_max_test_lo
     predicted lines: ``T_ferro_para_predicted`` (time), the drift-versus-noise line at the T
     cut's sigma_W (:func:`physml.phases.boundaries.ferro_para_line`), and for tanh the
     attributes ``sigma_w_tanh_line`` (sigma_W^2 = 1/2) and ``sigma_w_preactivation_line``
-    (sigma_W^2 <a^2> = 1/2, <a^2> measured on the sigma_W cut's runs)."""
+    (sigma_W^2 <a^2> = 1/2, <a^2> measured on the sigma_W cut's runs); and the fraction of
+    runs satisfying the criterion along the T cut, ``drift_criterion_fraction`` (ferro_T, time)."""
     from physml.phases.classify import FERRO, GLASS, analyse_grid
 
     if cut_axis(sigma_w_cut) != "sigma_w" or cut_axis(T_cut) != "T":
@@ -182,6 +183,10 @@ def boundary_study(sigma_w_cut: xr.Dataset, T_cut: xr.Dataset, ferro_max_test_lo
     out["T_ferro_para_predicted"] = tc["T_ferro_para"].isel(sigma_w=0).drop_vars("sigma_w").assign_attrs(
         long_name=f"T where {boundary_fraction:.0%} of runs satisfy the drift-versus-noise criterion "
                   f"at sigma_W = {float(tc['sigma_w'][0]):g}")
+    out["drift_criterion_fraction"] = (
+        tc["drift_criterion_fraction"].isel(sigma_w=0, drop=True).rename(T="ferro_T")
+        .transpose("ferro_T", "time").assign_attrs(
+            long_name="fraction of runs whose eigenvalue drift beats the noise, along the T cut"))
     out["time"].attrs.update(long_name="SGD steps done")
     out.attrs.update(thresholds, boundary_fraction=float(boundary_fraction), rules=" ".join(RULES),
                      n_runs=int(sw.sizes["run"]), lr_sigma_w_cut=float(sw["lr"].values[0]),
