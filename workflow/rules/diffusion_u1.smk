@@ -22,7 +22,7 @@ U1_DM_OBSERVABLES = list(dict.fromkeys(U1_VOLUME_OBSERVABLES + U1_COUPLING_OBSER
 SMC = U1["smc"]
 SMC_START = {"smc": "training", "dm_smc": "dm"}
 SMC_START_CONFIGS = {"smc": U1["training"]["n_configs"], "dm_smc": DM_U1["n_configs"]}
-U1_SMC_OBSERVABLES = u1_observables([(b, L0) for b in SMC["beta"]], ("exact", "hmc_flux", "smc", "dm_smc"))
+U1_SMC_OBSERVABLES = u1_observables([(b, L0) for b in SMC["beta"]], ("exact", "hmc", "hmc_flux", "smc", "dm_smc"))
 # The authors' annealed-Langevin sampler with Metropolis-Hastings steps (dm_authors) at L_0.
 AUTHORS = DM_U1["authors"]
 AUTHORS_FLAGS = cli_flags(AUTHORS, ("n_steps", "level_ratio", "steps_per_level", "step_alpha", "t_mh",
