@@ -321,6 +321,11 @@ def test_rerun_incomplete_resumes_with_identical_output(cancelled):
             == {k: v for k, v in here.attrs.items() if k not in VOLATILE})
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known bug of snakemake-executor-plugin-slurm 2.8.0: sacct reports a job cancelled with "
+    "scancel as 'CANCELLED by <uid>' and the plugin fails a job only on an exact 'CANCELLED', "
+    "so Snakemake keeps waiting (README, troubleshooting: stop it with Ctrl-C and rerun with "
+    "--rerun-incomplete); strict, so a fixed plugin turns this red until the mark goes"))
 def test_snakemake_notices_the_cancelled_job(cancelled):
     """Snakemake reports the cancelled job as failed and exits, instead of waiting for it."""
     c = cancelled
