@@ -111,8 +111,7 @@ def cmd_reweight(args: argparse.Namespace) -> None:
     save(out, args, "reweight", inputs=[args.ensemble], seed=int(ds.attrs.get("seed", -1)))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    m = sub.add_parser("mala", help="MALA-only control: MALA on the exact action from a trivial start")
+def verb_mala(m: argparse.ArgumentParser) -> None:
     theories = m.add_subparsers(dest="theory", required=True, metavar="THEORY")
     for name in ("phi4", "u1"):
         p = theories.add_parser(name,
@@ -132,8 +131,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_runtime_options(p, device=True)
         p.set_defaults(func=cmd_mala)
 
-    r = sub.add_parser("reweight",
-                       help="reweight a U(1) ensemble from its beta_0 to --beta (Kish ESS reported)")
+
+def verb_reweight(r: argparse.ArgumentParser) -> None:
+    r.description = "Reweight a U(1) ensemble from its beta_0 to --beta (Kish ESS reported)."
     r.add_argument("ensemble", help="U(1) ensemble .nc of independent configurations at beta_0")
     r.add_argument("--beta", type=float, required=True, help="target beta")
     r.add_argument("--out", required=True, help="output ensemble .nc (source = dm_reweighted)")

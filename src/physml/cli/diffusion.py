@@ -233,10 +233,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"wrote {csv}")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    t = sub.add_parser("train", help="train a score model on an ensemble (denoising score matching)",
-                       formatter_class=fmt)
+def verb_train(t: argparse.ArgumentParser) -> None:
+    t.description = "Train a score model on an ensemble (denoising score matching)."
     t.add_argument("ensemble", help="training ensemble .nc (phi^4 field 'phi' or U(1) links 'theta')")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
     t.add_argument("--history", required=True, help="training history artifact to write (.nc)")
@@ -297,8 +295,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(t, device=True)
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="generate an ensemble from a trained score model",
-                       formatter_class=fmt)
+
+def verb_sample(s: argparse.ArgumentParser) -> None:
     s.add_argument("model", help="model file (.pt) from `physml train`")
     s.add_argument("--L", type=int, required=True, help="lattice extent of the generated fields")
     s.add_argument("--n-configs", type=int, required=True, help="configurations to generate")
@@ -357,8 +355,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(s, device=True)
     s.set_defaults(func=cmd_sample)
 
-    c = sub.add_parser("compare", help="table of generated vs reference observables (NetCDF + CSV)",
-                       formatter_class=fmt)
+
+def verb_compare(c: argparse.ArgumentParser) -> None:
+    c.description = "Table of generated vs reference observables (NetCDF + CSV)."
     c.add_argument("observables", nargs="+", help="observable artifacts (.nc) of every source")
     c.add_argument("--reference", default="hmc", help="source the others are compared with")
     c.add_argument("--out", required=True, help="table .nc (results/tables/<theory>_...)")

@@ -96,7 +96,5 @@ def cmd_doctor(args: argparse.Namespace) -> None:
         print(line)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="what this machine offers: kernels and engines, torch and "
-                       "CUDA, SLURM")
+def verb_doctor(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_doctor)

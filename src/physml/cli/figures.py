@@ -48,8 +48,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("figure", help="render a named figure (PDF, PNG and a provenance sidecar)")
+def verb_figure(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=sorted(FIGURES), type=lambda s: s.removeprefix("fig_"),
                    help="figure name, as the target rule (fig_phi4_hmc) or without its fig_")
     p.add_argument("inputs", nargs="+", help="input artifacts (.nc)")

@@ -90,8 +90,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
     save(obs, args, "measure", inputs=[args.ensemble], seed=int(ds.attrs.get("seed", -1)))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    hmc = sub.add_parser("hmc", help="HMC ensemble of a lattice theory")
+def verb_hmc(hmc: argparse.ArgumentParser) -> None:
     theories = hmc.add_subparsers(dest="theory", required=True, metavar="THEORY")
     p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action")
     p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
@@ -108,7 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     # a cold start at large beta and L needs a smaller step while it thermalises
     p.set_defaults(func=cmd_hmc_u1, therm_step_size=0.02)
 
-    exact = sub.add_parser("exact", help="exact sampler of a solvable lattice theory")
+
+def verb_exact(exact: argparse.ArgumentParser) -> None:
     theories = exact.add_subparsers(dest="theory", required=True, metavar="THEORY")
     p = theories.add_parser("u1", help="2D U(1) on the torus: independent von Mises plaquettes "
                             "with the constraint accept step")
@@ -120,7 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_exact_u1)
 
-    m = sub.add_parser("measure", help="observables with Gamma-method errors of an ensemble")
+
+def verb_measure(m: argparse.ArgumentParser) -> None:
     m.add_argument("ensemble", help="ensemble .nc (theory detected from the file)")
     m.add_argument("--out", required=True, help="output observables .nc")
     add_runtime_options(m)

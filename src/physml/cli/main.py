@@ -15,27 +15,24 @@ import sys
 from physml import __version__
 from physml.cli import run_verb
 
-# verb -> module of physml.cli that registers it; a job imports only its verb's module
-# (torch, pyerrors and matplotlib cost seconds of start-up each)
-VERBS = {"hmc": "lattice", "exact": "lattice", "measure": "lattice", "figure": "figures",
-         "provenance": "provenance", "phases": "phases", "rmt": "rmt",
-         "train": "diffusion", "sample": "diffusion", "compare": "diffusion",
-         "mala": "corrections", "reweight": "corrections", "smc": "smc", "doctor": "doctor"}
-# what `physml --help` says of each verb: it imports no verb module, so it answers at once
-SUMMARIES = {"hmc": "HMC ensemble of a lattice theory (phi4, u1)",
-             "exact": "exact independent configurations of 2D U(1)",
-             "measure": "observables with Gamma-method errors of an ensemble",
-             "figure": "render a named figure (PDF, PNG and a provenance sidecar)",
-             "provenance": "lineage of an artifact back to its ensembles; re-hashes every input",
-             "phases": "phase diagram of learning: grid cells, grids, boundaries",
-             "rmt": "SGD and random matrix theory: training runs, spectra, tails, temperature",
-             "train": "train a score model on an ensemble",
-             "sample": "generate an ensemble from a trained score model (and MALA after it)",
-             "compare": "table of generated against reference observables",
-             "mala": "MALA-only control: MALA on the exact action from a trivial start",
-             "reweight": "reweight a U(1) ensemble to another beta",
-             "smc": "sequential Monte Carlo in beta from a U(1) ensemble",
-             "doctor": "what this machine offers: kernels and engines, torch and CUDA, SLURM"}
+# Every verb, declared here only: verb -> (module of physml.cli whose function verb_VERB(parser)
+# adds its options, what `physml --help` says of it).  `physml --help` imports no verb module,
+# so it answers at once, and a job imports only its verb's module (torch, pyerrors and
+# matplotlib cost seconds of start-up each).
+VERBS = {"hmc": ("lattice", "HMC ensemble of a lattice theory (phi4, u1)"),
+         "exact": ("lattice", "exact independent configurations of 2D U(1)"),
+         "measure": ("lattice", "observables with Gamma-method errors of an ensemble"),
+         "figure": ("figures", "render a named figure (PDF, PNG and a provenance sidecar)"),
+         "provenance": ("provenance", "lineage of an artifact back to its ensembles; re-hashes every input"),
+         "phases": ("phases", "phase diagram of learning: grid cells, grids, boundaries"),
+         "rmt": ("rmt", "SGD and random matrix theory: training runs, spectra, tails, temperature"),
+         "train": ("diffusion", "train a score model on an ensemble"),
+         "sample": ("diffusion", "generate an ensemble from a trained score model (and MALA after it)"),
+         "compare": ("diffusion", "table of generated against reference observables"),
+         "mala": ("corrections", "MALA-only control: MALA on the exact action from a trivial start"),
+         "reweight": ("corrections", "reweight a U(1) ensemble to another beta"),
+         "smc": ("smc", "sequential Monte Carlo in beta from a U(1) ensemble"),
+         "doctor": ("doctor", "what this machine offers: kernels and engines, torch and CUDA, SLURM")}
 # an example per verb, shown under its --help (a group's help shows those of its verbs)
 EXAMPLES = {
     "hmc phi4": "physml hmc phi4 --L 16 --kappa 0.21 --lam 0.022 --n-configs 512 --seed 1 --out ens.nc",
@@ -117,11 +114,11 @@ def build_parser(verb: str | None = None, every: bool = False) -> argparse.Argum
     parser.add_argument("--version", action="version", version=f"physml {__version__}")
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    modules = list(dict.fromkeys(VERBS.values())) if every else [VERBS[verb]] if verb in VERBS else []
-    for name in modules:
-        importlib.import_module(f"physml.cli.{name}").register(sub)
-    if not modules:
-        for name, summary in SUMMARIES.items():
+    for name, (module, summary) in VERBS.items():
+        if every or name == verb:
+            add_options = getattr(importlib.import_module(f"physml.cli.{module}"), f"verb_{name}")
+            add_options(sub.add_parser(name, help=summary))
+        elif verb not in VERBS:
             sub.add_parser(name, help=summary, add_help=False)
     _finish(parser, "", None)
     return parser

@@ -157,8 +157,7 @@ def _add_verbs(sub) -> None:
     b.set_defaults(func=cmd_boundaries)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("phases", help="phase diagram of learning")
+def verb_phases(p: argparse.ArgumentParser) -> None:
     _add_verbs(p.add_subparsers(dest="phases_verb", required=True, metavar="VERB"))
 
 

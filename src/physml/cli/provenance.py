@@ -27,9 +27,9 @@ def cmd_provenance(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("provenance", help="lineage tree of an artifact back to its ensembles; "
-                       "re-hashes every input and exits 1 on any mismatch or missing file")
+def verb_provenance(p: argparse.ArgumentParser) -> None:
+    p.description = ("Lineage tree of an artifact back to its ensembles; re-hashes every input "
+                     "and exits 1 on any mismatch or missing file.")
     p.add_argument("artifact", help="an artifact (.nc), a figure's sidecar (.json) or a model file (.pt) "
                    "made by the pipeline")
     p.add_argument("--json", action="store_true", help="machine-readable output")

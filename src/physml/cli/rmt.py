@@ -195,8 +195,8 @@ def cmd_corpus(args: argparse.Namespace) -> None:
           f"Python {corpus.python_version}, sha256 {corpus.sha256}")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    rmt = sub.add_parser("rmt", help="SGD and random matrix theory (docs/rmt.md)")
+def verb_rmt(rmt: argparse.ArgumentParser) -> None:
+    rmt.description = "SGD and random matrix theory (docs/rmt.md)."
     verbs = rmt.add_subparsers(dest="rmt_verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("linear",

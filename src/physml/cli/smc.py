@@ -124,9 +124,7 @@ OPTIONS = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("smc",
-                       help="sequential Monte Carlo in beta from a U(1) ensemble at beta_0 (replicas)")
+def verb_smc(p: argparse.ArgumentParser) -> None:
     p.add_argument("ensemble", help="U(1) ensemble .nc at beta_0 (its 'beta' attribute)")
     p.add_argument("--beta", type=float, required=True, help="target beta (>= beta_0)")
     for flag, kind, default, text in OPTIONS:

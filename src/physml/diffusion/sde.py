@@ -19,6 +19,16 @@ def _as_tensor(t) -> torch.Tensor:
     return t if isinstance(t, torch.Tensor) else torch.as_tensor(t, dtype=torch.float64)
 
 
+SDES: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: make an SDE available by its ``name``."""
+    SDES[cls.name] = cls
+    return cls
+
+
+@register
 class VESDE:
     """Variance-exploding SDE dx = sigma^t dW (module docstring)."""
 
@@ -53,9 +63,6 @@ class VESDE:
 
     def __repr__(self) -> str:
         return f"VESDE(sigma={self.sigma:g})"
-
-
-SDES: dict[str, type[VESDE]] = {VESDE.name: VESDE}
 
 
 def make_sde(name: str = "ve", **params) -> VESDE:
