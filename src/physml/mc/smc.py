@@ -4,8 +4,9 @@ Del Moral, Doucet and Jasra 2006).
 Target pi_beta(x) proportional to exp(-beta S_1(x)) for an action linear in its
 coupling, S_beta = beta S_1 (U(1): S_1 = -sum_P cos theta_P, so pi_beta is
 proportional to exp(beta sum_P cos theta_P)).  ``theory_at(beta)`` returns the theory
-object at that coupling (``action``, ``force``, ``project``, and for U(1)
-``flux_shift``), so the same code serves any such theory.
+at that coupling (:class:`physml.lattice.theory.LatticeTheory`, with
+:class:`~physml.lattice.theory.HasFluxShift` for flux moves), so the same code serves any
+such theory.
 
 One run, N particles x_i drawn from pi_{beta_0} with equal weights:
 
@@ -35,16 +36,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 import xarray as xr
 
+from physml.lattice.theory import LatticeTheory
 from physml.mc.ensembles import coupling_attrs
 from physml.mc.flux import flux_move
 from physml.mc.hmc import hmc_step
 from physml.progress import progress
 from physml.seeds import derive_seed
+
+TheoryAt = Callable[[float], LatticeTheory]   # the theory at a coupling beta (U1 itself)
 
 BISECTION_STEPS = 60
 MAX_STEPS = 100_000
@@ -112,7 +117,7 @@ def systematic_resample(weights: torch.Tensor, generator: torch.Generator) -> to
     return torch.searchsorted(cumulative, points, right=True).clamp_(max=n - 1)
 
 
-def sample_smc(theory_at, x: torch.Tensor, beta0: float, beta: float, *, generator: torch.Generator,
+def sample_smc(theory_at: TheoryAt, x: torch.Tensor, beta0: float, beta: float, *, generator: torch.Generator,
                ess_fraction: float = 0.9, resample_below: float = 0.5, n_moves: int = 3,
                flux_moves: int = 1, step_size: float = 0.05, n_steps: int = 20) -> SMCResult:
     """Carry particles ``x`` (equally weighted draws from pi_{beta0}) to ``beta`` >= ``beta0``
@@ -165,7 +170,7 @@ def sample_smc(theory_at, x: torch.Tensor, beta0: float, beta: float, *, generat
                      time.perf_counter() - t0)
 
 
-def run_replicas(theory_at, pool: torch.Tensor, beta0: float, beta: float, *, replicas: int,
+def run_replicas(theory_at: TheoryAt, pool: torch.Tensor, beta0: float, beta: float, *, replicas: int,
                  n_particles: int, seed: int, show_progress: bool = False,
                  **options) -> tuple[list[SMCResult], torch.Tensor]:
     """``replicas`` independent SMC runs (:func:`sample_smc`, ``options`` passed on) from
@@ -196,7 +201,7 @@ def _padded(rows: list[torch.Tensor]) -> np.ndarray:
     return out
 
 
-def smc_ensemble(theory_at, runs: list[SMCResult], beta0: float, beta: float, *, source: str,
+def smc_ensemble(theory_at: TheoryAt, runs: list[SMCResult], beta0: float, beta: float, *, source: str,
                  **attrs) -> xr.Dataset:
     """The ensemble artifact of SMC replicas (layout in :mod:`physml.cli.smc`): particles
     ``config = replica * N + i``, per-configuration ``replica``, ``weight`` (normalised
