@@ -212,7 +212,7 @@ def test_samples_do_not_depend_on_the_batch_size_and_are_z2_symmetric():
 
 
 def test_unknown_sampler_parameters_and_noise_range_are_rejected():
-    assert set(SAMPLERS) == {"em", "pc", "ode", "ode2m", "ald"}
+    assert set(SAMPLERS) == {"em", "pc", "ode", "ode2m", "ald", "authors"}
     with pytest.raises(ValueError, match="unknown sampler"):
         make_sampler("mala")
     with pytest.raises(ValueError, match="snr"):
