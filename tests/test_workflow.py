@@ -118,6 +118,8 @@ def test_html_report_has_every_figure(workdir):
     assert figures
     for name in figures:
         assert name in report, f"{name} missing from the report"
+    for caption in ("The phi^4 comparison table", "The U(1) comparison table", "The heavy-tail table"):
+        assert caption in report, f"the table '{caption}' is missing from the report"
 
 
 @pytest.mark.slow

@@ -64,6 +64,13 @@ REPORT_CATEGORIES = {
 }
 
 
+def table_csv(name, category):
+    """A result table's CSV, shown as a table in `snakemake --report` (caption
+    workflow/report/NAME.rst)."""
+    return report(f"results/tables/{name}.csv", caption=f"../report/{name}.rst", category=category,
+                  subcategory="tables")
+
+
 def figure_outputs(name):
     """The PDF, PNG (shown in `snakemake --report`, caption workflow/report/NAME.rst) and
     provenance sidecar of a named figure."""

@@ -158,7 +158,7 @@ rule compare_phi4:
         observables=PHI4_DM_OBSERVABLES + PHI4_RECIPE_OBSERVABLES,
     output:
         table="results/tables/phi4_hmc_vs_dm.nc",
-        csv="results/tables/phi4_hmc_vs_dm.csv",
+        csv=table_csv("phi4_hmc_vs_dm", "Lattice: phi^4"),
     log:
         "results/logs/tables/phi4_hmc_vs_dm.log",
     threads: 1

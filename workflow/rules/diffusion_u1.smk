@@ -186,7 +186,7 @@ rule compare_u1:
         observables=list(dict.fromkeys(U1_DM_OBSERVABLES + U1_SMC_OBSERVABLES + U1_AUTHORS_OBSERVABLES)),
     output:
         table="results/tables/u1_hmc_vs_dm.nc",
-        csv="results/tables/u1_hmc_vs_dm.csv",
+        csv=table_csv("u1_hmc_vs_dm", "Lattice: U(1)"),
     log:
         "results/logs/tables/u1_hmc_vs_dm.log",
     threads: 1

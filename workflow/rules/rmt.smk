@@ -147,7 +147,7 @@ rule rmt_tails:
     output:
         tails="results/rmt/transformer/tails.nc",
         table="results/tables/rmt_tails.nc",
-        csv="results/tables/rmt_tails.csv",
+        csv=table_csv("rmt_tails", "SGD and random matrices"),
     log:
         "results/logs/rmt/transformer/tails.log",
     benchmark:
