@@ -165,11 +165,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
     mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target) if args.mala_steps else None
     site_shape = tuple(theory.cold_start(1, args.L).shape[1:])
     options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps, "beta": beta,
-               "anneal_snr": args.anneal_snr, "show_progress": args.progress}
-    target = theory.action if sampler.needs_target else None
+               "anneal_snr": args.anneal_snr, "show_progress": args.progress,
+               "target": theory.action if sampler.needs_target else None}
     res = sampler.sample(model, args.n_configs, site_shape, seed=args.seed,
                          snapshot_taus=args.snapshot_taus, n_snapshots=args.n_snapshots,
-                         desc=f"{sampler.name} L={args.L}", target=target, **options)
+                         desc=f"{sampler.name} L={args.L}", **options)
     rate = args.n_configs / res.wall_time
     print(f"sampled {args.n_configs} configurations in {res.wall_time:.1f} s ({rate:.2f} configs/s, "
           f"{res.nfe} score evaluations each)")

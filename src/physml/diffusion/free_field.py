@@ -16,6 +16,8 @@ dtype), on any L.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -64,7 +66,7 @@ def score_errors(model, phi: torch.Tensor, kappa: float, n_levels: int = 9, seed
     sigma_min to sigma_max: (sigma, RMS error of sigma s over components, error of sigma s
     along the unit zero mode, i.e. the restoring force on phibar), in noise units: the
     error of the denoised estimate in units of the noise, which is what decides a step."""
-    model = model.double()
+    model = copy.deepcopy(model).double()   # the caller's model keeps its dtype
     exact = FreeFieldScore(kappa, scale=model.scale, sigma_min=model.sigma_min, sigma_max=model.sigma_max)
     x0 = phi.double() / model.scale
     root_volume = (x0.shape[-1] * x0.shape[-2]) ** 0.5
