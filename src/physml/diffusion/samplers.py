@@ -59,7 +59,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from physml.diffusion.model import ScoreModel
-from physml.lattice.u1 import wrap_angle
+from physml.mc.mala import mala_log_acceptance
 from physml.progress import progress
 from physml.seeds import derive_seed
 
@@ -528,10 +528,8 @@ class AuthorsLangevin(Sampler):
             z = noise.randn(x.shape, x.dtype, x.device)
             y = model.wrap(x + eps * s_x + math.sqrt(2.0 * eps) * z)
             s_y, a_y = model(y, sigma, beta), action(y)
-            back = wrap_angle(x - y - eps * s_y) if model.periodic else x - y - eps * s_y
-            dims = tuple(range(1, x.dim()))
-            log_q = (z * z).sum(dims) / 2 - (back * back).sum(dims) / (4.0 * eps)
-            accept = torch.log(noise.rand(x.dtype, x.device)) < a_x - a_y + log_q
+            log_a = mala_log_acceptance(x, y, eps, s_x, s_y, a_x, a_y, model.wrap)
+            accept = torch.log(noise.rand(x.dtype, x.device)) < log_a
             self._tally("mh_acceptance", accept.to(x.dtype))
             keep = _bcast(accept, x)
             x, s_x, a_x = torch.where(keep, y, x), torch.where(keep, s_y, s_x), torch.where(accept, a_y, a_x)

@@ -66,6 +66,16 @@ def _sq_norm(d: torch.Tensor) -> torch.Tensor:
     return d.flatten(1).square().sum(1)
 
 
+def mala_log_acceptance(x: torch.Tensor, y: torch.Tensor, h: float, drift_x: torch.Tensor,
+                        drift_y: torch.Tensor, action_x: torch.Tensor, action_y: torch.Tensor,
+                        project) -> torch.Tensor:
+    """log A of the proposal x -> y with Langevin drifts ``drift_x``, ``drift_y`` (the force,
+    or any other drift such as a learned score) against the actions (module docstring)."""
+    forward = _sq_norm(project(y - x - h * drift_x))
+    backward = _sq_norm(project(x - y - h * drift_y))
+    return -(action_y - action_x) - (backward - forward) / (4.0 * h)
+
+
 def mala_step(theory: Theory, x: torch.Tensor, h: float, generator: torch.Generator,
               action: torch.Tensor | None = None, force: torch.Tensor | None = None):
     """One MALA step of every chain; returns (x, action, force, accepted) with the
@@ -79,9 +89,7 @@ def mala_step(theory: Theory, x: torch.Tensor, h: float, generator: torch.Genera
     z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     y = theory.project(x + h * force + math.sqrt(2.0 * h) * z)
     action_y, force_y = theory.action(y), theory.force(y)
-    forward = _sq_norm(theory.project(y - x - h * force))
-    backward = _sq_norm(theory.project(x - y - h * force_y))
-    log_a = -(action_y - action) - (backward - forward) / (4.0 * h)
+    log_a = mala_log_acceptance(x, y, h, force, force_y, action, action_y, theory.project)
     u = torch.rand(log_a.shape, generator=generator, dtype=x.dtype, device=x.device)
     accept = torch.log(u) < log_a
     keep = accept.view(-1, *([1] * (x.dim() - 1)))
