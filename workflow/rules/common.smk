@@ -135,11 +135,13 @@ def phase_figure_rule(name):
     )
 
 
-def phi4_model_dir(kappa, lam=None, L=None):
-    """Folder of the diffusion model trained on the phi^4 ensemble at kappa."""
+def phi4_model_dir(kappa, lam=None, L=None, recipe=None):
+    """Folder of the diffusion model trained on the phi^4 ensemble at kappa (`recipe`: a
+    recipe compared beside the default one, diffusion.compare_recipes)."""
     lam = config["phi4"]["lam"] if lam is None else lam
     L = config["phi4"]["L"] if L is None else L
-    return f"results/phi4/models/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
+    models = "models" if recipe is None else f"models_{recipe}"
+    return f"results/phi4/{models}/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
 
 
 def train_flags(train, net):

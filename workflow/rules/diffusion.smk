@@ -130,8 +130,7 @@ rule sample_phi4_recipe:
     conda:
         CONDA_ENV
     input:
-        model=lambda wc: f"{phi4_model_dir(wc.kappa, wc.lam)}".replace("/models/", f"/models_{wc.recipe}/")
-        + "/model.pt",
+        model=lambda wc: f"{phi4_model_dir(wc.kappa, wc.lam, recipe=wc.recipe)}/model.pt",
     output:
         dm="results/phi4/dm_{recipe}/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
     log:
