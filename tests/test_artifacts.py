@@ -84,6 +84,19 @@ def test_tampered_input_is_detected(tmp_path):
     assert "missing" in check_inputs(out)[0]
 
 
+def test_inputs_are_found_from_an_artifact_written_outside_the_working_directory(tmp_path, monkeypatch):
+    """An input below the working directory (recorded relative to it) and the artifact
+    outside it (recorded absolute): the artifact's location is no root to look below."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    src = write_artifact(_dataset(), "ens.nc", config={}, rule="hmc")
+    path = write_artifact(_dataset(), tmp_path / "out" / "obs.nc", config={}, rule="measure", inputs=[src])
+    ds = read_artifact(path)
+    assert ds.attrs["artifact_path"] == str(path) and json.loads(ds.attrs["inputs"])[0]["path"] == "ens.nc"
+    assert check_inputs(ds, artifact=path) == []
+
+
+
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
 def test_a_job_killed_during_a_write_leaves_the_previous_artifact_intact(tmp_path, sig):
     """SIGTERM (a SLURM time limit) unwinds through atomic_path and leaves no temporary file;

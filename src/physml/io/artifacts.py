@@ -206,7 +206,7 @@ def input_locations(rec: Mapping[str, str], attrs: Mapping[str, Any],
     below the recorded root, as recorded (see the module docstring)."""
     rel, found = Path(rec["path"]), []
     own = str(attrs.get("artifact_path", ""))
-    if artifact is not None and own and not rel.is_absolute():
+    if artifact is not None and own and not rel.is_absolute() and not Path(own).is_absolute():
         here = Path(artifact).absolute()
         if here.parts[-len(Path(own).parts):] == Path(own).parts:
             found.append(here.parents[len(Path(own).parts) - 1] / rel)
