@@ -45,7 +45,7 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="physml-free-"))
     work.mkdir(parents=True, exist_ok=True)
     hmc = ["hmc", "phi4", "--kappa", str(args.kappa), "--lam", "0", "--L", str(args.L), "--n-chains", "128",
-           "--n-therm", "100", "--meas-interval", "4", "--start", "random"]
+           "--n-therm", "100", "--meas-interval", "4", "--start", "hot"]
     walls = {"hmc": physml(*hmc, "--n-configs", str(args.n_train), "--seed", "1", "--out", str(work / "train.nc"))
              + physml(*hmc, "--n-configs", "256", "--seed", "2", "--out", str(work / "test.nc"))}
     walls["train"] = physml("train", str(work / "train.nc"), "--out", str(work / "model.pt"),

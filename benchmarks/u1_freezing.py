@@ -36,7 +36,7 @@ def main() -> None:
           f"thermalisation trajectories (step 0.02 while thermalising, then 20 x 0.05)")
     for beta in args.beta:
         chi_exact = u1_exact.chi_t(beta, args.L)
-        for start in ("cold", "random"):
+        for start in ("cold", "hot"):
             t0 = time.perf_counter()
             ds = hmc_ensemble(U1(beta), L=args.L, n_configs=n_meas * args.chains, n_chains=args.chains,
                               n_therm=args.n_therm, meas_interval=args.meas_interval, step_size=0.05,

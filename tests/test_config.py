@@ -50,7 +50,7 @@ def test_paper_config_inherits_nothing_from_the_quick_one(root, schema, quick):
     ({"phi4": {"kappa": [-1]}}, "phi4.kappa.0", "> 0"),
     ({"phi4": {"L": 7.5}}, "phi4.L", "type integer"),
     ({"phi4": {"L": "big"}}, "phi4.L", "type integer"),
-    ({"phi4": {"hmc": {"start": "warm"}}}, "phi4.hmc.start", "['cold', 'random']"),
+    ({"phi4": {"hmc": {"start": "warm"}}}, "phi4.hmc.start", "['cold', 'hot']"),
     ({"phi4": {"kapa": [0.2]}}, "phi4.kapa", "did you mean 'kappa'? (keys here: L, hmc, kappa, lam)"),
     ({"sed": 3}, "sed", "did you mean 'seed'?"),
 ])

@@ -22,17 +22,16 @@ PAIRS = [
     ("u1.smc", "smc", {}, {"n_particles": "the CLI's 0 takes the whole file; the rule caps the "
                                           "schema's count at the start ensemble's size"}),
     ("diffusion", "train", {}, {}),
-    ("diffusion.sde", "train", {"name": "sde"}, {}),
+    ("diffusion.sde", "train", {"name": "sde_name", "sigma": "sde_sigma"}, {}),   # cli_flags prefix sde_
     ("diffusion.model", "train", {}, {}),
     ("diffusion.train", "train", {}, {}),
     ("diffusion.u1", "train", {}, {"gauge_covariant": "a switch of the verb (it trains phi4 too); "
                                                       "the U(1) rules pass it"}),
     ("diffusion.sample", "sample", {}, {}),
-    *[("diffusion.mala", verb, {"steps": "mala_steps", "target_acceptance": "mala_target",
-                                "tune_steps": "mala_tune_steps", "pilot": "mala_pilot"},
+    *[("diffusion.mala", verb, {k: f"mala_{k}" for k in ("steps", "target_acceptance", "tune_steps", "pilot")},
        {"steps": "sample runs MALA only when asked (--mala-steps 0)"} if verb == "sample" else {})
       for verb in ("mala phi4", "mala u1", "sample")],
-    ("phases", "phases cell", {"snapshot_steps": "snapshots"}, {}),
+    ("phases", "phases cell", {}, {}),
     ("phases.models.tanh", "phases cell", {}, {}),
     ("phases.classify", "phases gather", {}, {}),
     ("phases.classify", "phases boundaries", {}, {}),

@@ -24,7 +24,7 @@ def run(tmp_path_factory):
     paths = {}
     for L in (8, 16):
         ens = hmc_ensemble(Phi4(0.21, 0.022), L=L, n_configs=64, n_chains=16, n_therm=20, meas_interval=1,
-                           step_size=0.125, n_steps=8, seed=L, start="random", show_progress=False)
+                           step_size=0.125, n_steps=8, seed=L, start="hot", show_progress=False)
         paths[f"hmc{L}"] = d / f"hmc_L{L}.nc"
         write_artifact(ens, paths[f"hmc{L}"], config={"L": L}, rule="hmc_phi4", seed=L)
     model = d / "model.pt"

@@ -142,7 +142,7 @@ def test_trained_score_approaches_the_drift_at_small_t():
     > 0.95.  The same check on the untrained network must fail."""
     theory = Phi4(0.21, 0.022)
     ens = hmc_ensemble(theory, L=8, n_configs=1024 + 64, n_chains=64, n_therm=50, meas_interval=2,
-                       step_size=0.125, n_steps=8, seed=11, start="random", show_progress=False)
+                       step_size=0.125, n_steps=8, seed=11, start="hot", show_progress=False)
     phi = torch.from_numpy(ens["phi"].values)
     perm = torch.randperm(len(phi), generator=torch.Generator().manual_seed(0))
     train, test = phi[perm[:1024]], phi[perm[1024:]]
@@ -180,7 +180,7 @@ def test_model_trained_on_the_free_field_matches_its_exact_score_and_propagator(
     combined)."""
     theory = Phi4(0.2, 0.0)
     ens = hmc_ensemble(theory, L=8, n_configs=2048 + 256, n_chains=128, n_therm=100, meas_interval=4,
-                       step_size=0.125, n_steps=8, seed=5, start="random", show_progress=False)
+                       step_size=0.125, n_steps=8, seed=5, start="hot", show_progress=False)
     phi = torch.from_numpy(ens["phi"].values)
     train, test = phi[:2048], phi[2048:]
     res = train_score_model(train, sde=SDE, net={"channels": [16, 32], "embed_dim": 32,

@@ -155,7 +155,7 @@ def test_cli_cell_and_gather(tmp_path):
     for sw in ("0.5", "2"):
         out = tmp_path / f"sw{sw}.nc"
         rc = phases_main(["cell", "--lr", "0.5", "--sigma-w", sw, "--n-runs", "3", "--n-steps", "200",
-                          "--n-batches", "20", "--n-test", "20", "--n-eval", "20", "--snapshots", "0,100",
+                          "--n-batches", "20", "--n-test", "20", "--n-eval", "20", "--snapshot-steps", "0", "100",
                           "--seed", "5", "--no-progress", "--out", str(out)])
         assert rc == 0
         paths.append(str(out))

@@ -15,7 +15,7 @@ def made(tmp_path_factory):
     out = {}
     for lr, b in [(0.05, 4), (0.2, 16), (0.05, 16)]:
         p = d / f"lin_{lr}_{b}.nc"
-        assert main(["rmt", "linear", "--lr", str(lr), "--batch", str(b), "--n-seeds", "32",
+        assert main(["rmt", "linear", "--lr", str(lr), "--batch-size", str(b), "--n-runs", "32",
                      "--n-steps", "400", "--burn-in", "150", "--seed", "3", "--no-progress",
                      "--device", "cpu", "--out", str(p)]) == 0
         out.setdefault("linear", []).append(p)
@@ -24,14 +24,14 @@ def made(tmp_path_factory):
                  "--out", str(out["temperature"])]) == 0
     out["dbm"] = d / "dbm.nc"
     assert main(["rmt", "dbm", "--n", "8", "--temperatures", "0.1,0.3,1", "--n-steps", "100",
-                 "--batch", "8", "--dt-sde", "0.005", "--burn-in-time", "1", "--seed", "1",
+                 "--n-runs", "8", "--dt-sde", "0.005", "--burn-in-time", "1", "--seed", "1",
                  "--no-progress", "--out", str(out["dbm"])]) == 0
     out["mlp"] = d / "mlp.nc"
     assert main(["rmt", "mlp", "--lr", "0.2", "--n-runs", "4", "--n-steps", "200", "--n-batches", "8",
                  "--snapshot-every", "50", "--seed", "1", "--no-progress", "--out", str(out["mlp"])]) == 0
     out["transformer"] = d / "tr.nc"
     assert main(["rmt", "transformer", "--n-steps", "4", "--dense-until", "2", "--n-sparse", "1",
-                 "--block-size", "16", "--batch", "4", "--corpus-chars", "20000", "--seed", "1",
+                 "--block-size", "16", "--batch-size", "4", "--corpus-chars", "20000", "--seed", "1",
                  "--device", "cpu", "--no-progress", "--out", str(out["transformer"])]) == 0
     for name in ("mlp", "transformer"):
         out[f"{name}_spectra"] = d / f"{name}_spectra.nc"
@@ -117,7 +117,7 @@ def test_figures_render(made, name, inputs):
 def test_bad_inputs_fail_with_a_message(made, capsys):
     assert main(["rmt", "temperature", str(made["linear"][0]), "--out", str(made["dir"] / "x.nc")]) == 2
     assert "three" in capsys.readouterr().err
-    assert main(["rmt", "linear", "--lr", "1.9", "--batch", "2", "--seed", "1", "--no-progress",
+    assert main(["rmt", "linear", "--lr", "1.9", "--batch-size", "2", "--seed", "1", "--no-progress",
                  "--out", str(made["dir"] / "y.nc")]) == 2
     assert "stability" in capsys.readouterr().err
     assert main(["rmt", "spectra", str(made["dir"] / "absent.nc"), "--out", str(made["dir"] / "z.nc")]) == 2

@@ -131,9 +131,9 @@ def cross_key_problems(config: dict[str, Any]) -> list[str]:
         problems.append(f"config key 'rmt.linear.burn_in': {lin['burn_in']} must be below "
                         f"'rmt.linear.n_steps' = {lin['n_steps']}")
     n = len(lin["singular_values"])
-    unstable = [(lr, B) for lr in lin["lr"] for B in lin["batch"] if 2 - lr - lr * (n + 1) / B <= 0]
+    unstable = [(lr, B) for lr in lin["lr"] for B in lin["batch_size"] if 2 - lr - lr * (n + 1) / B <= 0]
     if unstable:
-        problems.append(f"config key 'rmt.linear.lr': SGD diverges at (lr, batch) = {unstable} "
+        problems.append(f"config key 'rmt.linear.lr': SGD diverges at (lr, batch_size) = {unstable} "
                         f"(needs 2 - lr - lr (n + 1)/B > 0, n = {n} singular values)")
     dbm = rmt["dbm"]
     sub = dbm["dt"] / dbm["dt_sde"]

@@ -98,10 +98,9 @@ def u1_observables(points, sources):
 
 
 def u1_hmc_options(hmc, run):
-    """CLI options of `physml hmc u1`: leapfrog and start from `hmc`, run lengths from `run`."""
-    return (f"--n-configs {run['n_configs']} --n-chains {run['n_chains']} --n-therm {run['n_therm']}"
-            f" --meas-interval {run['meas_interval']} --step-size {hmc['step_size']}"
-            f" --n-steps {hmc['n_steps']} --therm-step-size {hmc['therm_step_size']} --start {hmc['start']}")
+    """CLI options of `physml hmc u1`: the settings `hmc` (u1.hmc), with the run lengths of
+    `run` where it has its own (u1.training)."""
+    return cli_flags({**hmc, **{k: v for k, v in run.items() if k in hmc}})
 
 
 def phase_cell(model, lr, sigma_w):
@@ -144,62 +143,46 @@ def phi4_model_dir(kappa, lam=None, L=None, recipe=None):
     return f"results/phi4/{models}/L{L}_kappa{fmt(kappa)}_lam{fmt(lam)}"
 
 
-def train_flags(train, net):
-    """Boolean switches of `physml train` from the config."""
-    return (
-        ("" if train["augment"] else " --no-augment")
-        + ("" if train["odd"] else " --no-odd")
-        + (" --global-pool" if net["global_pool"] else "")
-    )
+def cli_flags(block, keys=None, skip=(), prefix=""):
+    """`physml` options from the config `block`, named by its keys: key `n_steps` is the option
+    `--PREFIXn-steps VALUE`, a list gives its values space-separated, True `--key` and False
+    `--no-key`, None nothing. `keys`: these keys (default: every key that is not a nested
+    block, less `skip`). A setting is thus declared once, in the schema; the verbs' options
+    carry the same names (tests/test_rule_flags.py parses every command of a dry run)."""
+    keys = [k for k, v in block.items() if not isinstance(v, dict) and k not in skip] if keys is None else keys
+    flags = []
+    for key in keys:
+        value, flag = block[key], f"{prefix}{key}".replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{flag}" if value else f"--no-{flag}")
+        elif isinstance(value, (list, tuple)):
+            flags.append(f"--{flag} " + " ".join(str(v) for v in value))
+        elif value is not None:
+            flags.append(f"--{flag} {value}")
+    return " ".join(flags)
 
 
 def train_command(diff, epochs, recipe, extra=""):
-    """The shell command of `physml train` with the config's network and training settings
-    (`extra`: more options)."""
-    net, train, sde = diff["model"], diff["train"], diff["sde"]
-    channels = " ".join(str(c) for c in net["channels"])
-    fourier = "" if net.get("fourier_scale") is None else f" --fourier-scale {net['fourier_scale']}"
+    """The shell command of `physml train`: the network (diffusion.model), the training
+    (diffusion.train, `epochs` of them) and the SDE (diffusion.sde, song recipe) from the
+    config; `extra`: more options."""
     return (
         "python -m physml train {input.ensemble} --out {output.model} --history {output.history}"
-        f" --recipe {recipe} --sde {sde['name']} --sigma {sde['sigma']} --channels {channels}"
-        f" --embed-dim {net['embed_dim']}{fourier}"
-        f" --groups {net['groups']} --blocks-per-level {net['blocks_per_level']}"
-        f" --epochs {epochs} --batch-size {train['batch_size']}"
-        f" --lr {train['lr']} --lr-schedule {train['lr_schedule']}"
-        f" --lr-final-factor {train['lr_final_factor']} --ema-halflife {train['ema_halflife']}"
-        f" --sigma-min {train['sigma_min']} --sigma-distribution {train['sigma_distribution']}"
-        f" --zero-mode-weight {train['zero_mode_weight']}"
-        f" --t-min {train['t_min']} --t-sampling {train['t_sampling']}"
-        f" --normalisation {train['normalisation']} --grad-clip {train['grad_clip']}"
-        f"{train_flags(train, net)}{extra} --seed {{params.seed}}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        f" --recipe {recipe} {cli_flags(diff['sde'], prefix='sde_')} {cli_flags(diff['model'])}"
+        f" {cli_flags(diff['train'], skip=('epochs',))} --epochs {epochs}{extra}"
+        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
     )
 
 
-def cli_flags(block, keys):
-    """CLI options `--key-name value` of the config `block`'s `keys` (flag = key with dashes)."""
-    return " ".join(f"--{k.replace('_', '-')} {block[k]}" for k in keys)
-
-
-def mala_options(mala):
-    return (f"--mala-steps {mala['steps']} --mala-target {mala['target_acceptance']}"
-            f" --mala-tune-steps {mala['tune_steps']} --mala-pilot {mala['pilot']}")
-
-
-def sample_command(diff, sample, coupling="", mala=True):
-    """The shell command of `physml sample` (settings `sample`) writing the dm and (`mala`)
-    the dm_mala ensembles."""
-    taus = " ".join(f"{t:g}" for t in sample["snapshot_taus"])
-    sigma_min = "" if sample.get("sigma_min") is None else f" --sigma-min {sample['sigma_min']}"
+def sample_command(sample, mala=None, extra=""):
+    """The shell command of `physml sample` with the settings `sample` writing the dm
+    ensemble, and the dm_mala one after the MALA stage `mala` (diffusion.mala) where given;
+    `extra`: more options."""
+    mala_flags = (f" {cli_flags(mala, skip=('phi4_constant_start_kappa',), prefix='mala_')}"
+                  " --mala-out {output.dm_mala}" if mala else "")
     return (
         "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
-        f"{coupling} --sampler {sample['sampler']} --n-steps {sample['n_steps']}"
-        f"{sigma_min} --grid {sample['grid']} --churn {sample['churn']} --snr {sample['snr']}"
-        f" --n-corrector {sample['n_corrector']} --steps-per-level {sample['steps_per_level']}"
-        f" --anneal-steps {sample['anneal_steps']} --anneal-snr {sample['anneal_snr']}"
-        f" --batch-size {sample['batch_size']} --snapshot-taus {taus}"
-        f" --n-snapshots {sample['n_snapshots']}"
-        + (f" {mala_options(diff['mala'])} --mala-out {{output.dm_mala}}" if mala else "")
-        + " --seed {params.seed} --device {params.device} --threads {threads}"
+        f"{extra} {cli_flags(sample)}{mala_flags}"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.dm} > {log} 2>&1"
     )

@@ -9,7 +9,7 @@ DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
 
 
 MALA = DIFF["mala"]
-MALA_OPTIONS = mala_options(MALA)
+MALA_OPTIONS = cli_flags(MALA, skip=("phi4_constant_start_kappa",), prefix="mala_")
 
 
 rule train_phi4:
@@ -58,7 +58,7 @@ rule sample_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        sample_command(DIFF, DIFF["sample"])
+        sample_command(DIFF["sample"], MALA)
 
 
 rule mala_phi4:
@@ -147,7 +147,7 @@ rule sample_phi4_recipe:
         mem_mb=3000,
         runtime=240,
     shell:
-        sample_command(DIFF, DIFF["sample"], mala=False).replace(" --out ", " --source dm_{wildcards.recipe} --out ")
+        sample_command(DIFF["sample"], extra=" --source dm_{wildcards.recipe}")
 
 
 rule compare_phi4:

@@ -25,8 +25,7 @@ SMC_START_CONFIGS = {"smc": U1["training"]["n_configs"], "dm_smc": DM_U1["n_conf
 U1_SMC_OBSERVABLES = u1_observables([(b, L0) for b in SMC["beta"]], ("exact", "hmc", "hmc_flux", "smc", "dm_smc"))
 # The authors' annealed-Langevin sampler with Metropolis-Hastings steps (dm_authors) at L_0.
 AUTHORS = DM_U1["authors"]
-AUTHORS_FLAGS = cli_flags(AUTHORS, ("n_steps", "level_ratio", "steps_per_level", "step_alpha", "t_mh",
-                                    "field_unit", "output"))
+AUTHORS_FLAGS = cli_flags(AUTHORS, skip=("beta", "n_configs"))
 U1_AUTHORS_OBSERVABLES = u1_observables([(b, L0) for b in AUTHORS["beta"]], ("exact", "dm_authors"))
 
 
@@ -51,7 +50,7 @@ rule train_u1:
         mem_mb=3000,
         runtime=240,
     shell:
-        train_command(DIFF, DM_U1["epochs"], "song", " --gauge-covariant" if DM_U1["gauge_covariant"] else "")
+        train_command(DIFF, DM_U1["epochs"], "song", " " + cli_flags(DM_U1, ["gauge_covariant"]))
 
 
 rule sample_u1:
@@ -76,7 +75,7 @@ rule sample_u1:
         mem_mb=3000,
         runtime=240,
     shell:
-        sample_command(DIFF, DM_U1["sample"], coupling=" --beta {wildcards.beta}")
+        sample_command(DM_U1["sample"], MALA, extra=" --beta {wildcards.beta}")
 
 
 rule sample_u1_authors:
@@ -102,7 +101,7 @@ rule sample_u1_authors:
     shell:
         "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
         f" --beta {{wildcards.beta}} --sampler authors {AUTHORS_FLAGS}"
-        f" --batch-size {DM_U1['sample']['batch_size']} --n-snapshots 0"
+        f" {cli_flags(DM_U1['sample'], ['batch_size'])} --n-snapshots 0"
         " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.ensemble} > {log} 2>&1"
 
@@ -162,8 +161,6 @@ rule smc_u1:
         source="smc|dm_smc",
     params:
         n_particles=lambda wc: min(SMC["n_particles"], SMC_START_CONFIGS[wc.source] // SMC["replicas"]),
-        smc=SMC,
-        hmc=U1["hmc"],
         seed=lambda wc: derive_seed(config["seed"], "smc_u1", wc.source, L0, wc.beta),
         device=config["device"],
     threads: 1
@@ -171,12 +168,9 @@ rule smc_u1:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m physml smc {input.ensemble} --beta {wildcards.beta} --replicas {params.smc[replicas]}"
-        " --n-particles {params.n_particles} --ess-fraction {params.smc[ess_fraction]}"
-        " --resample-below {params.smc[resample_below]} --n-moves {params.smc[n_moves]}"
-        " --flux-moves {params.smc[flux_moves]} --step-size {params.hmc[step_size]}"
-        " --n-steps {params.hmc[n_steps]} --seed {params.seed}"
-        " --device {params.device} --threads {threads} --out {output.ensemble} > {log} 2>&1"
+        "python -m physml smc {input.ensemble} --beta {wildcards.beta} --n-particles {params.n_particles}"
+        f" {cli_flags(SMC, skip=('beta', 'n_particles'))} {cli_flags(U1['hmc'], ['step_size', 'n_steps'])}"
+        " --seed {params.seed} --device {params.device} --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
 
 rule compare_u1:

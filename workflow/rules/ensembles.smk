@@ -13,7 +13,6 @@ rule hmc_phi4:
     benchmark:
         "results/benchmarks/phi4/hmc/L{L}_kappa{kappa}_lam{lam}.tsv"
     params:
-        hmc=PHI4["hmc"],
         seed=lambda wc: derive_seed(config["seed"], "hmc_phi4", wc.L, wc.kappa, wc.lam),
         device=config["device"],
     threads: 1
@@ -22,10 +21,7 @@ rule hmc_phi4:
         runtime=60,
     shell:
         "python -m physml hmc phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
-        " --n-configs {params.hmc[n_configs]} --n-chains {params.hmc[n_chains]}"
-        " --n-therm {params.hmc[n_therm]} --meas-interval {params.hmc[meas_interval]}"
-        " --step-size {params.hmc[step_size]} --n-steps {params.hmc[n_steps]}"
-        " --start {params.hmc[start]} --seed {params.seed} --device {params.device}"
+        f" {cli_flags(PHI4['hmc'])} --seed {{params.seed}} --device {{params.device}}"
         " --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
 
@@ -54,7 +50,7 @@ rule hmc_u1:
         source="hmc|hmc_flux|training",
     params:
         options=lambda wc: u1_hmc_options(U1["hmc"], U1["training"] if wc.source == "training" else U1["hmc"])
-        + (f" --flux-moves {U1['flux_moves']}" if wc.source == "hmc_flux" else ""),
+        + (" " + cli_flags(U1, ["flux_moves"]) if wc.source == "hmc_flux" else ""),
         seed=lambda wc: derive_seed(config["seed"], "hmc_u1", wc.source, wc.L, wc.beta),
         device=config["device"],
     threads: 1
@@ -75,14 +71,14 @@ rule exact_u1:
     log:
         "results/logs/u1/exact/L{L}_beta{beta}.log",
     params:
-        n_configs=U1["exact"]["n_configs"],
         seed=lambda wc: derive_seed(config["seed"], "exact_u1", wc.L, wc.beta),
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m physml exact u1 --L {wildcards.L} --beta {wildcards.beta} --n-configs {params.n_configs}"
+        "python -m physml exact u1 --L {wildcards.L} --beta {wildcards.beta}"
+        f" {cli_flags(U1['exact'])}"
         " --seed {params.seed} --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
 

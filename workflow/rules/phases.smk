@@ -9,14 +9,10 @@ STUDY = PHASES["boundary_study"]
 CELL_KEYS = ("batch_size", "n_batches", "n_test", "n_eval", "divergence_threshold", "check_every")
 PHASE_CELL_SHELL = (
     "OPENBLAS_NUM_THREADS={threads} OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-    " python -m physml.cli.phases cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w}"
-    " --activation {params.arch[activation]} --n1 {params.arch[n1]} --n2 {params.arch[n2]}"
-    " --n-runs {params.p[n_runs]} --n-steps {params.p[n_steps]} --batch-size {params.p[batch_size]}"
-    " --n-batches {params.p[n_batches]} --n-test {params.p[n_test]} --n-eval {params.p[n_eval]}"
-    " --snapshots {params.snapshots} --divergence-threshold {params.p[divergence_threshold]}"
-    " --check-every {params.p[check_every]} --seed {params.seed}"
-    " --threads {threads} --out {output.cell} > {log} 2>&1"
+    " python -m physml.cli.phases cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w} {params.flags}"
+    " --seed {params.seed} --threads {threads} --out {output.cell} > {log} 2>&1"
 )
+RUN_KEYS = ("n_runs", "n_steps", "snapshot_steps")  # the boundary study has its own
 
 
 rule phase_cell:
@@ -34,9 +30,7 @@ rule phase_cell:
         sigma_w=r"\d+(\.\d+)?(e-?\d+)?",
     params:
         # only what the cell uses, so that editing the grid or the thresholds reruns no cell
-        p={k: PHASES[k] for k in ("n_runs", "n_steps") + CELL_KEYS},
-        arch=lambda wc: PHASES["models"][wc.model],
-        snapshots=",".join(str(s) for s in PHASES["snapshot_steps"]),
+        flags=lambda wc: cli_flags(PHASES["models"][wc.model]) + " " + cli_flags(PHASES, RUN_KEYS + CELL_KEYS),
         # common random numbers: every cell of a model shares its teachers, data and init directions
         seed=lambda wc: derive_seed(config["seed"], "phases", wc.model),
     threads: 1
@@ -64,9 +58,8 @@ rule phase_cut_cell:
         lr=r"\d+(\.\d+)?(e-?\d+)?",
         sigma_w=r"\d+(\.\d+)?(e-?\d+)?",
     params:
-        p={"n_runs": STUDY["n_runs"], "n_steps": STUDY["n_steps"], **{k: PHASES[k] for k in CELL_KEYS}},
-        arch=lambda wc: PHASES["models"][wc.model],
-        snapshots=",".join(str(s) for s in STUDY["snapshot_steps"]),
+        flags=lambda wc: " ".join([cli_flags(PHASES["models"][wc.model]), cli_flags(STUDY, RUN_KEYS),
+                                   cli_flags(PHASES, CELL_KEYS)]),
         seed=lambda wc: derive_seed(config["seed"], "phases", wc.model),
     threads: 1
     resources:
@@ -83,8 +76,6 @@ rule phase_gather:
         cells=lambda wc: [phase_cell(wc.model, lr, sw) for lr in PHASES["lr"] for sw in PHASES["sigma_w"]],
     output:
         grid="results/phases/{model}/phase_grid.nc",
-    params:
-        c=PHASES["classify"],
     log:
         "results/logs/phases/{model}/gather.log",
     wildcard_constraints:
@@ -95,11 +86,7 @@ rule phase_gather:
         runtime=10,
     shell:
         "python -m physml.cli.phases gather {input.cells} --model {wildcards.model}"
-        " --ferro-max-test-loss {params.c[ferro_max_test_loss]}"
-        " --glass-min-overlap {params.c[glass_min_overlap]}"
-        " --glass-min-saturation {params.c[glass_min_saturation]}"
-        " --boundary-fraction {params.c[boundary_fraction]}"
-        " --out {output.grid} > {log} 2>&1"
+        f" {cli_flags(PHASES['classify'])} --out {{output.grid}} > {{log}} 2>&1"
 
 
 
@@ -164,9 +151,6 @@ rule phase_boundaries:
         T_cut=phase_cut_cells(STUDY, "T"),
     output:
         study=f"results/phases/cuts/{STUDY['model']}/boundaries.nc",
-    params:
-        c=PHASES["classify"],
-        model=STUDY["model"],
     log:
         f"results/logs/phases/cuts/{STUDY['model']}/boundaries.log",
     threads: 1
@@ -175,12 +159,7 @@ rule phase_boundaries:
         runtime=10,
     shell:
         "python -m physml.cli.phases boundaries --sigma-w-cut {input.sigma_w_cut} --T-cut {input.T_cut}"
-        " --model {params.model}"
-        " --ferro-max-test-loss {params.c[ferro_max_test_loss]}"
-        " --glass-min-overlap {params.c[glass_min_overlap]}"
-        " --glass-min-saturation {params.c[glass_min_saturation]}"
-        " --boundary-fraction {params.c[boundary_fraction]}"
-        " --out {output.study} > {log} 2>&1"
+        f" {cli_flags(STUDY, ['model'])} {cli_flags(PHASES['classify'])} --out {{output.study}} > {{log}} 2>&1"
 
 
 rule fig_phase_boundaries:

@@ -5,10 +5,10 @@
 RMT = config["rmt"]
 RMT_LIN = RMT["linear"]
 RMT_LINEAR_WEIGHTS = [
-    f"results/rmt/linear/lr{fmt(lr)}_B{b}/weights.nc" for lr in RMT_LIN["lr"] for b in RMT_LIN["batch"]
+    f"results/rmt/linear/lr{fmt(lr)}_B{b}/weights.nc" for lr in RMT_LIN["lr"] for b in RMT_LIN["batch_size"]
 ]
 
-RMT_MLP_DIR = f"results/rmt/mlp/lr{fmt(RMT['mlp']['lr'])}_B{RMT['mlp']['batch']}"
+RMT_MLP_DIR = f"results/rmt/mlp/lr{fmt(RMT['mlp']['lr'])}_B{RMT['mlp']['batch_size']}"
 
 
 rule rmt_linear:
@@ -24,8 +24,6 @@ rule rmt_linear:
         lr=r"\d+(\.\d+)?(e-?\d+)?",
         batch=r"\d+",
     params:
-        p=RMT_LIN,
-        sv=",".join(str(s) for s in RMT_LIN["singular_values"]),
         # one teacher for the whole grid; common random numbers across points
         seed=derive_seed(config["seed"], "rmt_linear"),
     threads: 1
@@ -34,10 +32,8 @@ rule rmt_linear:
         runtime=20,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml rmt linear --lr {wildcards.lr} --batch {wildcards.batch}"
-        " --singular-values {params.sv} --sigma {params.p[sigma]} --n-seeds {params.p[n_seeds]}"
-        " --n-steps {params.p[n_steps]} --burn-in {params.p[burn_in]}"
-        " --snapshot-every {params.p[snapshot_every]} --seed {params.seed} --device cpu"
+        " python -m physml rmt linear --lr {wildcards.lr} --batch-size {wildcards.batch}"
+        f" {cli_flags(RMT_LIN, skip=('lr', 'batch_size', 'lr_linear_max'))} --seed {{params.seed}} --device cpu"
         " --threads {threads} --no-progress --out {output.weights} > {log} 2>&1"
 
 
@@ -50,15 +46,14 @@ rule rmt_temperature:
         temperature="results/rmt/linear/temperature.nc",
     log:
         "results/logs/rmt/linear/temperature.log",
-    params:
-        lr_max=RMT_LIN["lr_linear_max"],
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml rmt temperature {input.weights} --lr-linear-max {params.lr_max}"
+        " python -m physml rmt temperature {input.weights}"
+        f" {cli_flags(RMT_LIN, ['lr_linear_max'])}"
         " --threads {threads} --out {output.temperature} > {log} 2>&1"
 
 
@@ -73,7 +68,6 @@ rule rmt_mlp:
         lr=r"\d+(\.\d+)?(e-?\d+)?",
         batch=r"\d+",
     params:
-        p=RMT["mlp"],
         seed=derive_seed(config["seed"], "rmt_mlp"),
     threads: 1
     resources:
@@ -81,9 +75,8 @@ rule rmt_mlp:
         runtime=60,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml rmt mlp --lr {wildcards.lr} --batch {wildcards.batch}"
-        " --sigma-w {params.p[sigma_w]} --n-runs {params.p[n_runs]} --n-batches {params.p[n_batches]}"
-        " --n-steps {params.p[n_steps]} --snapshot-every {params.p[snapshot_every]} --seed {params.seed}"
+        " python -m physml rmt mlp --lr {wildcards.lr} --batch-size {wildcards.batch}"
+        f" {cli_flags(RMT['mlp'], skip=('lr', 'batch_size'))} --seed {{params.seed}}"
         " --threads {threads} --no-progress --out {output.weights} > {log} 2>&1"
 
 
@@ -97,7 +90,6 @@ rule rmt_transformer:
     benchmark:
         "results/benchmarks/rmt/transformer.tsv"
     params:
-        p=RMT["transformer"],
         seed=derive_seed(config["seed"], "rmt_transformer"),
         device=config["device"],
     threads: 1
@@ -107,10 +99,8 @@ rule rmt_transformer:
         runtime=240,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml rmt transformer --n-steps {params.p[n_steps]} --batch {params.p[batch]}"
-        " --block-size {params.p[block_size]} --lr {params.p[lr]} --weight-decay {params.p[weight_decay]}"
-        " --dense-until {params.p[dense_until]} --n-sparse {params.p[n_sparse]}"
-        " --corpus-chars {params.p[corpus_chars]} --seed {params.seed} --device {params.device}"
+        f" python -m physml rmt transformer {cli_flags(RMT['transformer'])}"
+        " --seed {params.seed} --device {params.device}"
         " --threads {threads} --out {output.weights} > {log} 2>&1"
 
 
@@ -126,7 +116,6 @@ rule rmt_spectra:
     wildcard_constraints:
         run=r"(mlp/[^/]+|transformer)",
     params:
-        p=RMT["spectra"],
         seed=derive_seed(config["seed"], "rmt_spectra_null"),
     threads: 1
     resources:
@@ -134,8 +123,8 @@ rule rmt_spectra:
         runtime=10,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml rmt spectra {input.weights} --n-null {params.p[n_null]}"
-        " --p-threshold {params.p[p_threshold]} --seed {params.seed}"
+        " python -m physml rmt spectra {input.weights}"
+        f" {cli_flags(RMT['spectra'])} --seed {{params.seed}}"
         " --threads {threads} --out {output.spectra} > {log} 2>&1"
 
 
@@ -153,7 +142,6 @@ rule rmt_tails:
     benchmark:
         "results/benchmarks/rmt/tails.tsv"
     params:
-        p=RMT["tails"],
         seed=derive_seed(config["seed"], "rmt_tails_bootstrap"),
     threads: 1
     resources:
@@ -161,8 +149,8 @@ rule rmt_tails:
         runtime=60,  # quick: 34 s of CPU; paper (91 snapshots, n_boot 500): ~15 min estimated
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml rmt tails {input.spectra} --n-boot {params.p[n_boot]}"
-        " --xmin-quantile {params.p[xmin_quantile]} --seed {params.seed}"
+        " python -m physml rmt tails {input.spectra}"
+        f" {cli_flags(RMT['tails'])} --seed {{params.seed}}"
         " --threads {threads} --out {output.tails} --table {output.table} > {log} 2>&1"
 
 
@@ -174,8 +162,6 @@ rule rmt_dbm:
     log:
         "results/logs/rmt/dbm.log",
     params:
-        p=RMT["dbm"],
-        temps=",".join(str(t) for t in RMT["dbm"]["temperatures"]),
         seed=derive_seed(config["seed"], "rmt_dbm"),
     threads: 1
     resources:
@@ -183,10 +169,7 @@ rule rmt_dbm:
         runtime=20,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        " python -m physml rmt dbm --n {params.p[n]} --temperatures {params.temps}"
-        " --dt {params.p[dt]} --dt-sde {params.p[dt_sde]} --n-steps {params.p[n_steps]}"
-        " --snapshot-every {params.p[snapshot_every]} --batch {params.p[batch]}"
-        " --burn-in-time {params.p[burn_in_time]} --seed {params.seed}"
+        f" python -m physml rmt dbm {cli_flags(RMT['dbm'])} --seed {{params.seed}}"
         " --threads {threads} --no-progress --out {output.dbm} > {log} 2>&1"
 
 

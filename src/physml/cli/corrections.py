@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
+from physml.cli.options import old_spelling
 from physml.io.artifacts import read_input
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
@@ -40,8 +41,9 @@ def add_mala_options(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--mala-steps", type=int, default=default_steps,
                    help="MALA steps at the tuned step size on the exact action, after the warm-up "
                         "(0: no MALA stage)")
-    p.add_argument("--mala-target", type=float, default=TARGET_ACCEPTANCE,
+    p.add_argument("--mala-target-acceptance", type=float, default=TARGET_ACCEPTANCE,
                    help="acceptance rate the step size is tuned for")
+    old_spelling(p, "--mala-target", "--mala-target-acceptance")
     p.add_argument("--mala-tune-steps", type=int, default=100,
                    help="Robbins-Monro tuning steps on the pilot chains (replayed as warm-up)")
     p.add_argument("--mala-pilot", type=int, default=64,
@@ -78,7 +80,7 @@ def cmd_mala(args: argparse.Namespace) -> None:
         inputs.append(args.scale_from)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
-    stage = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target)
+    stage = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance)
     t0 = time.perf_counter()
     pilot = trivial_start(theory, args.start, args.mala_pilot, args.L, scale, pilot_gen, device)
     x = trivial_start(theory, args.start, args.n_configs, args.L, scale, gen, device)
@@ -124,7 +126,7 @@ def verb_mala(m: argparse.ArgumentParser) -> None:
             p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
         p.add_argument("--L", type=int, required=True, help="lattice extent")
         p.add_argument("--n-configs", type=int, required=True, help="independent chains (one config each)")
-        p.add_argument("--start", default=STARTS[name][0], help=f"trivial start: {' | '.join(STARTS[name])}")
+        p.add_argument("--start", choices=STARTS[name], default=STARTS[name][0], help="trivial start")
         add_mala_options(p, default_steps=200)
         p.add_argument("--seed", type=int, required=True, help="random seed")
         p.add_argument("--out", required=True, help="output ensemble .nc (source = mala_only)")

@@ -27,6 +27,7 @@ import xarray as xr
 
 from physml.cli.common import add_runtime_options, resolved_config, save, setup_runtime
 from physml.cli.corrections import add_mala_options
+from physml.cli.options import old_spelling
 from physml.diffusion.model import RECIPES, load_score_model, save_score_model
 from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
 from physml.diffusion.training import (SIGMA_DISTRIBUTIONS, T_SAMPLING, TrainConfig,
@@ -68,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                       zero_mode_weight=0.0 if periodic else args.zero_mode_weight,
                       normalisation="none" if periodic else args.normalisation, periodic=periodic,
                       augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
-    sde = {"name": args.sde, "sigma": args.sigma}
+    sde = {"name": args.sde_name, "sigma": args.sde_sigma}
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
     flags = {k: getattr(args, k) for k in ("zero_mode", "adaptive_norm", "fourier_scale")
              if getattr(args, k) is not None}
@@ -162,7 +163,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     beta = theory.beta if theory.name == "u1" else None   # physics conditioning: score x beta / beta0
     inputs = _training_inputs(args, ens_rec, record)
     sampler = sampler_from_args(args)
-    mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target) if args.mala_steps else None
+    mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance) if args.mala_steps else None
     site_shape = tuple(theory.cold_start(1, args.L).shape[1:])
     options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps, "beta": beta,
                "anneal_snr": args.anneal_snr, "show_progress": args.progress,
@@ -244,8 +245,10 @@ def verb_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--recipe", choices=RECIPES, default=d.recipe,
                    help="edm: preconditioned denoiser, noise sized from the data; song: the papers' "
                         "VE SDE recipe (U(1) links: song only)")
-    t.add_argument("--sde", choices=("ve",), default="ve", help="song: forward SDE")
-    t.add_argument("--sigma", type=float, default=25.0, help="song: VE SDE g(t) = sigma^t")
+    t.add_argument("--sde-name", choices=("ve",), default="ve", help="song: forward SDE")
+    t.add_argument("--sde-sigma", type=float, default=25.0, help="song: VE SDE g(t) = sigma^t")
+    old_spelling(t, "--sde", "--sde-name")
+    old_spelling(t, "--sigma", "--sde-sigma")
     t.add_argument("--sigma-min", type=float, default=d.sigma_min,
                    help="edm: smallest training noise (normalised units)")
     t.add_argument("--sigma-distribution", choices=SIGMA_DISTRIBUTIONS, default=d.sigma_distribution,
@@ -261,14 +264,14 @@ def verb_train(t: argparse.ArgumentParser) -> None:
                         "16 for song)")
     t.add_argument("--groups", type=int, default=4, help="GroupNorm groups (at most)")
     t.add_argument("--blocks-per-level", type=int, default=0, help="extra residual blocks per level")
-    t.add_argument("--global-pool", action="store_true",
+    t.add_argument("--global-pool", action=argparse.BooleanOptionalAction, default=False,
                    help="mix the lattice average of the deepest features back in")
     for flag, what in (("zero-mode", "the input's mean and RMS into the conditioning and a "
                                      "zero-mode head"),
                        ("adaptive-norm", "conditioning as scale and shift after each GroupNorm")):
         t.add_argument(f"--{flag}", dest=flag.replace("-", "_"), action=argparse.BooleanOptionalAction,
                        default=None, help=f"{what} (default: on for edm, off for song and U(1))")
-    t.add_argument("--gauge-covariant", action="store_true",
+    t.add_argument("--gauge-covariant", action=argparse.BooleanOptionalAction, default=False,
                    help="U(1): score = B^T g(cos theta_P, sin theta_P), exactly gauge covariant "
                         "(see physml.diffusion.unet)")
     t.add_argument("--epochs", type=int, default=d.epochs, help="passes over the ensemble")
@@ -286,10 +289,10 @@ def verb_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--normalisation", choices=("rms", "minmax"), default=d.normalisation,
                    help="divide the data by its RMS or by max |phi| (no shift either way); "
                         "U(1) angles are never normalised")
-    t.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="no random translations/reflections/rotations")
-    t.add_argument("--no-odd", dest="odd", action="store_false",
-                   help="do not make the score odd (breaks exact Z2)")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random translations/reflections/rotations of the training data")
+    t.add_argument("--odd", action=argparse.BooleanOptionalAction, default=True,
+                   help="make the score odd (exact Z2; --no-odd breaks it)")
     t.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
     t.add_argument("--seed", type=int, required=True, help="random seed")
     add_runtime_options(t, device=True)

@@ -38,7 +38,8 @@ def _add_hmc_options(p: argparse.ArgumentParser, n_chains: int, n_therm: int, me
     p.add_argument("--n-steps", type=_positive_int, default=n_steps, help="leapfrog steps per trajectory")
     p.add_argument("--therm-step-size", type=float, default=None,
                    help="leapfrog step size during thermalisation (unset: --step-size)")
-    p.add_argument("--start", choices=("cold", "random"), default="cold", help="initial fields")
+    p.add_argument("--start", type=lambda s: "hot" if s == "random" else s, choices=("cold", "hot"),
+                   default="cold", help="initial fields: cold (ordered) or hot (random; also spelt random)")
     p.add_argument("--engine", choices=engines, default="auto",
                    help="trajectory code: native = C kernel (phi^4, float64 CPU), reference = torch, "
                         "auto = the kernel where it applies and compiles (recorded as hmc_engine)")

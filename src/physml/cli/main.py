@@ -44,7 +44,7 @@ EXAMPLES = {
     "phases cell": "physml phases cell --lr 0.5 --sigma-w 1 --seed 1 --out cell.nc",
     "phases gather": "physml phases gather cells/*/cell.nc --model tanh --out phase_grid.nc",
     "phases boundaries": "physml phases boundaries --sigma-w-cut cut_sw/*.nc --T-cut cut_T/*.nc --out boundaries.nc",
-    "rmt linear": "physml rmt linear --lr 0.1 --batch 16 --seed 1 --out weights.nc",
+    "rmt linear": "physml rmt linear --lr 0.1 --batch-size 16 --seed 1 --out weights.nc",
     "rmt mlp": "physml rmt mlp --lr 0.2 --seed 1 --out weights.nc",
     "rmt transformer": "physml rmt transformer --n-steps 2500 --seed 1 --out weights.nc",
     "rmt spectra": "physml rmt spectra weights.nc --out spectra.nc",

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from physml.cli import run_verb
+from physml.cli.options import NumberList, old_spelling, step_count
 from physml.io.artifacts import read_input, write_artifact
 from physml.native import ENGINES
 from physml.phases.cells import CellSpec, gather, run_cell
@@ -22,13 +23,6 @@ from physml.progress import progress
 RUNTIME_KEYS = {"out", "func", "threads", "rule", "progress", "verb", "phases_verb", "inputs"}
 
 
-def _steps(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(float(s)) for s in text.split(",") if s.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated step counts, got {text!r}") from exc
-
-
 def _write(ds, args, verb: str, seed: int, inputs=()):
     config = {k: v for k, v in vars(args).items() if k not in RUNTIME_KEYS}
     path = write_artifact(ds, args.out, config=config, rule=args.rule or verb, seed=seed, inputs=inputs)
@@ -38,7 +32,7 @@ def _write(ds, args, verb: str, seed: int, inputs=()):
 def cmd_cell(args: argparse.Namespace) -> None:
     spec = CellSpec(lr=args.lr, sigma_w=args.sigma_w, n_runs=args.n_runs, n_steps=args.n_steps,
                     batch_size=args.batch_size, n_batches=args.n_batches, n_test=args.n_test,
-                    n_eval=args.n_eval, snapshot_steps=args.snapshots, seed=args.seed,
+                    n_eval=args.n_eval, snapshot_steps=tuple(args.snapshot_steps), seed=args.seed,
                     arch=Architecture(3, args.n1, args.n2, args.activation),
                     divergence_threshold=args.divergence_threshold, check_every=args.check_every,
                     engine=args.engine)
@@ -121,8 +115,9 @@ def _add_verbs(sub) -> None:
     c.add_argument("--n-batches", type=int, default=1000, help="mini-batches per epoch (training set = B x this)")
     c.add_argument("--n-test", type=int, default=1000, help="held-out test points per run")
     c.add_argument("--n-eval", type=int, default=500, help="training points for the drift-noise ratio")
-    c.add_argument("--snapshots", type=_steps, default=(0, 10, 30, 100, 300, 1000, 3000, 10000, 30000),
-                   help="comma-separated steps at which observables are measured")
+    c.add_argument("--snapshot-steps", action=NumberList, type=step_count, default=(0, 10, 30, 100, 300, 1000, 3000, 10000, 30000),
+                   help="steps at which observables are measured (space- or comma-separated)")
+    old_spelling(c, "--snapshots", "--snapshot-steps")
     c.add_argument("--activation", choices=ACTIVATIONS, default="tanh", help="hidden-layer activation")
     c.add_argument("--n1", type=int, default=32, help="first hidden width")
     c.add_argument("--n2", type=int, default=16, help="second hidden width (rows of the trained W)")

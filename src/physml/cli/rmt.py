@@ -15,17 +15,11 @@ import numpy as np
 import xarray as xr
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
+from physml.cli.options import NumberList, old_spelling
 from physml.io.artifacts import atomic_path, read_input
 from physml.progress import progress
 from physml.rmt import analysis, dbm
 from physml.rmt.corpus import build_stdlib_corpus
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(s) for s in text.split(",") if s.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -44,12 +38,12 @@ def cmd_linear(args: argparse.Namespace) -> None:
     device = setup_runtime(args)
     s = args.singular_values
     W_t = make_teacher(s, args.seed)
-    bar, advance = _bar(args.n_steps, f"linear lr={args.lr:g} B={args.batch}", args.progress)
-    run = train_linear_sgd(W_t, lr=args.lr, batch=args.batch, sigma=args.sigma, n_steps=args.n_steps,
-                           n_seeds=args.n_seeds, snapshot_every=args.snapshot_every,
+    bar, advance = _bar(args.n_steps, f"linear lr={args.lr:g} B={args.batch_size}", args.progress)
+    run = train_linear_sgd(W_t, lr=args.lr, batch=args.batch_size, sigma=args.sigma, n_steps=args.n_steps,
+                           n_seeds=args.n_runs, snapshot_every=args.snapshot_every,
                            burn_in=args.burn_in, seed=args.seed, device=device, progress=advance)
     bar.close()
-    c = float(stationary_variance(args.lr, args.batch, len(s), args.sigma))
+    c = float(stationary_variance(args.lr, args.batch_size, len(s), args.sigma))
     ds = xr.Dataset(
         {"W": (("seed", "step", "row", "col"), run.W.astype(np.float32),
                {"long_name": "student weight matrix W"}),
@@ -59,8 +53,8 @@ def cmd_linear(args: argparse.Namespace) -> None:
          "delta_sq": (("seed",), run.delta_sq,
                       {"long_name": "mean of (W - W_t)^2 over entries and all steps after burn-in"}),
          "loss": (("step",), run.loss, {"long_name": "mini-batch loss, mean over seeds"})},
-        coords={"seed": np.arange(args.n_seeds), "step": run.steps})
-    ds.attrs.update(kind="rmt_linear", lr=args.lr, batch=args.batch, n=len(s), sigma=args.sigma,
+        coords={"seed": np.arange(args.n_runs), "step": run.steps})
+    ds.attrs.update(kind="rmt_linear", lr=args.lr, batch=args.batch_size, n=len(s), sigma=args.sigma,
                     burn_in=args.burn_in, stationary_variance=c)
     m = run.delta_sq.mean()
     e = run.delta_sq.std(ddof=1) / np.sqrt(len(run.delta_sq))
@@ -73,9 +67,9 @@ def cmd_mlp(args: argparse.Namespace) -> None:
 
     setup_runtime(args)
     runs = draw_runs(args.n_runs, args.sigma_w, args.seed, arch=Architecture(3, 32, 16, "tanh"))
-    data = draw_data(runs, args.batch, args.n_batches, n_test=256)
+    data = draw_data(runs, args.batch_size, args.n_batches, n_test=256)
     steps = np.arange(0, args.n_steps + 1, args.snapshot_every)
-    bar, advance = _bar(args.n_steps, f"mlp lr={args.lr:g} B={args.batch}", args.progress)
+    bar, advance = _bar(args.n_steps, f"mlp lr={args.lr:g} B={args.batch_size}", args.progress)
     res = train_sgd(runs, data, args.lr, args.n_steps, snapshot_steps=steps, progress=advance)
     bar.close()
     ds = xr.Dataset(
@@ -84,7 +78,7 @@ def cmd_mlp(args: argparse.Namespace) -> None:
          "diverged": (("seed",), res.diverged.astype(np.int8), {"long_name": "run diverged"}),
          "last_batch_loss": (("seed",), res.last_batch_loss)},
         coords={"seed": np.arange(args.n_runs), "step": res.snapshot_steps})
-    ds.attrs.update(kind="rmt_mlp", lr=args.lr, batch=args.batch, sigma_w=args.sigma_w)
+    ds.attrs.update(kind="rmt_mlp", lr=args.lr, batch=args.batch_size, sigma_w=args.sigma_w)
     print(f"{int(res.diverged.sum())}/{args.n_runs} runs diverged; median last loss "
           f"{np.nanmedian(res.last_batch_loss):.4g}")
     save(ds, args, "rmt mlp")
@@ -98,7 +92,7 @@ def cmd_transformer(args: argparse.Namespace) -> None:
     steps = snapshot_schedule(args.n_steps, args.dense_until, args.n_sparse)
     bar, advance = _bar(args.n_steps, "transformer", args.progress)
     run = train_transformer(corpus.text, {"block_size": args.block_size}, n_steps=args.n_steps,
-                            batch_size=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+                            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                             snapshot_steps=steps, seed=args.seed, device=device, progress=advance)
     bar.close()
     ds = xr.Dataset(
@@ -170,7 +164,7 @@ def cmd_dbm(args: argparse.Namespace) -> None:
     if sub < 1 or abs(sub - round(sub)) > 1e-9:
         raise ValueError(f"--dt / --dt-sde must be a whole number, got {args.dt} / {args.dt_sde}")
     sub = round(sub)
-    kw = dict(batch=args.batch, rng=rng)
+    kw = dict(batch=args.n_runs, rng=rng)
     matrix = dbm.simulate_matrix_dbm(args.n, T, dt=args.dt, n_steps=args.n_steps,
                                      snapshot_every=args.snapshot_every, **kw)
     levels = dbm.simulate_eigenvalue_dbm(args.n, T, dt=args.dt_sde, n_steps=args.n_steps * sub,
@@ -202,11 +196,13 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("linear",
                          help="batched SGD of the linear teacher-student with label noise")
     p.add_argument("--lr", type=float, required=True, help="learning rate")
-    p.add_argument("--batch", type=int, required=True, help="mini-batch size B")
-    p.add_argument("--singular-values", type=_floats, default=[1, 1, 2, 2, 3, 3],
-                   help="teacher singular values (comma-separated; equal values = degenerate pairs)")
+    p.add_argument("--batch-size", type=int, required=True, help="mini-batch size B")
+    old_spelling(p, "--batch", "--batch-size")
+    p.add_argument("--singular-values", action=NumberList, default=[1, 1, 2, 2, 3, 3],
+                   help="teacher singular values (equal values = degenerate pairs)")
     p.add_argument("--sigma", type=float, default=0.5, help="label-noise standard deviation")
-    p.add_argument("--n-seeds", type=int, default=128, help="independent runs, trained as one tensor")
+    p.add_argument("--n-runs", type=int, default=128, help="independent runs, trained as one tensor")
+    old_spelling(p, "--n-seeds", "--n-runs")
     p.add_argument("--n-steps", type=int, default=1000, help="SGD steps")
     p.add_argument("--burn-in", type=int, default=400, help="steps discarded before stationary averages")
     p.add_argument("--snapshot-every", type=int, default=10, help="steps between stored snapshots")
@@ -218,7 +214,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("mlp",
                          help="teacher-student MLP 3-32-16-1 (phases study), middle matrix recorded")
     p.add_argument("--lr", type=float, required=True, help="learning rate")
-    p.add_argument("--batch", type=int, default=4, help="mini-batch size B")
+    p.add_argument("--batch-size", type=int, default=4, help="mini-batch size B")
+    old_spelling(p, "--batch", "--batch-size")
     p.add_argument("--sigma-w", type=float, default=1.0, help="initial scale sigma_W of the middle matrix")
     p.add_argument("--n-runs", type=int, default=32, help="runs trained as one batch")
     p.add_argument("--n-batches", type=int, default=64, help="mini-batches in each run's fixed training set")
@@ -232,7 +229,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("transformer",
                          help="character-level nano-GPT on the stdlib-docstring corpus; Q, K, V recorded")
     p.add_argument("--n-steps", type=int, default=2500, help="AdamW steps")
-    p.add_argument("--batch", type=int, default=16, help="windows per batch")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per batch")
+    old_spelling(p, "--batch", "--batch-size")
     p.add_argument("--block-size", type=int, default=64, help="context length")
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices only)")
@@ -283,13 +281,14 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("dbm",
                          help="Dyson Brownian motion: matrix process and eigenvalue SDE")
     p.add_argument("--n", type=int, default=32, help="matrix size")
-    p.add_argument("--temperatures", type=_floats, default=[0.1, 0.2, 0.5, 1.0],
-                   help="temperatures T (comma-separated)")
+    p.add_argument("--temperatures", action=NumberList, default=[0.1, 0.2, 0.5, 1.0],
+                   help="temperatures T")
     p.add_argument("--dt", type=float, default=0.02, help="time step of the matrix process")
     p.add_argument("--dt-sde", type=float, default=0.002, help="time step of the eigenvalue SDE")
     p.add_argument("--n-steps", type=int, default=400, help="matrix-process steps")
     p.add_argument("--snapshot-every", type=int, default=20, help="matrix steps between snapshots")
-    p.add_argument("--batch", type=int, default=32, help="independent systems per temperature")
+    p.add_argument("--n-runs", type=int, default=32, help="independent systems per temperature")
+    old_spelling(p, "--batch", "--n-runs")
     p.add_argument("--burn-in-time", type=float, default=3.0,
                    help="time (in units of 1/gamma) before equilibrium averages")
     p.add_argument("--seed", type=int, required=True, help="random seed")

@@ -27,7 +27,7 @@ from physml.mc.hmc import sample_hmc
 
 def hmc_ensemble(theory: LatticeTheory, *, L: int, n_configs: int, n_chains: int, n_therm: int,
                  meas_interval: int, step_size: float, n_steps: int, seed: int,
-                 start: str = "random", therm_step_size: float | None = None,
+                 start: str = "hot", therm_step_size: float | None = None,
                  device: torch.device | str = "cpu", dtype=torch.float64,
                  show_progress: bool = True, engine: str = "auto", flux_moves: int = 0) -> xr.Dataset:
     """Sample ``n_configs`` configurations from ``n_chains`` chains (``n_configs`` must be
@@ -37,10 +37,10 @@ def hmc_ensemble(theory: LatticeTheory, *, L: int, n_configs: int, n_chains: int
     if n_chains < 1 or n_configs < n_chains or n_configs % n_chains:
         raise ValueError(f"n_configs ({n_configs}) must be a positive multiple of "
                          f"n_chains ({n_chains})")
-    if start not in ("random", "cold"):
-        raise ValueError(f"start must be 'random' or 'cold', got {start!r}")
+    if start not in ("hot", "cold"):
+        raise ValueError(f"start must be 'hot' or 'cold', got {start!r}")
     gen = torch.Generator(device=device).manual_seed(seed)
-    if start == "random":
+    if start == "hot":
         x0 = theory.random_start(n_chains, L, gen, dtype=dtype, device=device)
     else:
         x0 = theory.cold_start(n_chains, L, dtype=dtype, device=device)
