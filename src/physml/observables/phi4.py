@@ -11,6 +11,14 @@ convention: 0.5 for independent data):
   C(r) = (1/2V) sum_x phi_x (phi_{x + r e_x} + phi_{x + r e_y}), averaged over both axes;
 - ``action_density`` = <S>/V.
 
+Errors.  ``_err`` is the larger of the Gamma method's error (with pyerrors, each chain a
+replica) and the jackknife over whole chains (``_err_chains``,
+:func:`physml.stats.gamma.chain_jackknife_error`).  Where chains hold only a few
+tau_int of measurements, Gamma's window sees too little of the autocorrelation and its
+error comes out too small; the spread of independent chains does not depend on that
+window.  (Measured on the quick config's first HMC ensembles at kappa = 0.27, L = 16:
+64 chains of 16 measurements, Gamma error 0.0079 of <|phibar|>, chains 0.033.)
+
 Per-configuration ``phibar`` and ``action_per_site`` are kept for histograms.
 """
 
@@ -20,7 +28,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physml.stats.gamma import estimate, primary
+from physml.stats.gamma import chain_jackknife_error, estimate, primary
+
+LONG_NAMES = {"mag": "<phibar>", "abs_mag": "<|phibar|>", "chi2": "susceptibility chi_2",
+              "binder": "Binder cumulant U_L", "action_density": "<S>/V"}
 
 
 def momentum_propagator(phi: torch.Tensor) -> torch.Tensor:
@@ -58,30 +69,34 @@ def measure_phi4(ds: xr.Dataset) -> xr.Dataset:
     corr = two_point(phi).numpy()
     action = ds["action"].values if "action" in ds else None
 
-    def obs(values):
-        return primary(_by_chain(values, chain))
-
-    m1, m2, m4 = obs(phibar), obs(phibar ** 2), obs(phibar ** 4)
-    results = {
-        "mag": m1,
-        "abs_mag": obs(np.abs(phibar)),
-        "chi2": volume * (m2 - m1 * m1),
-        "binder": 1 - m4 / (3 * m2 * m2),
-    }
+    primaries = {"m1": phibar, "abs": np.abs(phibar), "m2": phibar ** 2, "m4": phibar ** 4,
+                 **{f"c{r}": corr[:, r] for r in range(L // 2 + 1)}}
     if action is not None:
-        results["action_density"] = obs(action / volume)
+        primaries["action"] = action / volume
+    by_chain = {k: _by_chain(v, chain) for k, v in primaries.items()}
+    obs = {k: primary(v) for k, v in by_chain.items()}
+    chain_means = {k: v.mean(axis=1) for k, v in by_chain.items()}
+    formulas = {"mag": lambda p: p["m1"], "abs_mag": lambda p: p["abs"],
+                "chi2": lambda p: volume * (p["m2"] - p["m1"] * p["m1"]),
+                "binder": lambda p: 1 - p["m4"] / (3 * p["m2"] * p["m2"])}
+    if action is not None:
+        formulas["action_density"] = lambda p: p["action"]
+
+    def analyse(formula):
+        """(Gamma estimate, jackknife-over-chains error) of one observable."""
+        return estimate(formula(obs)), chain_jackknife_error(chain_means, formula)
+
     data_vars = {}
-    long_names = {"mag": "<phibar>", "abs_mag": "<|phibar|>", "chi2": "susceptibility chi_2",
-                  "binder": "Binder cumulant U_L", "action_density": "<S>/V"}
-    for name, o in results.items():
-        e = estimate(o)
-        data_vars[name] = ((), e.value, {"long_name": long_names[name]})
-        data_vars[f"{name}_err"] = ((), e.error)
+    for name, formula in formulas.items():
+        e, chains = analyse(formula)
+        data_vars[name] = ((), e.value, {"long_name": LONG_NAMES[name]})
+        data_vars[f"{name}_err"] = ((), max(e.error, chains))
+        data_vars[f"{name}_err_chains"] = ((), chains)
         data_vars[f"tau_int_{name}"] = ((), e.tau_int, {"units": "measurements"})
-    g = [estimate(obs(corr[:, r]) - m1 * m1) for r in range(L // 2 + 1)]
-    data_vars["G"] = ("r", [e.value for e in g], {"long_name": "connected G(r)"})
-    data_vars["G_err"] = ("r", [e.error for e in g])
-    data_vars["tau_int_G"] = ("r", [e.tau_int for e in g], {"units": "measurements"})
+    g = [analyse(lambda p, r=r: p[f"c{r}"] - p["m1"] * p["m1"]) for r in range(L // 2 + 1)]
+    data_vars["G"] = ("r", [e.value for e, _ in g], {"long_name": "connected G(r)"})
+    data_vars["G_err"] = ("r", [max(e.error, chains) for e, chains in g])
+    data_vars["tau_int_G"] = ("r", [e.tau_int for e, _ in g], {"units": "measurements"})
     data_vars["phibar"] = ("config", phibar, {"long_name": "field average per configuration"})
     if action is not None:
         data_vars["action_per_site"] = ("config", action / volume, {"long_name": "S/V per configuration"})

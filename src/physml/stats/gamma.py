@@ -52,3 +52,19 @@ def estimate(obs: pe.Obs, S: float = 2.0) -> Estimate:
 def gamma_error(samples: np.ndarray, S: float = 2.0) -> Estimate:
     """Shortcut: :func:`estimate` of :func:`primary` (a plain mean)."""
     return estimate(primary(samples), S=S)
+
+
+def chain_jackknife_error(chain_means: dict[str, np.ndarray], formula) -> float:
+    """Error of ``formula(means)`` from the spread over chains: the jackknife that leaves
+    out one whole chain at a time.  ``chain_means`` maps each primary to its per-chain
+    means ``(n_chains,)`` (chains of equal length); ``formula`` takes such a dict (of
+    arrays) to the observable.  It holds whatever the autocorrelation inside a chain, as
+    long as the chains are independent and thermalised, so it checks the Gamma method's
+    window where chains are short against tau_int (then the window sees too little of
+    the autocorrelation and the Gamma error comes out too small)."""
+    n = len(next(iter(chain_means.values())))
+    if n < 2:
+        raise ValueError("the jackknife over chains needs at least 2 chains")
+    loo = {k: (v.sum() - v) / (n - 1) for k, v in chain_means.items()}
+    f = np.asarray(formula(loo), dtype=float)
+    return float(np.sqrt((n - 1) / n * np.square(f - f.mean()).sum()))
