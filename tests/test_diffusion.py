@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from physml.diffusion.free_field import FreeFieldScore
-from physml.diffusion.model import Precond, build_score_model, fit_zero_mode
+from physml.diffusion.model import Precond, build_score_model, fit_propagator, fit_zero_mode
 from physml.diffusion.samplers import SAMPLERS, em_step, langevin_step, make_sampler, Noise
 from physml.diffusion.sde import VESDE, make_sde
 from physml.diffusion.training import augment, augment_links
@@ -109,6 +109,32 @@ def test_zero_mode_denoiser_is_the_posterior_mean_of_its_two_peak_law():
     c_skip = 0.25 / (sigma ** 2 + 0.25)
     torch.testing.assert_close(d - d.mean(dim=(-2, -1), keepdim=True),
                                c_skip * (x - m[:, None, None]))
+
+
+def test_spectral_preconditioning_with_a_silent_network_is_the_exact_free_score():
+    """With the free field's own propagator law (a, b) and zero-mode law, and a network whose
+    output is zero, the edm denoiser with per-momentum scalings is the exact Gaussian
+    posterior mean: the score equals the free field's at every noise level, at the training
+    volume and at twice its L.  fit_propagator recovers the law from exact samples."""
+    kappa, scale, L = 0.2, 1.3, 8
+    C = free_propagator(kappa, L) / scale ** 2
+    law = {"a": 2 * (1 - 4 * kappa) * scale ** 2, "b": 2 * kappa * scale ** 2}
+    zero = {"mu": 0.0, "width": float(C[0, 0] / L ** 2) ** 0.5, "volume": L * L}
+    model = _model(True, {"recipe": "edm", "sigma_data": 0.5, "propagator": law}, zero)
+    for p in model.net.parameters():
+        p.data.zero_()
+    exact = FreeFieldScore(kappa, scale=scale)
+    gen = torch.Generator().manual_seed(0)
+    for size in (L, 2 * L):
+        x = torch.randn(3, size, size, dtype=torch.float64, generator=gen)
+        for sigma in (0.01, 0.3, 3.0):
+            torch.testing.assert_close(model(x, sigma), exact(x, sigma), rtol=1e-6, atol=1e-8)
+    phi = torch.fft.ifft2(torch.fft.fft2(torch.randn(4000, L, L, dtype=torch.float64, generator=gen))
+                          * C.sqrt()).real
+    fitted = fit_propagator(phi - phi.mean(dim=(-2, -1), keepdim=True))
+    assert fitted["a"] == pytest.approx(law["a"], rel=0.05) and fitted["b"] == pytest.approx(law["b"], rel=0.05)
+    with pytest.raises(ValueError, match="propagator"):
+        Precond("song", sde={"name": "ve", "sigma": 25.0}, propagator=law)
 
 
 def test_zero_mode_law_fits_both_phases():

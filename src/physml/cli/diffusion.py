@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                       ema_halflife=args.ema_halflife, sigma_min=args.sigma_min,
                       sigma_distribution=args.sigma_distribution, generate_L=args.generate_L,
                       t_min=args.t_min, t_sampling=args.t_sampling,
-                      zero_mode_weight=0.0 if periodic else args.zero_mode_weight,
+                      zero_mode_weight=0.0 if periodic else args.zero_mode_weight, spectral=args.spectral,
                       normalisation="none" if periodic else args.normalisation, periodic=periodic,
                       augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
     sde = {"name": args.sde_name, "sigma": args.sde_sigma}
@@ -257,6 +257,9 @@ def verb_train(t: argparse.ArgumentParser) -> None:
                    help="edm: largest L to be generated; sizes sigma_max (0: the training L)")
     t.add_argument("--zero-mode-weight", type=float, default=d.zero_mode_weight,
                    help="weight of the zero mode's error in the loss (1: as much as all other modes)")
+    t.add_argument("--spectral", action=argparse.BooleanOptionalAction, default=d.spectral,
+                   help="edm, scalar fields: scalings of the fluctuations per momentum, from the "
+                        "propagator law 1 / (a + b p^2) fitted to the data (ignored otherwise)")
     t.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64], help="U-Net widths per level")
     t.add_argument("--embed-dim", type=int, default=64, help="noise-label embedding size")
     t.add_argument("--fourier-scale", type=float, default=None,

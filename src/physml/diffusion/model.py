@@ -45,6 +45,18 @@ scaling: the peaks +-mu are taken as volume independent and the width as w^2 ~ 1
 the critical point the law of phibar changes shape with L and the network must correct
 it there.
 
+Spectral scalings (edm, zero mode split off, ``propagator`` law).  One c_skip for all
+fluctuations assumes every mode has the variance sigma_data^2, while in a lattice field
+the short-wavelength modes are several times narrower than the long ones: the network
+must then cancel most of the skip connection for them, and an error there leaves the
+configurations too rough.  With a law C(p) = 1 / (a + b p_hat^2), p_hat^2 = sum_mu 4
+sin^2(p_mu / 2), fitted to the training data's power spectrum (:func:`fit_propagator`),
+the fluctuations are denoised per momentum, D~(p) = c_skip(p) x~(p) + c_out(p) F~(p) with
+c_skip = C / (C + sigma^2) and c_out = sigma sqrt(C / (C + sigma^2)): the exact
+denoiser of a Gaussian field with that propagator when F = 0 (the free field's exact
+score with the free law, on any L), the network adding only the interaction's
+correction.  C = sigma_data^2 at every p gives back the scalar scalings above.
+
 Z2.  With ``odd=True`` F is symmetrised, F(x) -> (F(x) - F(-x)) / 2, so the score is
 odd in x; since the prior and the Gaussian noise are symmetric too, every sampler
 then draws phi and -phi with exactly equal probability.
@@ -102,27 +114,68 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, *([1] * (x.dim() - 1)))
 
 
+def lattice_momenta_sq(shape, device=None) -> torch.Tensor:
+    """p_hat^2 = sum_mu 4 sin^2(p_mu / 2) on the momenta of ``torch.fft.fft2`` for a
+    lattice of ``shape`` (L1, L2)."""
+    k = [2 * math.pi * torch.fft.fftfreq(n, device=device, dtype=torch.float64) for n in shape]
+    return (4 * torch.sin(k[0] / 2) ** 2)[:, None] + (4 * torch.sin(k[1] / 2) ** 2)[None, :]
+
+
+def fit_propagator(y: torch.Tensor) -> dict[str, float]:
+    """The law C(p) = 1 / (a + b p_hat^2) fitted by least squares in 1 / C to the mean
+    power |y_hat(p)|^2 (orthonormal FFT) of the site-average-free fields ``y``
+    ``(n, L1, L2)`` over the non-zero momenta; a > 0 and b >= 0 enforced."""
+    power = torch.fft.fft2(y.double(), norm="ortho").abs().square().mean(0)
+    p2 = lattice_momenta_sq(y.shape[-2:]).flatten()[1:]
+    inv = 1.0 / power.flatten()[1:].clamp(min=1e-12)
+    design = torch.stack([torch.ones_like(p2), p2], dim=1)
+    a, b = torch.linalg.lstsq(design, inv[:, None]).solution[:, 0].tolist()
+    b = max(b, 0.0)
+    a = max(a, 1e-3 * float(inv.mean())) if b == 0.0 else max(a, 1e-6)
+    return {"a": a, "b": b}
+
+
 class Precond:
     """Scalings (c_skip, c_out, c_in, c_noise) of the denoiser for ``recipe`` (module
     docstring); ``sde`` (song) is the VE SDE's plain-JSON parameters, ``sigma_data``
-    (edm) the data's RMS in normalised units."""
+    (edm) the data's RMS in normalised units, ``propagator`` (edm, optional) the law
+    {a, b} of C(p) = 1 / (a + b p_hat^2) that sets per-momentum scalings of the
+    fluctuations about the site average (:meth:`spectral`)."""
 
-    def __init__(self, recipe: str, sigma_data: float = 1.0, sde: dict | None = None):
+    def __init__(self, recipe: str, sigma_data: float = 1.0, sde: dict | None = None,
+                 propagator: dict[str, float] | None = None):
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; known: {list(RECIPES)}")
         if recipe == "song" and not sde:
             raise ValueError("the song recipe needs its VE SDE (sde={'name': 've', 'sigma': ...})")
         if not sigma_data > 0:
             raise ValueError(f"sigma_data must be > 0, got {sigma_data}")
+        if propagator is not None and (recipe != "edm" or set(propagator) != {"a", "b"}
+                                       or not propagator["a"] > 0 or propagator["b"] < 0):
+            raise ValueError(f"a propagator law needs the edm recipe and a > 0, b >= 0; got {propagator}")
         self.recipe = recipe
         self.sigma_data = float(sigma_data)
         self.sde = make_sde(**sde) if recipe == "song" else None
+        self.propagator = None if propagator is None else {k: float(v) for k, v in propagator.items()}
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {"recipe": self.recipe, "sigma_data": self.sigma_data}
         if self.sde is not None:
             out["sde"] = self.sde.config()
+        if self.propagator is not None:
+            out["propagator"] = self.propagator
         return out
+
+    def spectral(self, sigma: torch.Tensor, shape, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(c_skip(p), c_out(p)) ``(batch, 1, L1, L2)`` on the FFT momenta: the exact
+        denoiser of a Gaussian field with the propagator law C(p), c_skip = C / (C +
+        sigma^2) and c_out = sigma sqrt(C / (C + sigma^2)) its posterior standard
+        deviation; C = sigma_data^2 at every p reproduces the scalar edm scalings."""
+        law = self.propagator
+        C = 1.0 / (law["a"] + law["b"] * lattice_momenta_sq(shape, device=sigma.device))
+        s2 = (sigma.double() ** 2).reshape(-1, 1, 1, 1)
+        skip = C / (C + s2)
+        return skip.to(dtype), torch.sqrt(s2 * skip).to(dtype)
 
     def scalings(self, sigma: torch.Tensor):
         """(c_skip, c_out, c_in, c_noise), each shaped like ``sigma`` ``(batch,)``."""
@@ -187,7 +240,12 @@ class ScoreModel(nn.Module):
             f = 0.5 * (f[:n] - f[n:])
         else:
             f = self.net(h_in, c_noise)
-        if split:
+        if split and self.precond.propagator is not None:
+            f_mean = f.mean(dim=(-2, -1), keepdim=True)
+            skip_p, out_p = self.precond.spectral(sigma, h.shape[-2:], h.dtype)
+            fluct = torch.fft.ifft2(skip_p * torch.fft.fft2(h - mean) + out_p * torch.fft.fft2(f - f_mean)).real
+            d = fluct + skip0 + _bcast(c_out0, h) * f_mean
+        elif split:
             f_mean = f.mean(dim=(-2, -1), keepdim=True)
             d = (_bcast(c_skip, h) * (h - mean) + _bcast(c_out, h) * (f - f_mean)
                  + skip0 + _bcast(c_out0, h) * f_mean)

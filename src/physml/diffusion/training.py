@@ -12,7 +12,10 @@ averaged over sigma, x0 and z (V = number of field components).  The second term
 field, which the per-site mean gives a weight of only 1/V; it is weighted like every
 other mode in EDM's scheme, by the inverse square of its own output scale c_out0
 (:mod:`physml.diffusion.model`), so ``zero_mode_weight`` = w0 = 1 gives it as much
-weight as all the other modes together at every noise level.  Any
+weight as all the other modes together at every noise level.  With spectral scalings
+(``spectral``, :mod:`physml.diffusion.model`) the first term is taken per momentum,
+mean_p |D~(p) - x0~(p)|^2 / c_out(p)^2 over the fluctuations (orthonormal FFT), so that
+every mode, the narrow short-wavelength ones included, counts alike.  Any
 positive weighting of the modes and noise levels has the same minimiser (the exact
 score), so both choices only move where the network's capacity goes.  The two
 recipes:
@@ -75,7 +78,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physml.diffusion.model import (RECIPES, ScoreModel, build_score_model, fit_zero_mode,
+from physml.diffusion.model import (RECIPES, ScoreModel, build_score_model, fit_propagator, fit_zero_mode,
                                    song_sigma_range)
 from physml.io.artifacts import atomic_path, canonical_json
 from physml.lattice.u1 import random_gauge_transform
@@ -104,6 +107,7 @@ class TrainConfig:
     t_min: float = 1e-5              # song: smallest training time
     t_sampling: str = "uniform"      # song: uniform in t | log_sigma
     zero_mode_weight: float = 1.0    # w0 of the zero-mode term (scalar fields)
+    spectral: bool = False           # edm, scalar fields: per-momentum scalings (module docstring)
     normalisation: str = "rms"       # rms | minmax (both without a shift) | none
     periodic: bool = False           # angles in [-pi, pi): wrapped inputs, gauge augmentation
     augment: bool = True
@@ -253,7 +257,12 @@ def dsm_loss(model: ScoreModel, x0: torch.Tensor, generator: torch.Generator, cf
     x = model.wrap(x0 + noise)
     err = (model.denoise(x, sigma) - (x - noise)).flatten(1)   # target x - sigma z: x0 unwrapped
     edm = model.precond.recipe == "edm"
-    per_sample = loss_weight(sigma, model.precond.sigma_data if edm else None) * err.square().mean(dim=1)
+    if model.splits_zero_mode and model.precond.propagator is not None:
+        fluct = (err - err.mean(dim=1, keepdim=True)).reshape(x0.shape[0], 1, *x0.shape[-2:])
+        out_p = model.precond.spectral(sigma, x0.shape[-2:], x0.dtype)[1]
+        per_sample = (torch.fft.fft2(fluct, norm="ortho").abs() / out_p).square().flatten(1).mean(dim=1)
+    else:
+        per_sample = loss_weight(sigma, model.precond.sigma_data if edm else None) * err.square().mean(dim=1)
     if edm and cfg.zero_mode_weight and model.splits_zero_mode:
         c_out0 = model.zero_mode_scalings(sigma, x[:, None] if x.dim() == 3 else x)[1]
         per_sample = per_sample + cfg.zero_mode_weight * err.mean(dim=1).square() / c_out0.square()
@@ -393,8 +402,11 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
         sigma_data = float((x64 - x64.mean(dim=(-2, -1), keepdim=True)).square().mean().sqrt())
     else:
         sigma_data = float(x64.square().mean().sqrt())
+    propagator = (fit_propagator(x64 - x64.mean(dim=(-2, -1), keepdim=True))
+                  if cfg.spectral and zero_mode is not None else None)
     precond = {"recipe": cfg.recipe, "sigma_data": sigma_data,
-               **({"sde": sde} if cfg.recipe == "song" else {})}
+               **({"sde": sde} if cfg.recipe == "song" else {}),
+               **({"propagator": propagator} if propagator else {})}
     fp = fingerprint(precond, net, asdict(cfg), int(seed), data_sha256 or float(data.double().sum()),
                      list(data.shape), beta0)
 
