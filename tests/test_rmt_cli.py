@@ -35,7 +35,7 @@ def made(tmp_path_factory):
                  "--device", "cpu", "--no-progress", "--out", str(out["transformer"])]) == 0
     for name in ("mlp", "transformer"):
         out[f"{name}_spectra"] = d / f"{name}_spectra.nc"
-        assert main(["rmt", "spectra", str(out[name]), "--n-null", "30",
+        assert main(["rmt", "spectra", str(out[name]), "--n-null", "30", "--seed", "1",
                      "--out", str(out[f"{name}_spectra"])]) == 0
     out["tails"], out["tails_table"] = d / "tails.nc", d / "tables" / "rmt_tails.nc"
     assert main(["rmt", "tails", str(out["transformer_spectra"]), "--n-boot", "5", "--seed", "2",
@@ -98,7 +98,7 @@ def test_tails_table_has_the_issue_columns_and_is_deterministic(made, tmp_path, 
     assert again.with_suffix(".csv").read_text() == csv.read_text()
     # the MLP's spectra are not per-head transformer spectra
     capsys.readouterr()
-    assert main(["rmt", "tails", str(made["mlp_spectra"]), "--out", str(tmp_path / "x.nc"),
+    assert main(["rmt", "tails", str(made["mlp_spectra"]), "--seed", "1", "--out", str(tmp_path / "x.nc"),
                  "--table", str(tmp_path / "y.nc")]) == 2
     err = capsys.readouterr().err
     assert "mlp_spectra.nc" in err and "rmt_transformer" in err
@@ -120,5 +120,6 @@ def test_bad_inputs_fail_with_a_message(made, capsys):
     assert main(["rmt", "linear", "--lr", "1.9", "--batch-size", "2", "--seed", "1", "--no-progress",
                  "--out", str(made["dir"] / "y.nc")]) == 2
     assert "stability" in capsys.readouterr().err
-    assert main(["rmt", "spectra", str(made["dir"] / "absent.nc"), "--out", str(made["dir"] / "z.nc")]) == 2
+    assert main(["rmt", "spectra", str(made["dir"] / "absent.nc"), "--seed", "1",
+                 "--out", str(made["dir"] / "z.nc")]) == 2
     assert "absent.nc" in capsys.readouterr().err

@@ -248,7 +248,7 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     p.add_argument("--n-null", type=int, default=200, help="iid Gaussian null samples")
     p.add_argument("--p-threshold", type=float, default=0.01,
                    help="null p-value below which a spectrum has left Marchenko-Pastur")
-    p.add_argument("--seed", type=int, default=0, help="seed of the null samples")
+    p.add_argument("--seed", type=int, required=True, help="seed of the null samples")
     p.add_argument("--out", required=True, help="output spectra .nc")
     add_runtime_options(p)
     p.set_defaults(func=cmd_spectra)
@@ -261,7 +261,7 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
                    help="bootstrap samples for the error and the goodness-of-fit p-value")
     p.add_argument("--xmin-quantile", type=float, default=0.5,
                    help="x_min is searched among the values above this quantile (0: all, as CSN)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--seed", type=int, required=True, help="seed of the bootstrap")
     p.add_argument("--out", required=True, help="output tails .nc (method x matrix x step)")
     p.add_argument("--table", required=True,
                    help="tidy table .nc; the .csv beside it has the columns "
