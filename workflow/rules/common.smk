@@ -174,15 +174,19 @@ def train_command(diff, epochs, recipe, extra=""):
     )
 
 
+def mala_flags(mala):
+    """The MALA stage's options (--mala-*) from diffusion.mala."""
+    return cli_flags(mala, skip=("phi4_constant_start_kappa",), prefix="mala_")
+
+
 def sample_command(sample, mala=None, extra=""):
     """The shell command of `physml sample` with the settings `sample` writing the dm
     ensemble, and the dm_mala one after the MALA stage `mala` (diffusion.mala) where given;
     `extra`: more options."""
-    mala_flags = (f" {cli_flags(mala, skip=('phi4_constant_start_kappa',), prefix='mala_')}"
-                  " --mala-out {output.dm_mala}" if mala else "")
+    stage = f" {mala_flags(mala)} --mala-out {{output.dm_mala}}" if mala else ""
     return (
         "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
-        f"{extra} {cli_flags(sample)}{mala_flags}"
+        f"{extra} {cli_flags(sample)}{stage}"
         " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.dm} > {log} 2>&1"
     )

@@ -9,7 +9,7 @@ DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
 
 
 MALA = DIFF["mala"]
-MALA_OPTIONS = cli_flags(MALA, skip=("phi4_constant_start_kappa",), prefix="mala_")
+MALA_OPTIONS = mala_flags(MALA)
 
 
 rule train_phi4:
