@@ -158,6 +158,18 @@ def test_broken_phase_visits_both_sectors():
     assert 0.4 < np.mean(phibar > 0) < 0.6
 
 
+def test_errors_take_the_jackknife_over_chains_and_a_single_chain_its_gamma_error():
+    many = measure_phi4(hmc_ensemble(Phi4(0.27, 0.022), L=8, n_configs=32 * 8, n_chains=32, n_therm=20,
+                                     meas_interval=1, step_size=0.125, n_steps=8, seed=2,
+                                     show_progress=False))
+    for name in ("abs_mag", "chi2", "binder", "action_density"):
+        assert float(many[f"{name}_err"]) >= float(many[f"{name}_err_chains"]) > 0
+    one = measure_phi4(hmc_ensemble(Phi4(0.21, 0.022), L=8, n_configs=64, n_chains=1, n_therm=10,
+                                    meas_interval=1, step_size=0.125, n_steps=8, seed=1,
+                                    show_progress=False))
+    assert float(one["abs_mag_err"]) == float(one["abs_mag_err_chains"]) > 0
+
+
 def test_same_seed_same_ensemble():
     kwargs = dict(L=6, n_configs=32, n_chains=8, n_therm=5, meas_interval=1, step_size=0.1,
                   n_steps=5, seed=3, show_progress=False)

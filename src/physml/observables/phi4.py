@@ -83,8 +83,9 @@ def measure_phi4(ds: xr.Dataset) -> xr.Dataset:
         formulas["action_density"] = lambda p: p["action"]
 
     def analyse(formula):
-        """(Gamma estimate, jackknife-over-chains error) of one observable."""
-        return estimate(formula(obs)), chain_jackknife_error(chain_means, formula)
+        """(Gamma estimate, jackknife-over-chains error; Gamma's again for a single chain)."""
+        e = estimate(formula(obs))
+        return e, chain_jackknife_error(chain_means, formula) if len(by_chain["m1"]) > 1 else e.error
 
     data_vars = {}
     for name, formula in formulas.items():
