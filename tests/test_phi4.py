@@ -159,11 +159,15 @@ def test_broken_phase_visits_both_sectors():
 
 
 def test_errors_take_the_jackknife_over_chains_and_a_single_chain_its_gamma_error():
-    many = measure_phi4(hmc_ensemble(Phi4(0.27, 0.022), L=8, n_configs=32 * 8, n_chains=32, n_therm=20,
-                                     meas_interval=1, step_size=0.125, n_steps=8, seed=2,
-                                     show_progress=False))
+    ds = hmc_ensemble(Phi4(0.27, 0.022), L=8, n_configs=32 * 8, n_chains=32, n_therm=20,
+                      meas_interval=1, step_size=0.125, n_steps=8, seed=2, show_progress=False)
+    many = measure_phi4(ds)
     for name in ("abs_mag", "chi2", "binder", "action_density"):
         assert float(many[f"{name}_err"]) >= float(many[f"{name}_err_chains"]) > 0
+    # for a plain mean the jackknife over chains is the standard error of the chain means
+    abs_phibar = np.abs(ds["phi"].values.mean(axis=(1, 2)))
+    chain_means = np.array([abs_phibar[ds["chain"].values == c].mean() for c in range(32)])
+    assert float(many["abs_mag_err_chains"]) == pytest.approx(chain_means.std(ddof=1) / np.sqrt(32), rel=1e-9)
     one = measure_phi4(hmc_ensemble(Phi4(0.21, 0.022), L=8, n_configs=64, n_chains=1, n_therm=10,
                                     meas_interval=1, step_size=0.125, n_steps=8, seed=1,
                                     show_progress=False))

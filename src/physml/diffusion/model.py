@@ -103,6 +103,7 @@ from torch import nn
 from physml.diffusion.sde import make_sde
 from physml.diffusion.unet import UNet
 from physml.io.artifacts import atomic_path
+from physml.lattice.phi4 import lattice_momenta_sq
 from physml.lattice.u1 import wrap_angle
 
 MODEL_FORMAT = "physml-score-model-2"
@@ -112,13 +113,6 @@ RECIPES = ("edm", "song")
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A per-configuration tensor ``(batch,)`` shaped to broadcast against ``x``."""
     return v.reshape(-1, *([1] * (x.dim() - 1)))
-
-
-def lattice_momenta_sq(shape, device=None) -> torch.Tensor:
-    """p_hat^2 = sum_mu 4 sin^2(p_mu / 2) on the momenta of ``torch.fft.fft2`` for a
-    lattice of ``shape`` (L1, L2)."""
-    k = [2 * math.pi * torch.fft.fftfreq(n, device=device, dtype=torch.float64) for n in shape]
-    return (4 * torch.sin(k[0] / 2) ** 2)[:, None] + (4 * torch.sin(k[1] / 2) ** 2)[None, :]
 
 
 def fit_propagator(y: torch.Tensor) -> dict[str, float]:
@@ -240,15 +234,15 @@ class ScoreModel(nn.Module):
             f = 0.5 * (f[:n] - f[n:])
         else:
             f = self.net(h_in, c_noise)
-        if split and self.precond.propagator is not None:
+        if split:
             f_mean = f.mean(dim=(-2, -1), keepdim=True)
-            skip_p, out_p = self.precond.spectral(sigma, h.shape[-2:], h.dtype)
-            fluct = torch.fft.ifft2(skip_p * torch.fft.fft2(h - mean) + out_p * torch.fft.fft2(f - f_mean)).real
+            if self.precond.propagator is not None:
+                skip_p, out_p = self.precond.spectral(sigma, h.shape[-2:], h.dtype)
+                fluct = torch.fft.ifft2(skip_p * torch.fft.fft2(h - mean)
+                                        + out_p * torch.fft.fft2(f - f_mean)).real
+            else:
+                fluct = _bcast(c_skip, h) * (h - mean) + _bcast(c_out, h) * (f - f_mean)
             d = fluct + skip0 + _bcast(c_out0, h) * f_mean
-        elif split:
-            f_mean = f.mean(dim=(-2, -1), keepdim=True)
-            d = (_bcast(c_skip, h) * (h - mean) + _bcast(c_out, h) * (f - f_mean)
-                 + skip0 + _bcast(c_out0, h) * f_mean)
         else:
             d = _bcast(c_skip, h) * h + _bcast(c_out, h) * f
         return d[:, 0] if squeeze else d

@@ -104,14 +104,21 @@ class Phi4:
         return torch.where(flip.view(-1, *([1] * (phi.dim() - 1))), -phi, phi)
 
 
+def lattice_momenta_sq(shape, device=None) -> torch.Tensor:
+    """p_hat^2 = sum_mu 4 sin^2(p_mu / 2) = sum_mu 2 (1 - cos p_mu) on the momenta
+    p_mu = 2 pi n_mu / L_mu of ``torch.fft.fft2`` (n_mu = 0 .. L_mu - 1) for a lattice of
+    ``shape`` (L1, L2), float64."""
+    k = [2 * torch.pi * torch.arange(n, device=device, dtype=torch.float64) / n for n in shape]
+    return (4 * torch.sin(k[0] / 2) ** 2)[:, None] + (4 * torch.sin(k[1] / 2) ** 2)[None, :]
+
+
 def free_propagator(kappa: float, L: int) -> torch.Tensor:
     """Exact <|phi~(p)|^2>/V at lambda = 0 on an L x L lattice, shape ``(L, L)``.
 
     phi~(p) = sum_x e^{-ipx} phi_x, p_mu = 2 pi n_mu / L; the result is
-    1 / (2 (1 - 2 kappa sum_mu cos p_mu)), finite for kappa < 1/4.
+    1 / (2 (1 - 2 kappa sum_mu cos p_mu)) = 1 / (2 (1 - 4 kappa + kappa p_hat^2)), finite for
+    kappa < 1/4.
     """
     if not 0 <= kappa < 0.25:
         raise ValueError(f"free field needs 0 <= kappa < 1/4, got kappa={kappa}")
-    p = 2 * torch.pi * torch.arange(L, dtype=torch.float64) / L
-    cos_sum = torch.cos(p)[:, None] + torch.cos(p)[None, :]
-    return 1.0 / (2.0 * (1.0 - 2.0 * kappa * cos_sum))
+    return 1.0 / (2.0 * (1.0 - 4.0 * kappa + kappa * lattice_momenta_sq((L, L))))
