@@ -1,5 +1,5 @@
-"""The free field as ground truth of a user's own run: HMC at lambda = 0, then `physml train`
-and `physml sample` with the CLI's defaults (only the seeds and files given), then the
+"""The free field as ground truth of a user's own run: HMC at lambda = 0, then `physml diffusion train`
+and `physml diffusion sample` with the CLI's defaults (only the seeds and files given), then the
 trained model against the exact score and its samples against the exact propagator.
 
 Checks (the tolerances of tests/test_diffusion_training.py, whose model is smaller):

@@ -167,7 +167,7 @@ def small_disk(tmp_path):
 def test_full_disk_gives_a_clear_error_and_no_partial_file(small_disk, capsys):
     from physml.cli.main import main
     out = small_disk / "ens.nc"
-    assert main(["hmc", "phi4", "--L", "8", "--kappa", "0.2", "--n-configs", "2048", "--n-chains", "8",
+    assert main(["lattice", "hmc", "phi4", "--L", "8", "--kappa", "0.2", "--n-configs", "2048", "--n-chains", "8",
                  "--n-therm", "0", "--seed", "1", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "ens.nc" in err and "space" in err.lower()

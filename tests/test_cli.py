@@ -33,7 +33,7 @@ def test_every_verb_documents_its_options():
         for opt in parser._actions:
             if opt.option_strings and opt.dest != "help":
                 assert opt.help, f"physml {name} {opt.option_strings} has no help"
-    text = _help("hmc", "phi4")
+    text = _help("lattice", "hmc", "phi4")
     for opt in ("--L", "--kappa", "--lam", "--n-configs", "--seed", "--out", "--step-size", "--start"):
         assert opt in text
 
@@ -53,16 +53,16 @@ def test_every_verb_help_has_description_and_example_and_no_empty_defaults(name)
 
 
 @pytest.mark.parametrize("verb, old, new, value", [
-    (["mala", "u1", "--L", "4", "--beta", "1", "--n-configs", "2", "--seed", "1", "--out", "x"], "--mala-target",
+    (["lattice", "mala", "u1", "--L", "4", "--beta", "1", "--n-configs", "2", "--seed", "1", "--out", "x"], "--mala-target",
      "--mala-target-acceptance", "0.7"),
-    (["train", "e.nc", "--out", "m", "--history", "h", "--seed", "1"], "--sigma", "--sde-sigma", "5"),
+    (["diffusion", "train", "e.nc", "--out", "m", "--history", "h", "--seed", "1"], "--sigma", "--sde-sigma", "5"),
     (["phases", "cell", "--lr", "1", "--sigma-w", "1", "--seed", "1", "--out", "x"], "--snapshots",
      "--snapshot-steps", "0,100")])
 def test_an_old_spelling_gives_the_same_setting_and_is_not_shown(verb, old, new, value):
     """One name per setting in --help (the config key's); scripts with the old name still run."""
     parser = build_parser(verb[0])
     assert vars(parser.parse_args([*verb, old, value])) == vars(parser.parse_args([*verb, new, value]))
-    sub = VERB_PARSERS[" ".join(verb[:2]) if verb[0] in ("mala", "phases") else verb[0]]
+    sub = next(p for name, p in VERB_PARSERS.items() if verb[:len(name.split())] == name.split())
     assert new in sub.format_help() and f"{old} " not in sub.format_help()
 
 
@@ -80,33 +80,58 @@ def test_figure_takes_the_target_name():
     assert args.name == "phi4_hmc"
 
 
-def test_top_level_help_and_version_import_no_torch():
-    for flag in ("--help", "--version"):
-        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "physml", flag],
+def test_help_version_and_the_phases_verbs_import_no_torch():
+    for argv in (["--help"], ["--version"], ["lattice", "--help"], ["phases", "cell", "--help"]):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "physml", *argv],
                               capture_output=True, text=True, check=True)
-        assert "torch" not in proc.stderr
+        assert "torch" not in proc.stderr, argv
     text = _help()
     for verb in VERB_PARSERS:
         assert f"    {verb.split()[0]}" in text
 
 
+def test_study_verbs_are_nested_under_their_group_and_tools_stand_alone():
+    from physml.cli.main import GROUPS, VERBS
+    top = {verb.split()[0] for verb in VERB_PARSERS}
+    assert top == set(GROUPS) | {"figure", "provenance", "doctor"}
+    assert all(len(verb.split()) == 2 for verb in VERBS if verb.split()[0] in GROUPS)
+    for group in GROUPS:
+        text = _help(group)
+        assert all(f"    {v.split()[1]}" in text for v in VERBS if v.startswith(f"{group} ")), group
+
+
+@pytest.mark.parametrize("old, new", [
+    (["hmc", "phi4", "--L", "4", "--kappa", "0.2", "--n-configs", "8", "--seed", "1", "--out", "x"],
+     ["lattice", "hmc", "phi4", "--L", "4", "--kappa", "0.2", "--n-configs", "8", "--seed", "1", "--out", "x"]),
+    (["train", "e.nc", "--out", "m", "--history", "h", "--seed", "1"],
+     ["diffusion", "train", "e.nc", "--out", "m", "--history", "h", "--seed", "1"])])
+def test_an_earlier_top_level_verb_runs_as_its_nested_one_and_is_not_listed(old, new):
+    from physml.cli.main import _with_group
+    assert _with_group(old) == new and _with_group(new) == new
+    parser = build_parser(" ".join(new[:2]))
+    assert vars(parser.parse_args(_with_group(old))) == vars(parser.parse_args(new))
+    assert f"    {old[0]} " not in _help()
+    proc = subprocess.run([sys.executable, "-m", "physml", *old[:-2], "--out"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"physml {' '.join(new[:2])}"), proc.stderr
+
+
 def test_hmc_then_measure(tmp_path):
     ens, obs = tmp_path / "ens.nc", tmp_path / "obs.nc"
-    assert main(["hmc", "phi4", "--L", "4", "--kappa", "0.21", "--n-configs", "64", "--n-chains", "8",
+    assert main(["lattice", "hmc", "phi4", "--L", "4", "--kappa", "0.21", "--n-configs", "64", "--n-chains", "8",
                  "--n-therm", "10", "--seed", "1", "--out", str(ens), "--no-progress"]) == 0
-    assert main(["measure", str(ens), "--out", str(obs)]) == 0
+    assert main(["lattice", "measure", str(ens), "--out", str(obs)]) == 0
     ds = read_artifact(obs)
     assert ds.attrs["theory"] == "phi4" and "chi2" in ds and ds.attrs["seed"] == 1
 
 
 def test_measure_missing_file_names_it(tmp_path, capsys):
-    assert main(["measure", str(tmp_path / "absent.nc"), "--out", str(tmp_path / "o.nc")]) == 2
+    assert main(["lattice", "measure", str(tmp_path / "absent.nc"), "--out", str(tmp_path / "o.nc")]) == 2
     assert "absent.nc" in capsys.readouterr().err
 
 
 def test_bad_lattice_size_is_rejected():
     with pytest.raises(SystemExit):
-        main(["hmc", "phi4", "--L", "0", "--kappa", "0.2", "--n-configs", "8", "--seed", "1", "--out", "x.nc"])
+        main(["lattice", "hmc", "phi4", "--L", "0", "--kappa", "0.2", "--n-configs", "8", "--seed", "1", "--out", "x.nc"])
 
 
 @pytest.mark.parametrize("name", sorted(VERB_PARSERS))
@@ -119,12 +144,12 @@ def test_every_verb_reports_a_wrong_argument_on_one_line(name, capsys):
 
 
 def test_a_failing_verb_reports_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
-    argv = ["hmc", "phi4", "--L", "4", "--kappa", "-1", "--n-configs", "8", "--seed", "1",
+    argv = ["lattice", "hmc", "phi4", "--L", "4", "--kappa", "-1", "--n-configs", "8", "--seed", "1",
             "--out", str(tmp_path / "x.nc")]
     assert main(argv) == 2
-    assert capsys.readouterr().err == "physml hmc phi4: error: need kappa >= 0 and lam >= 0, got kappa=-1.0, lam=0.022\n"
+    assert capsys.readouterr().err == "physml lattice hmc phi4: error: need kappa >= 0 and lam >= 0, got kappa=-1.0, lam=0.022\n"
     with pytest.raises(ValueError, match="need kappa"):
         main([*argv, "--debug"])
     with pytest.raises(SystemExit):   # no private names in argparse's messages
-        main(["hmc", "phi4", "--L", "abc"])
+        main(["lattice", "hmc", "phi4", "--L", "abc"])
     assert "_positive_int" not in capsys.readouterr().err

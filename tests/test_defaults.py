@@ -1,6 +1,6 @@
 """Every default is declared alike wherever it is declared: the workflow schema's defaults
 (workflow/schemas) equal the CLI's for every key they share, the samplers' constructor
-defaults (``physml sample`` leaves an unset option to the class) and TrainConfig's."""
+defaults (``physml diffusion sample`` leaves an unset option to the class) and TrainConfig's."""
 
 import argparse
 import dataclasses
@@ -14,23 +14,23 @@ from physml.config import validate_config
 
 # (schema block, verb, {schema key: CLI dest} where the names differ, {key: why not compared})
 PAIRS = [
-    ("phi4", "hmc phi4", {}, {}),
-    ("phi4", "mala phi4", {}, {}),
-    ("phi4.hmc", "hmc phi4", {}, {}),
-    ("u1.hmc", "hmc u1", {}, {}),
-    ("u1.hmc", "smc", {}, {"n_configs": "the smc verb reads an ensemble"}),   # the HMC moves' leapfrog
-    ("u1.smc", "smc", {}, {"n_particles": "the CLI's 0 takes the whole file; the rule caps the "
+    ("phi4", "lattice hmc phi4", {}, {}),
+    ("phi4", "lattice mala phi4", {}, {}),
+    ("phi4.hmc", "lattice hmc phi4", {}, {}),
+    ("u1.hmc", "lattice hmc u1", {}, {}),
+    ("u1.hmc", "lattice smc", {}, {"n_configs": "the smc verb reads an ensemble"}),   # the HMC moves' leapfrog
+    ("u1.smc", "lattice smc", {}, {"n_particles": "the CLI's 0 takes the whole file; the rule caps the "
                                           "schema's count at the start ensemble's size"}),
-    ("diffusion", "train", {}, {}),
-    ("diffusion.sde", "train", {"name": "sde_name", "sigma": "sde_sigma"}, {}),   # cli_flags prefix sde_
-    ("diffusion.model", "train", {}, {}),
-    ("diffusion.train", "train", {}, {}),
-    ("diffusion.u1", "train", {}, {"gauge_covariant": "a switch of the verb (it trains phi4 too); "
+    ("diffusion", "diffusion train", {}, {}),
+    ("diffusion.sde", "diffusion train", {"name": "sde_name", "sigma": "sde_sigma"}, {}),   # cli_flags prefix sde_
+    ("diffusion.model", "diffusion train", {}, {}),
+    ("diffusion.train", "diffusion train", {}, {}),
+    ("diffusion.u1", "diffusion train", {}, {"gauge_covariant": "a switch of the verb (it trains phi4 too); "
                                                       "the U(1) rules pass it"}),
-    ("diffusion.sample", "sample", {}, {}),
+    ("diffusion.sample", "diffusion sample", {}, {}),
     *[("diffusion.mala", verb, {k: f"mala_{k}" for k in ("steps", "target_acceptance", "tune_steps", "pilot")},
-       {"steps": "sample runs MALA only when asked (--mala-steps 0)"} if verb == "sample" else {})
-      for verb in ("mala phi4", "mala u1", "sample")],
+       {"steps": "sample runs MALA only when asked (--mala-steps 0)"} if verb == "diffusion sample" else {})
+      for verb in ("lattice mala phi4", "lattice mala u1", "diffusion sample")],
     ("phases", "phases cell", {}, {}),
     ("phases.models.tanh", "phases cell", {}, {}),
     ("phases.classify", "phases gather", {}, {}),
@@ -84,9 +84,9 @@ def test_schema_defaults_equal_cli_defaults(config, block, verb, names, skip):
     from physml.diffusion.samplers import SAMPLERS
 
     schema, cli = _block(config, block), _cli_defaults(verb)
-    # options of `physml sample` that the sampler class sets when unset: compared below
+    # options of `physml diffusion sample` that the sampler class sets when unset: compared below
     delegated = ({p for cls in SAMPLERS.values() for p in inspect.signature(cls).parameters}
-                 if verb == "sample" else set())
+                 if verb == "diffusion sample" else set())
     shared = {k: names.get(k, k) for k in schema if not isinstance(schema[k], dict)
               and names.get(k, k) in cli and k not in skip and names.get(k, k) not in delegated}
     assert shared or names, f"{block} shares no key with {verb}"

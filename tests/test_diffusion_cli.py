@@ -28,23 +28,23 @@ def run(tmp_path_factory):
         paths[f"hmc{L}"] = d / f"hmc_L{L}.nc"
         write_artifact(ens, paths[f"hmc{L}"], config={"L": L}, rule="hmc_phi4", seed=L)
     model = d / "model.pt"
-    assert main(["train", str(paths["hmc8"]), "--out", str(model), "--history", str(d / "training.nc"),
+    assert main(["diffusion", "train", str(paths["hmc8"]), "--out", str(model), "--history", str(d / "training.nc"),
                  *TINY, "--epochs", "2", "--batch-size", "16", "--seed", "1", "--device", "cpu",
                  "--no-progress"]) == 0
     for L in (8, 16):
         paths[f"dm{L}"] = d / f"dm_L{L}.nc"
         mala = ["--mala-steps", "5", "--mala-tune-steps", "5", "--mala-out", str(d / "mala8.nc")] if L == 8 else []
-        assert main(["sample", str(model), "--L", str(L), "--n-configs", "40", "--n-steps", "8",
+        assert main(["diffusion", "sample", str(model), "--L", str(L), "--n-configs", "40", "--n-steps", "8",
                      "--batch-size", "16", "--seed", "2", "--device", "cpu", "--no-progress",
                      "--out", str(paths[f"dm{L}"]), *mala]) == 0
     paths["mala8"] = d / "mala8.nc"
     obs = []
     for key in ("hmc8", "dm8", "hmc16", "dm16"):
         out = d / f"obs_{key}.nc"
-        assert main(["measure", str(paths[key]), "--out", str(out), "--no-progress"]) == 0
+        assert main(["lattice", "measure", str(paths[key]), "--out", str(out), "--no-progress"]) == 0
         obs.append(str(out))
     table = d / "phi4_hmc_vs_dm.nc"
-    assert main(["compare", *obs, "--out", str(table), "--no-progress"]) == 0
+    assert main(["lattice", "compare", *obs, "--out", str(table), "--no-progress"]) == 0
     paths.update(model=model, obs=obs, table=table, dir=d)
     return paths
 
@@ -115,7 +115,7 @@ def test_figures_render(run):
 
 
 def test_sampling_rejects_a_lattice_the_model_cannot_tile(run, capsys):
-    assert main(["sample", str(run["model"]), "--L", "9", "--n-configs", "16", "--seed", "1",
+    assert main(["diffusion", "sample", str(run["model"]), "--L", "9", "--n-configs", "16", "--seed", "1",
                  "--out", str(run["dir"] / "bad.nc"), "--no-progress"]) == 2
     assert "downsampling" in capsys.readouterr().err
 
@@ -125,11 +125,11 @@ def test_sampling_refuses_a_model_whose_training_ensemble_changed(tmp_path, run)
     ens = tmp_path / "ens.nc"
     shutil.copy(run["hmc8"], ens)
     model = tmp_path / "m.pt"
-    assert main(["train", str(ens), "--out", str(model), "--history", str(tmp_path / "h.nc"), *TINY,
+    assert main(["diffusion", "train", str(ens), "--out", str(model), "--history", str(tmp_path / "h.nc"), *TINY,
                  "--epochs", "1", "--seed", "1", "--no-progress"]) == 0
     with open(ens, "ab") as fh:
         fh.write(b"tampered")
-    assert main(["sample", str(model), "--L", "8", "--n-configs", "16", "--n-steps", "4", "--seed", "1",
+    assert main(["diffusion", "sample", str(model), "--L", "8", "--n-configs", "16", "--n-steps", "4", "--seed", "1",
                  "--out", str(tmp_path / "s.nc"), "--no-progress"]) == 2
 
 

@@ -112,14 +112,14 @@ def _write_tiny_ensemble(path, L=8, n=64):
 
 
 def _train_cmd(ens, out, epochs):
-    return [sys.executable, "-m", "physml", "train", str(ens), "--out", str(out), "--history",
+    return [sys.executable, "-m", "physml", "diffusion", "train", str(ens), "--out", str(out), "--history",
             str(out.with_suffix(".nc")), "--channels", "4", "8", "--embed-dim", "8", "--groups", "2",
             "--epochs", str(epochs), "--batch-size", "8", "--seed", "3", "--device", "cpu",
             "--no-progress"]
 
 
 def test_killed_training_job_resumes_to_identical_weights(tmp_path):
-    """SIGKILL a real `physml train` process mid-run, start it again, compare with an
+    """SIGKILL a real `physml diffusion train` process mid-run, start it again, compare with an
     uninterrupted run bit for bit."""
     ens = tmp_path / "ens.nc"
     _write_tiny_ensemble(ens)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from physml.cli.phases import main as phases_main
+from physml.cli.main import main
 from physml.figures.phases import (plot_phase_diagram, plot_phase_observables, plot_phase_trajectories,
                                    representative_cells)
 from physml import native
@@ -154,17 +154,17 @@ def test_cli_cell_and_gather(tmp_path):
     paths = []
     for sw in ("0.5", "2"):
         out = tmp_path / f"sw{sw}.nc"
-        rc = phases_main(["cell", "--lr", "0.5", "--sigma-w", sw, "--n-runs", "3", "--n-steps", "200",
-                          "--n-batches", "20", "--n-test", "20", "--n-eval", "20", "--snapshot-steps", "0", "100",
-                          "--seed", "5", "--no-progress", "--out", str(out)])
+        rc = main(["phases", "cell", "--lr", "0.5", "--sigma-w", sw, "--n-runs", "3", "--n-steps", "200",
+                   "--n-batches", "20", "--n-test", "20", "--n-eval", "20", "--snapshot-steps", "0", "100",
+                   "--seed", "5", "--no-progress", "--out", str(out)])
         assert rc == 0
         paths.append(str(out))
     cell = read_artifact(paths[0])
     assert artifact_config(cell)["sigma_w"] == 0.5 and cell.attrs["seed"] == 5
     assert cell.attrs["sgd_clone"] in native.runnable_clones("sgd_teacher_student")  # kept in the file
     grid_path = tmp_path / "grid.nc"
-    assert phases_main(["gather", *paths, "--no-progress", "--out", str(grid_path)]) == 0
+    assert main(["phases", "gather", *paths, "--no-progress", "--out", str(grid_path)]) == 0
     grid = read_artifact(grid_path)
     assert dict(grid.sizes)["sigma_w"] == 2 and "cell_phase" in grid
-    assert phases_main(["cell", "--lr", "-1", "--sigma-w", "1", "--seed", "1",
-                        "--out", str(tmp_path / "bad.nc")]) == 2
+    assert main(["phases", "cell", "--lr", "-1", "--sigma-w", "1", "--seed", "1",
+                 "--out", str(tmp_path / "bad.nc")]) == 2

@@ -115,7 +115,7 @@ def test_a_hostile_model_file_runs_no_code(tmp_path, capsys):
     torch.save({"format": MODEL_FORMAT, "state_dict": {"w": _Hostile(marker)}}, model)
     with pytest.raises(ValueError, match="model.pt: not a physml score model file"):
         read_model_file(model)
-    assert main(["sample", str(model), "--L", "8", "--n-configs", "4", "--seed", "1",
+    assert main(["diffusion", "sample", str(model), "--L", "8", "--n-configs", "4", "--seed", "1",
                  "--out", str(tmp_path / "s.nc"), "--no-progress"]) == 2
     assert _audit(str(model)) == 2
     err = capsys.readouterr().err.strip().splitlines()

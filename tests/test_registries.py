@@ -1,14 +1,15 @@
 """Registered names are declared once: every CLI verb in physml.cli.main.VERBS (its module
-defines verb_NAME, nothing else declares the name), samplers and SDEs by decorator on the
+defines verb_WORD for the verb's last word, nothing else declares the name), samplers and SDEs by decorator on the
 class, and the schema's enums of them are the registries'."""
 
+import argparse
 import importlib
 import inspect
 from pathlib import Path
 
 import yaml
 
-from physml.cli.main import VERBS, build_parser
+from physml.cli.main import GROUPS, VERBS, build_parser
 
 SCHEMA = Path(__file__).parents[1] / "workflow" / "schemas" / "diffusion.schema.yaml"
 
@@ -22,10 +23,13 @@ def _verb_functions(module: str) -> set[str]:
 def test_every_verb_is_declared_once_in_main():
     modules = {module for module, _ in VERBS.values()}
     for module in modules:
-        assert _verb_functions(module) == {v for v, (m, _) in VERBS.items() if m == module}, module
-    sub = build_parser(every=True)._subparsers._group_actions[0]
-    assert list(sub.choices) == list(VERBS)
-    assert all(f"physml {verb}" == p.prog for verb, p in sub.choices.items())
+        assert _verb_functions(module) == {v.split()[-1] for v, (m, _) in VERBS.items() if m == module}, module
+    parsers, parser = {}, build_parser(every=True)
+    for group in (parser, *parser._subparsers._group_actions[0].choices.values()):
+        for sub in (a for a in group._actions if isinstance(a, argparse._SubParsersAction)):
+            parsers.update({p.prog.removeprefix("physml "): p for p in sub.choices.values()})
+    assert set(VERBS) <= set(parsers)
+    assert set(parsers) - set(VERBS) == set(GROUPS)   # every other parser is a study's group
 
 
 def test_samplers_and_sdes_are_registered_by_name_on_the_class():

@@ -26,7 +26,7 @@ def exact_start(tmp_path_factory):
 @pytest.fixture(scope="module")
 def smc_run(exact_start, tmp_path_factory):
     out = tmp_path_factory.mktemp("smc") / "smc.nc"
-    assert main(["smc", str(exact_start), "--beta", "3", "--replicas", "8", "--n-particles", "128",
+    assert main(["lattice", "smc", str(exact_start), "--beta", "3", "--replicas", "8", "--n-particles", "128",
                  "--n-moves", "2", "--step-size", "0.1", "--n-steps", "10", "--seed", "5",
                  "--no-progress", "--out", str(out)]) == 0
     return out
@@ -115,14 +115,14 @@ def test_replica_pvalue_rejects_a_wrong_distribution():
 
 def test_smc_verb_rejects_bad_inputs_in_one_line(exact_start, tmp_path, capsys):
     phi4 = tmp_path / "phi4.nc"
-    assert main(["hmc", "phi4", "--kappa", "0.2", "--L", "4", "--n-configs", "16", "--n-chains", "16",
+    assert main(["lattice", "hmc", "phi4", "--kappa", "0.2", "--L", "4", "--n-configs", "16", "--n-chains", "16",
                  "--n-therm", "0", "--seed", "1", "--no-progress", "--out", str(phi4)]) == 0
     capsys.readouterr()
     cases = [([str(phi4), "--beta", "2"], "U(1)"),
              ([str(exact_start), "--beta", "0.5"], "below"),
              ([str(exact_start), "--beta", "2", "--replicas", "8", "--n-particles", "256"], "holds 1024")]
     for argv, words in cases:
-        assert main(["smc", *argv, "--seed", "1", "--out", str(tmp_path / "x.nc")]) == 2
+        assert main(["lattice", "smc", *argv, "--seed", "1", "--out", str(tmp_path / "x.nc")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err and argv[0] in err, err
     assert not (tmp_path / "x.nc").exists()
@@ -134,7 +134,7 @@ def test_model_input_gives_dm_smc(exact_start, tmp_path):
     dm = tmp_path / "dm.nc"
     write_artifact(ds, dm, config={}, rule="sample_u1", seed=1)
     out = tmp_path / "dm_smc.nc"
-    assert main(["smc", str(dm), "--beta", "1.5", "--replicas", "2", "--n-particles", "16",
+    assert main(["lattice", "smc", str(dm), "--beta", "1.5", "--replicas", "2", "--n-particles", "16",
                  "--n-moves", "1", "--seed", "1", "--no-progress", "--out", str(out)]) == 0
     res = read_artifact(out)
     assert res.attrs["source"] == "dm_smc" and res.attrs["input_source"] == "dm_mala"

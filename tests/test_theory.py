@@ -62,13 +62,13 @@ def test_constructors_refuse_unphysical_couplings(make):
 
 
 @pytest.mark.parametrize("argv", [
-    ["hmc", "u1", "--L", "4", "--beta", "0", "--n-configs", "8", "--seed", "1"],
-    ["exact", "u1", "--L", "4", "--beta", "-1", "--n-configs", "8", "--seed", "1"],
-    ["mala", "u1", "--L", "4", "--beta", "0", "--n-configs", "8", "--mala-steps", "2", "--seed", "1"],
-    ["mala", "phi4", "--L", "4", "--kappa", "-0.1", "--n-configs", "8", "--mala-steps", "2", "--seed", "1"],
+    ["lattice", "hmc", "u1", "--L", "4", "--beta", "0", "--n-configs", "8", "--seed", "1"],
+    ["lattice", "exact", "u1", "--L", "4", "--beta", "-1", "--n-configs", "8", "--seed", "1"],
+    ["lattice", "mala", "u1", "--L", "4", "--beta", "0", "--n-configs", "8", "--mala-steps", "2", "--seed", "1"],
+    ["lattice", "mala", "phi4", "--L", "4", "--kappa", "-0.1", "--n-configs", "8", "--mala-steps", "2", "--seed", "1"],
 ])
 def test_verbs_report_the_constructors_range_error(argv, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "x.nc")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"physml {argv[0]} {argv[1]}: error: need ") and len(err.splitlines()) == 1, err
+    assert err.startswith(f"physml {' '.join(argv[:3])}: error: need ") and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x.nc").exists()

@@ -84,7 +84,7 @@ def test_flux_moves_need_a_u1_theory():
 
 def test_hmc_cli_flux_moves_and_native_engine(tmp_path, capsys):
     ens = tmp_path / "ens.nc"
-    common = ["hmc", "u1", "--L", "4", "--beta", "3", "--n-configs", "32", "--n-chains", "16",
+    common = ["lattice", "hmc", "u1", "--L", "4", "--beta", "3", "--n-configs", "32", "--n-chains", "16",
               "--n-therm", "5", "--seed", "1", "--no-progress"]
     assert main([*common, "--flux-moves", "2", "--out", str(ens)]) == 0
     ds = read_artifact(ens)

@@ -53,7 +53,7 @@ def test_freezing_at_large_beta_is_flagged():
 
 def test_hmc_cli_and_measure_detect_the_theory(tmp_path):
     ens, obs = tmp_path / "ens.nc", tmp_path / "obs.nc"
-    assert main(["hmc", "u1", "--L", "4", "--beta", "2.0", "--n-configs", "128", "--n-chains", "16",
+    assert main(["lattice", "hmc", "u1", "--L", "4", "--beta", "2.0", "--n-configs", "128", "--n-chains", "16",
                  "--n-therm", "20", "--seed", "1", "--out", str(ens), "--no-progress"]) == 0
     ds = read_artifact(ens)
     assert ds["theta"].dims == ("config", "mu", "x", "y")
@@ -61,7 +61,7 @@ def test_hmc_cli_and_measure_detect_the_theory(tmp_path):
     for name in ("chain", "trajectory", "action", "acceptance"):
         assert name in ds
     assert np.all(ds["theta"].values >= -np.pi) and np.all(ds["theta"].values < np.pi)
-    assert main(["measure", str(ens), "--out", str(obs)]) == 0
+    assert main(["lattice", "measure", str(ens), "--out", str(obs)]) == 0
     o = read_artifact(obs)
     assert {"plaquette", "top_charge", "chi_t", "W_1x1", "W_2x2", "top_charge_hist"} <= set(o.data_vars)
     assert "W_3x3" not in o

@@ -60,12 +60,12 @@ def test_sampler_is_deterministic_for_a_seed():
 
 def test_exact_cli_writes_an_ensemble_that_measure_reads(tmp_path):
     ens, obs = tmp_path / "ens.nc", tmp_path / "obs.nc"
-    assert main(["exact", "u1", "--L", "4", "--beta", "2.0", "--n-configs", "256", "--seed", "1",
+    assert main(["lattice", "exact", "u1", "--L", "4", "--beta", "2.0", "--n-configs", "256", "--seed", "1",
                  "--out", str(ens), "--no-progress"]) == 0
     ds = read_artifact(ens)
     assert ds.attrs["source"] == "exact" and ds.attrs["theory"] == "u1"
     assert ds["theta"].dims == ("config", "mu", "x", "y") and ds.sizes["config"] == 256
-    assert main(["measure", str(ens), "--out", str(obs)]) == 0
+    assert main(["lattice", "measure", str(ens), "--out", str(obs)]) == 0
     o = read_artifact(obs)
     for name in ("plaquette", "top_charge", "chi_t", "W_1x1", "W_2x2", "tau_int_Q_rate", "chi_t_reliable"):
         assert name in o

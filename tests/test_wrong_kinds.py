@@ -24,11 +24,11 @@ def inputs(tmp_path_factory):
     p = {k: d / name for k, name in (("ensemble", "ens.nc"), ("observables", "obs.nc"),
                                      ("model", "model.pt"), ("table", "table.nc"),
                                      ("foreign", "foreign.nc"), ("text", "README.md"), ("dir", "results"))}
-    assert _run(["hmc", "phi4", "--L", "8", "--kappa", "0.2", "--n-configs", "32", "--n-chains", "8",
+    assert _run(["lattice", "hmc", "phi4", "--L", "8", "--kappa", "0.2", "--n-configs", "32", "--n-chains", "8",
                  "--n-therm", "5", "--seed", "1", "--out", str(p["ensemble"]), "--no-progress"]) == 0
-    assert _run(["measure", str(p["ensemble"]), "--out", str(p["observables"]), "--no-progress"]) == 0
-    assert _run(["compare", str(p["observables"]), "--out", str(p["table"]), "--no-progress"]) == 0
-    assert _run(["train", str(p["ensemble"]), "--out", str(p["model"]), "--history", str(d / "hist.nc"),
+    assert _run(["lattice", "measure", str(p["ensemble"]), "--out", str(p["observables"]), "--no-progress"]) == 0
+    assert _run(["lattice", "compare", str(p["observables"]), "--out", str(p["table"]), "--no-progress"]) == 0
+    assert _run(["diffusion", "train", str(p["ensemble"]), "--out", str(p["model"]), "--history", str(d / "hist.nc"),
                  *TINY, "--epochs", "1", "--batch-size", "16", "--seed", "1", "--device", "cpu",
                  "--no-progress"]) == 0
     xr.Dataset({"phi": (("config", "x"), np.zeros((2, 2)))}, attrs={"theory": "phi4"}).to_netcdf(
@@ -40,17 +40,17 @@ def inputs(tmp_path_factory):
 
 # verb -> (its command with X for the input and OUT for the output, the kinds it accepts)
 VERBS = {
-    "measure": (["measure", "X", "--out", "OUT"], {"ensemble"}),
-    "train": (["train", "X", "--out", "OUT", "--history", "OUT2", *TINY, "--epochs", "1", "--seed", "1"],
+    "measure": (["lattice", "measure", "X", "--out", "OUT"], {"ensemble"}),
+    "train": (["diffusion", "train", "X", "--out", "OUT", "--history", "OUT2", *TINY, "--epochs", "1", "--seed", "1"],
               {"ensemble"}),
-    "sample": (["sample", "X", "--L", "8", "--n-configs", "4", "--n-steps", "2", "--seed", "1",
+    "sample": (["diffusion", "sample", "X", "--L", "8", "--n-configs", "4", "--n-steps", "2", "--seed", "1",
                 "--out", "OUT"], {"model"}),
-    "compare": (["compare", "X", "--out", "OUT"], {"observables"}),
+    "compare": (["lattice", "compare", "X", "--out", "OUT"], {"observables"}),
     "figure": (["figure", "phi4_hmc", "X", "--out", "OUT"], {"observables"}),
-    "mala": (["mala", "phi4", "--kappa", "0.2", "--L", "4", "--n-configs", "4", "--mala-steps", "1",
+    "mala": (["lattice", "mala", "phi4", "--kappa", "0.2", "--L", "4", "--n-configs", "4", "--mala-steps", "1",
               "--scale-from", "X", "--seed", "1", "--out", "OUT"], {"ensemble"}),
-    "reweight": (["reweight", "X", "--beta", "1.5", "--out", "OUT"], set()),
-    "smc": (["smc", "X", "--beta", "2", "--seed", "1", "--out", "OUT"], set()),
+    "reweight": (["lattice", "reweight", "X", "--beta", "1.5", "--out", "OUT"], set()),
+    "smc": (["lattice", "smc", "X", "--beta", "2", "--seed", "1", "--out", "OUT"], set()),
     "rmt spectra": (["rmt", "spectra", "X", "--seed", "1", "--out", "OUT"], set()),
     "rmt tails": (["rmt", "tails", "X", "--seed", "1", "--out", "OUT", "--table", "OUT2"], set()),
     "rmt temperature": (["rmt", "temperature", "X", "X", "X", "--out", "OUT"], set()),
@@ -81,13 +81,13 @@ def test_every_figure_declares_the_kinds_of_its_inputs():
 
 def test_compare_refuses_a_reference_that_matches_no_rows(inputs, tmp_path, capsys):
     out = tmp_path / "t.nc"
-    assert _run(["compare", str(inputs["observables"]), "--reference", "hcm", "--out", str(out)]) == 2
+    assert _run(["lattice", "compare", str(inputs["observables"]), "--reference", "hcm", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'hcm' matches no input" in err[0] and "hmc" in err[0]
     assert not out.exists()
 
 
 def test_an_output_that_is_a_directory_is_named_before_any_work(inputs, capsys):
-    assert _run(["measure", str(inputs["ensemble"]), "--out", str(inputs["dir"])]) == 2
+    assert _run(["lattice", "measure", str(inputs["ensemble"]), "--out", str(inputs["dir"])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "results: is a directory" in err[0]

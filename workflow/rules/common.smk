@@ -98,7 +98,7 @@ def u1_observables(points, sources):
 
 
 def u1_hmc_options(hmc, run):
-    """CLI options of `physml hmc u1`: the settings `hmc` (u1.hmc), with the run lengths of
+    """CLI options of `physml lattice hmc u1`: the settings `hmc` (u1.hmc), with the run lengths of
     `run` where it has its own (u1.training)."""
     return cli_flags({**hmc, **{k: v for k, v in run.items() if k in hmc}})
 
@@ -163,11 +163,11 @@ def cli_flags(block, keys=None, skip=(), prefix=""):
 
 
 def train_command(diff, epochs, recipe, extra=""):
-    """The shell command of `physml train`: the network (diffusion.model), the training
+    """The shell command of `physml diffusion train`: the network (diffusion.model), the training
     (diffusion.train, `epochs` of them) and the SDE (diffusion.sde, song recipe) from the
     config; `extra`: more options."""
     return (
-        "python -m physml train {input.ensemble} --out {output.model} --history {output.history}"
+        "python -m physml diffusion train {input.ensemble} --out {output.model} --history {output.history}"
         f" --recipe {recipe} {cli_flags(diff['sde'], prefix='sde_')} {cli_flags(diff['model'])}"
         f" {cli_flags(diff['train'], skip=('epochs',))} --epochs {epochs}{extra}"
         " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
@@ -180,12 +180,12 @@ def mala_flags(mala):
 
 
 def sample_command(sample, mala=None, extra=""):
-    """The shell command of `physml sample` with the settings `sample` writing the dm
+    """The shell command of `physml diffusion sample` with the settings `sample` writing the dm
     ensemble, and the dm_mala one after the MALA stage `mala` (diffusion.mala) where given;
     `extra`: more options."""
     stage = f" {mala_flags(mala)} --mala-out {{output.dm_mala}}" if mala else ""
     return (
-        "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
+        "python -m physml diffusion sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
         f"{extra} {cli_flags(sample)}{stage}"
         " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.dm} > {log} 2>&1"

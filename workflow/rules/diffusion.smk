@@ -80,7 +80,7 @@ rule mala_phi4:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m physml mala phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
+        "python -m physml lattice mala phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
         " --n-configs {params.n_configs} --start {params.start} --scale-from {input.data}"
         f" {MALA_OPTIONS}"
         " --seed {params.seed} --device {params.device} --threads {threads}"
@@ -165,7 +165,7 @@ rule compare_phi4:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m physml compare {input.observables} --reference hmc --out {output.table}"
+        "python -m physml lattice compare {input.observables} --reference hmc --out {output.table}"
         " --csv {output.csv} --threads {threads} > {log} 2>&1"
 
 

@@ -16,7 +16,7 @@ U1_COUPLING_OBSERVABLES = list(
     )
 )
 U1_DM_OBSERVABLES = list(dict.fromkeys(U1_VOLUME_OBSERVABLES + U1_COUPLING_OBSERVABLES))
-# Exact model-free controls at strong coupling and SMC in beta (physml smc) from beta_0 at
+# Exact model-free controls at strong coupling and SMC in beta (physml lattice smc) from beta_0 at
 # L_0 to each u1.smc.beta: from the training ensemble (smc) and from the model's raw
 # samples (dm_smc), beside HMC with flux moves (hmc_flux) and the exact sampler.
 SMC = U1["smc"]
@@ -99,7 +99,7 @@ rule sample_u1_authors:
         mem_mb=3000,
         runtime=240,
     shell:
-        "python -m physml sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
+        "python -m physml diffusion sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
         f" --beta {{wildcards.beta}} --sampler authors {AUTHORS_FLAGS}"
         f" {cli_flags(DM_U1['sample'], ['batch_size'])} --n-snapshots 0"
         " --seed {params.seed} --device {params.device} --threads {threads}"
@@ -122,7 +122,7 @@ rule mala_u1:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m physml mala u1 --L {wildcards.L} --beta {wildcards.beta} --start hot"
+        "python -m physml lattice mala u1 --L {wildcards.L} --beta {wildcards.beta} --start hot"
         f" --n-configs {{params.n_configs}} {MALA_OPTIONS}"
         " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.ensemble} > {log} 2>&1"
@@ -142,7 +142,7 @@ rule reweight_u1:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m physml reweight {input.ensemble} --beta {wildcards.beta} --threads {threads}"
+        "python -m physml lattice reweight {input.ensemble} --beta {wildcards.beta} --threads {threads}"
         " --out {output.ensemble} > {log} 2>&1"
 
 
@@ -168,7 +168,7 @@ rule smc_u1:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m physml smc {input.ensemble} --beta {wildcards.beta} --n-particles {params.n_particles}"
+        "python -m physml lattice smc {input.ensemble} --beta {wildcards.beta} --n-particles {params.n_particles}"
         f" {cli_flags(SMC, skip=('beta', 'n_particles'))} {cli_flags(U1['hmc'], ['step_size', 'n_steps'])}"
         " --seed {params.seed} --device {params.device} --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
@@ -188,7 +188,7 @@ rule compare_u1:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m physml compare {input.observables} --reference exact --out {output.table}"
+        "python -m physml lattice compare {input.observables} --reference exact --out {output.table}"
         " --csv {output.csv} --threads {threads} > {log} 2>&1"
 
 

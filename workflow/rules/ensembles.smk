@@ -20,7 +20,7 @@ rule hmc_phi4:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m physml hmc phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
+        "python -m physml lattice hmc phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
         f" {cli_flags(PHI4['hmc'])} --seed {{params.seed}} --device {{params.device}}"
         " --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
@@ -58,7 +58,7 @@ rule hmc_u1:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m physml hmc u1 --L {wildcards.L} --beta {wildcards.beta} {params.options}"
+        "python -m physml lattice hmc u1 --L {wildcards.L} --beta {wildcards.beta} {params.options}"
         " --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.ensemble} > {log} 2>&1"
 
@@ -77,7 +77,7 @@ rule exact_u1:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m physml exact u1 --L {wildcards.L} --beta {wildcards.beta}"
+        "python -m physml lattice exact u1 --L {wildcards.L} --beta {wildcards.beta}"
         f" {cli_flags(U1['exact'])}"
         " --seed {params.seed} --threads {threads} --out {output.ensemble} > {log} 2>&1"
 

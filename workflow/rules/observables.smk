@@ -18,5 +18,5 @@ rule measure:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m physml measure {input.ensemble} --threads {threads}"
+        "python -m physml lattice measure {input.ensemble} --threads {threads}"
         " --out {output.observables} > {log} 2>&1"

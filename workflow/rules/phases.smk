@@ -1,7 +1,7 @@
 # Phase diagram of learning: one job per (model, lr, sigma_W) cell, a gather per
-# model, three named figures.  The cell jobs are pure numpy: they run the torch-free module
-# entry of the `physml phases` verbs with one BLAS thread (threads only slow these tiny
-# matrix products down; split runs over jobs instead).
+# model, three named figures.  The cell jobs are pure numpy (`physml phases` imports no
+# torch) and run with one BLAS thread (threads only slow these tiny matrix products down;
+# split runs over jobs instead).
 PHASES = config["phases"]
 PHASE_MODELS = list(PHASES["models"])
 STUDY = PHASES["boundary_study"]
@@ -9,7 +9,7 @@ STUDY = PHASES["boundary_study"]
 CELL_KEYS = ("batch_size", "n_batches", "n_test", "n_eval", "divergence_threshold", "check_every")
 PHASE_CELL_SHELL = (
     "OPENBLAS_NUM_THREADS={threads} OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-    " python -m physml.cli.phases cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w} {params.flags}"
+    " python -m physml phases cell --lr {wildcards.lr} --sigma-w {wildcards.sigma_w} {params.flags}"
     " --seed {params.seed} --threads {threads} --out {output.cell} > {log} 2>&1"
 )
 RUN_KEYS = ("n_runs", "n_steps", "snapshot_steps")  # the boundary study has its own
@@ -85,7 +85,7 @@ rule phase_gather:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m physml.cli.phases gather {input.cells} --model {wildcards.model}"
+        "python -m physml phases gather {input.cells} --model {wildcards.model}"
         f" {cli_flags(PHASES['classify'])} --out {{output.grid}} > {{log}} 2>&1"
 
 
@@ -158,7 +158,7 @@ rule phase_boundaries:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m physml.cli.phases boundaries --sigma-w-cut {input.sigma_w_cut} --T-cut {input.T_cut}"
+        "python -m physml phases boundaries --sigma-w-cut {input.sigma_w_cut} --T-cut {input.T_cut}"
         f" {cli_flags(STUDY, ['model'])} {cli_flags(PHASES['classify'])} --out {{output.study}} > {{log}} 2>&1"
 
 

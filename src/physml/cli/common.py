@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI verbs: common options and artifact writing."""
+"""Helpers shared by the CLI verbs: common options and artifact writing (torch is imported
+only by :func:`setup_runtime`, so torch-free verbs such as ``phases`` stay torch-free)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import argparse
 from pathlib import Path
 from typing import Any, Iterable
 
-from physml.device import select_device, set_threads
 from physml.io.artifacts import write_artifact
 
 RUNTIME_KEYS = {"out", "func", "threads", "rule", "device", "progress"}
 
 
-def add_runtime_options(parser: argparse.ArgumentParser, device: bool = False) -> None:
-    """--threads, --rule, --no-progress (and --device where the verb uses torch heavily)."""
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (set from the Snakemake rule's threads)")
+def add_runtime_options(parser: argparse.ArgumentParser, device: bool = False,
+                        threads: str = "torch intra-op threads (set from the Snakemake rule's threads)"
+                        ) -> None:
+    """--threads (its help text ``threads``), --rule, --no-progress (and --device where the
+    verb uses torch heavily)."""
+    parser.add_argument("--threads", type=int, default=1, help=threads)
     parser.add_argument("--rule", default=None,
                         help="name recorded in the artifact's 'rule' attribute (default: the CLI verb)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
@@ -28,6 +30,7 @@ def add_runtime_options(parser: argparse.ArgumentParser, device: bool = False) -
 def setup_runtime(args: argparse.Namespace):
     """Refuse an --out that is a directory; apply --threads; return the torch device (CPU when
     the verb has no --device)."""
+    from physml.device import select_device, set_threads
     out = getattr(args, "out", None)
     if out and Path(out).is_dir():
         raise ValueError(f"--out {out}: is a directory, expected a file to write")

@@ -1,16 +1,16 @@
 """CLI verbs of the exact corrections: ``mala`` (the MALA-only control) and ``reweight``.
 
-- ``physml mala u1 --L 16 --beta 7 --n-configs 256 --mala-steps 500 --start hot --out ...``:
+- ``physml lattice mala u1 --L 16 --beta 7 --n-configs 256 --mala-steps 500 --start hot --out ...``:
   the control of a DM + MALA run: the same number of MALA steps from a trivial
   start (``source = mala_only``).  phi^4 starts: ``noise`` (iid N(0, scale^2)) or
   ``constant`` (a constant field of random sign and size ``scale``), with the scale
   the RMS of a data ensemble (``--scale-from``); U(1) starts: ``hot`` (uniform
   link angles, the distribution of gauge-augmented data) or ``cold`` (all links 1).
-- ``physml reweight ENSEMBLE --beta 1.5 --out ...``: a U(1) ensemble drawn at beta_0
+- ``physml lattice reweight ENSEMBLE --beta 1.5 --out ...``: a U(1) ensemble drawn at beta_0
   reweighted to beta (``source = dm_reweighted``, variable ``weight``, attribute
   ``ess``; :mod:`physml.stats.reweighting`).
 
-The MALA stage shared with ``physml sample`` (:func:`add_mala_options`,
+The MALA stage shared with ``physml diffusion sample`` (:func:`add_mala_options`,
 :class:`physml.mc.mala.MALAStage`) tunes the step size on separate pilot chains, which
 are never measured, replays their step-size schedule as a warm-up of the measured
 chains, then runs them at the tuned step size.

@@ -1,15 +1,13 @@
-"""CLI verbs of the diffusion study: ``train``, ``sample``, ``compare``.
+"""CLI verbs of the diffusion model: ``physml diffusion train`` and ``sample``.
 
-- ``physml train ENSEMBLE --out model.pt --history training.nc``: denoising score
+- ``physml diffusion train ENSEMBLE --out model.pt --history training.nc``: denoising score
   matching on an ensemble artifact; checkpoints after every epoch and resumes.
-- ``physml sample MODEL --L 32 --n-configs 1024 --out ensemble.nc``: a generated
+- ``physml diffusion sample MODEL --L 32 --n-configs 1024 --out ensemble.nc``: a generated
   ensemble artifact (``source = dm``), measurable like an HMC ensemble; with
   ``--mala-steps K --mala-out dm_mala.nc`` the same configurations after a warm-up and
   K MALA steps on the exact action (``source = dm_mala``, :class:`physml.mc.mala.MALAStage`);
   ``--beta`` generates U(1) at any beta from the beta_0 model (score times
   beta / beta_0), ``--L`` any volume.
-- ``physml compare OBSERVABLES... --out results/tables/phi4_....nc``: the tidy
-  comparison table of generated against HMC observables (plus a CSV export).
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ from physml.diffusion.model import RECIPES, load_score_model, save_score_model
 from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
 from physml.diffusion.training import (SIGMA_DISTRIBUTIONS, T_SAMPLING, TrainConfig,
                                        train_score_model)
-from physml.io.artifacts import (atomic_path, locate_input, provenance_attrs, read_input,
+from physml.io.artifacts import (locate_input, provenance_attrs, read_input,
                                  sha256_file)
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
@@ -216,24 +214,6 @@ def cmd_sample(args: argparse.Namespace) -> None:
     save(out, args, "sample", inputs=inputs, model_sha256=model_sha, dm_ensemble=str(dm_out))
 
 
-def cmd_compare(args: argparse.Namespace) -> None:
-    from physml.observables.compare import comparison_table, table_frame   # pyerrors, scipy
-
-    setup_runtime(args)
-    datasets = [read_input(p, "observables of `physml measure`", kinds=("observables",))
-                for p in args.observables]
-    sources = sorted({str(ds.attrs.get("source")) for ds in datasets})
-    if args.reference not in sources:
-        raise ValueError(f"--reference {args.reference!r} matches no input; their sources are "
-                         f"{', '.join(sources)}")
-    table = comparison_table(datasets, reference=args.reference)
-    csv = args.csv or str(Path(args.out).with_suffix(".csv"))
-    save(table, args, "compare", inputs=args.observables)
-    with atomic_path(csv) as tmp:
-        table_frame(table).to_csv(tmp, index=False, float_format="%.8g")
-    print(f"wrote {csv}")
-
-
 def verb_train(t: argparse.ArgumentParser) -> None:
     t.description = "Train a score model on an ensemble (denoising score matching)."
     t.add_argument("ensemble", help="training ensemble .nc (phi^4 field 'phi' or U(1) links 'theta')")
@@ -303,7 +283,7 @@ def verb_train(t: argparse.ArgumentParser) -> None:
 
 
 def verb_sample(s: argparse.ArgumentParser) -> None:
-    s.add_argument("model", help="model file (.pt) from `physml train`")
+    s.add_argument("model", help="model file (.pt) from `physml diffusion train`")
     s.add_argument("--L", type=int, required=True, help="lattice extent of the generated fields")
     s.add_argument("--n-configs", type=int, required=True, help="configurations to generate")
     s.add_argument("--sampler", choices=sorted(SAMPLERS), default="ode2m",
@@ -360,13 +340,3 @@ def verb_sample(s: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, help="output ensemble .nc")
     add_runtime_options(s, device=True)
     s.set_defaults(func=cmd_sample)
-
-
-def verb_compare(c: argparse.ArgumentParser) -> None:
-    c.description = "Table of generated vs reference observables (NetCDF + CSV)."
-    c.add_argument("observables", nargs="+", help="observable artifacts (.nc) of every source")
-    c.add_argument("--reference", default="hmc", help="source the others are compared with")
-    c.add_argument("--out", required=True, help="table .nc (results/tables/<theory>_...)")
-    c.add_argument("--csv", default=None, help="CSV export (default: OUT with .csv)")
-    add_runtime_options(c)
-    c.set_defaults(func=cmd_compare)

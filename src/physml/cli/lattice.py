@@ -1,11 +1,14 @@
-"""CLI verbs of the lattice study: ``hmc``, ``exact``, ``measure``."""
+"""CLI verbs of lattice field theory without a model: ``physml lattice hmc``, ``exact``,
+``measure`` and ``compare`` (the tidy table of every source's observables against a reference
+source, NetCDF plus CSV)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
-from physml.io.artifacts import read_input
+from physml.io.artifacts import atomic_path, read_input
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.lattice.u1_exact import exact_ensemble
@@ -127,3 +130,31 @@ def verb_measure(m: argparse.ArgumentParser) -> None:
     m.add_argument("--out", required=True, help="output observables .nc")
     add_runtime_options(m)
     m.set_defaults(func=cmd_measure)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from physml.observables.compare import comparison_table, table_frame   # pyerrors, scipy
+
+    setup_runtime(args)
+    datasets = [read_input(p, "observables of `physml lattice measure`", kinds=("observables",))
+                for p in args.observables]
+    sources = sorted({str(ds.attrs.get("source")) for ds in datasets})
+    if args.reference not in sources:
+        raise ValueError(f"--reference {args.reference!r} matches no input; their sources are "
+                         f"{', '.join(sources)}")
+    table = comparison_table(datasets, reference=args.reference)
+    csv = args.csv or str(Path(args.out).with_suffix(".csv"))
+    save(table, args, "compare", inputs=args.observables)
+    with atomic_path(csv) as tmp:
+        table_frame(table).to_csv(tmp, index=False, float_format="%.8g")
+    print(f"wrote {csv}")
+
+
+def verb_compare(c: argparse.ArgumentParser) -> None:
+    c.description = "Table of generated vs reference observables (NetCDF + CSV)."
+    c.add_argument("observables", nargs="+", help="observable artifacts (.nc) of every source")
+    c.add_argument("--reference", default="hmc", help="source the others are compared with")
+    c.add_argument("--out", required=True, help="table .nc (results/tables/<theory>_...)")
+    c.add_argument("--csv", default=None, help="CSV export (default: OUT with .csv)")
+    add_runtime_options(c)
+    c.set_defaults(func=cmd_compare)

@@ -1,7 +1,9 @@
 """physml: the pipeline's steps as one command, one verb per step.
 
-Every verb writes one artifact (NetCDF with provenance, or a figure); `physml VERB --help`
-documents its options, with an example. The Snakemake rules in workflow/ call these verbs.
+A study's verbs stand under its group (`physml lattice hmc phi4`, `physml rmt spectra`), the
+tools alone (`physml figure`). Every verb writes one artifact (NetCDF with provenance, or a
+figure); `physml GROUP --help` lists a group's verbs, `physml GROUP VERB --help` documents a
+verb's options, with an example. The Snakemake rules in workflow/ call these verbs.
 """
 
 from __future__ import annotations
@@ -15,30 +17,51 @@ import sys
 from physml import __version__
 from physml.cli import run_verb
 
-# Every verb, declared here only: verb -> (module of physml.cli whose function verb_VERB(parser)
-# adds its options, what `physml --help` says of it).  `physml --help` imports no verb module,
-# so it answers at once, and a job imports only its verb's module (torch, pyerrors and
-# matplotlib cost seconds of start-up each).
-VERBS = {"hmc": ("lattice", "HMC ensemble of a lattice theory (phi4, u1)"),
-         "exact": ("lattice", "exact independent configurations of 2D U(1)"),
-         "measure": ("lattice", "observables with Gamma-method errors of an ensemble"),
+# Every verb, declared here only: verb -> (module of physml.cli whose function verb_WORD (the
+# verb's last word) adds its options, what `physml --help` says of it).  The verbs of a study
+# are nested under its group (GROUPS); the tools (figure, provenance, doctor) stand alone.
+# `physml --help` imports no verb module, so it answers at once, and a job imports only its
+# verb's module (torch, pyerrors and matplotlib cost seconds of start-up each).
+GROUPS = {"lattice": "lattice field theory without a model: ensembles (HMC, exact, MALA-only, SMC, "
+                     "reweighting), observables, comparison tables",
+          "diffusion": "the score-based diffusion model: train it on an ensemble, generate with it",
+          "rmt": "SGD and random matrix theory: training runs, spectra, tails, temperature",
+          "phases": "phase diagram of learning: grid cells, grids, boundaries"}
+VERBS = {"lattice hmc": ("lattice", "HMC ensemble of a lattice theory (phi4, u1)"),
+         "lattice exact": ("lattice", "exact independent configurations of 2D U(1)"),
+         "lattice measure": ("lattice", "observables with Gamma-method errors of an ensemble"),
+         "lattice compare": ("lattice", "table of each source's observables against a reference source"),
+         "lattice mala": ("corrections", "MALA-only control: MALA on the exact action from a trivial start"),
+         "lattice reweight": ("corrections", "reweight a U(1) ensemble to another beta"),
+         "lattice smc": ("smc", "sequential Monte Carlo in beta from a U(1) ensemble"),
+         "diffusion train": ("diffusion", "train a score model on an ensemble"),
+         "diffusion sample": ("diffusion", "generate an ensemble with a trained score model (and MALA after it)"),
+         "rmt linear": ("rmt", "batched SGD of the linear teacher-student with label noise"),
+         "rmt mlp": ("rmt", "teacher-student MLP 3-32-16-1 (phases study), middle matrix recorded"),
+         "rmt transformer": ("rmt", "character-level nano-GPT on the stdlib-docstring corpus; Q, K, V recorded"),
+         "rmt spectra": ("rmt", "eigenvalues, Marchenko-Pastur and level-spacing tests against the iid null"),
+         "rmt tails": ("rmt", "tail exponents of the transformer's per-head spectra: CSN fit "
+                              "(powerlaw), weightwatcher and Hill side by side"),
+         "rmt temperature": ("rmt", "effective temperature of the linear teacher-student grid"),
+         "rmt dbm": ("rmt", "Dyson Brownian motion: matrix process and eigenvalue SDE"),
+         "rmt corpus": ("rmt", "write the transformer's corpus (stdlib docstrings) as text"),
+         "phases cell": ("phases", "train and measure all runs of one (lr, sigma_W) grid cell as one batch"),
+         "phases gather": ("phases", "stack cell artifacts into the (T, sigma_w, run) grid"),
+         "phases boundaries": ("phases", "boundaries against training length along a sigma_W cut and a "
+                                         "T cut, under each classification rule, beside the predicted lines"),
          "figure": ("figures", "render a named figure (PDF, PNG and a provenance sidecar)"),
          "provenance": ("provenance", "lineage of an artifact back to its ensembles; re-hashes every input"),
-         "phases": ("phases", "phase diagram of learning: grid cells, grids, boundaries"),
-         "rmt": ("rmt", "SGD and random matrix theory: training runs, spectra, tails, temperature"),
-         "train": ("diffusion", "train a score model on an ensemble"),
-         "sample": ("diffusion", "generate an ensemble from a trained score model (and MALA after it)"),
-         "compare": ("diffusion", "table of generated against reference observables"),
-         "mala": ("corrections", "MALA-only control: MALA on the exact action from a trivial start"),
-         "reweight": ("corrections", "reweight a U(1) ensemble to another beta"),
-         "smc": ("smc", "sequential Monte Carlo in beta from a U(1) ensemble"),
          "doctor": ("doctor", "what this machine offers: kernels and engines, torch and CUDA, SLURM")}
+# the study verbs' earlier top-level spellings (`physml hmc phi4`), still run, not shown
+MOVED = {"hmc": "lattice", "exact": "lattice", "measure": "lattice", "compare": "lattice",
+         "mala": "lattice", "reweight": "lattice", "smc": "lattice",
+         "train": "diffusion", "sample": "diffusion"}
 # an example per verb, shown under its --help (a group's help shows those of its verbs)
 EXAMPLES = {
-    "hmc phi4": "physml hmc phi4 --L 16 --kappa 0.21 --lam 0.022 --n-configs 512 --seed 1 --out ens.nc",
-    "hmc u1": "physml hmc u1 --L 16 --beta 3 --n-configs 1024 --n-chains 32 --seed 1 --out ens.nc",
-    "exact u1": "physml exact u1 --L 16 --beta 3 --n-configs 2048 --seed 1 --out exact.nc",
-    "measure": "physml measure ens.nc --out obs.nc",
+    "lattice hmc phi4": "physml lattice hmc phi4 --L 16 --kappa 0.21 --lam 0.022 --n-configs 512 --seed 1 --out ens.nc",
+    "lattice hmc u1": "physml lattice hmc u1 --L 16 --beta 3 --n-configs 1024 --n-chains 32 --seed 1 --out ens.nc",
+    "lattice exact u1": "physml lattice exact u1 --L 16 --beta 3 --n-configs 2048 --seed 1 --out exact.nc",
+    "lattice measure": "physml lattice measure ens.nc --out obs.nc",
     "figure": "physml figure phi4_hmc obs_a.nc obs_b.nc --out results/figures/fig_phi4_hmc",
     "provenance": "physml provenance results/figures/fig_phi4_hmc.json",
     "phases cell": "physml phases cell --lr 0.5 --sigma-w 1 --seed 1 --out cell.nc",
@@ -52,13 +75,13 @@ EXAMPLES = {
     "rmt temperature": "physml rmt temperature lr*_B*/weights.nc --out temperature.nc",
     "rmt dbm": "physml rmt dbm --seed 1 --out dbm.nc",
     "rmt corpus": "physml rmt corpus --out corpus.txt",
-    "train": "physml train ens.nc --out model.pt --history training.nc --seed 1",
-    "sample": "physml sample model.pt --L 32 --n-configs 1024 --seed 2 --out dm.nc --mala-steps 200 --mala-out dm_mala.nc",
-    "compare": "physml compare obs_*.nc --reference hmc --out results/tables/phi4_hmc_vs_dm.nc",
-    "mala phi4": "physml mala phi4 --L 16 --kappa 0.5 --n-configs 256 --mala-steps 200 --seed 3 --out mala_only.nc",
-    "mala u1": "physml mala u1 --L 16 --beta 3 --n-configs 256 --mala-steps 200 --start hot --seed 3 --out mala_only.nc",
-    "reweight": "physml reweight dm_mala.nc --beta 1.5 --out reweighted.nc",
-    "smc": "physml smc ens.nc --beta 3 --seed 4 --out smc.nc",
+    "diffusion train": "physml diffusion train ens.nc --out model.pt --history training.nc --seed 1",
+    "diffusion sample": "physml diffusion sample model.pt --L 32 --n-configs 1024 --seed 2 --out dm.nc --mala-steps 200 --mala-out dm_mala.nc",
+    "lattice compare": "physml lattice compare obs_*.nc --reference hmc --out results/tables/phi4_hmc_vs_dm.nc",
+    "lattice mala phi4": "physml lattice mala phi4 --L 16 --kappa 0.5 --n-configs 256 --mala-steps 200 --seed 3 --out mala_only.nc",
+    "lattice mala u1": "physml lattice mala u1 --L 16 --beta 3 --n-configs 256 --mala-steps 200 --start hot --seed 3 --out mala_only.nc",
+    "lattice reweight": "physml lattice reweight dm_mala.nc --beta 1.5 --out reweighted.nc",
+    "lattice smc": "physml lattice smc ens.nc --beta 3 --seed 4 --out smc.nc",
     "doctor": "physml doctor",
 }
 
@@ -108,18 +131,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(verb: str | None = None, every: bool = False) -> argparse.ArgumentParser:
-    """The parser of ``verb`` alone when it is known, of every verb when ``every``; otherwise
-    one that lists the verbs (``physml --help``) without importing any of them."""
+    """The parser with the options of ``verb`` ('lattice hmc', 'figure'), of every verb of a
+    group ('lattice') or of every verb (``every``); the other verbs are listed (``physml
+    --help``, ``physml rmt --help``) without importing their modules."""
     parser = _Parser(prog="physml", description=__doc__, epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"physml {__version__}")
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback")
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    top = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    groups = {}
     for name, (module, summary) in VERBS.items():
-        if every or name == verb:
-            add_options = getattr(importlib.import_module(f"physml.cli.{module}"), f"verb_{name}")
-            add_options(sub.add_parser(name, help=summary))
-        elif verb not in VERBS:
-            sub.add_parser(name, help=summary, add_help=False)
+        group, _, word = name.rpartition(" ")
+        if group and group not in groups:   # a group's verbs fill the namespace's 'verb' in turn
+            groups[group] = top.add_parser(group, help=GROUPS[group]).add_subparsers(
+                dest="verb", required=True, metavar="VERB")
+        sub = groups[group] if group else top
+        if every or verb is not None and (name == verb or name.startswith(f"{verb} ")):
+            add_options = getattr(importlib.import_module(f"physml.cli.{module}"), f"verb_{word}")
+            add_options(sub.add_parser(word, help=summary))
+        else:
+            sub.add_parser(word, help=summary, add_help=False)
     _finish(parser, "", None)
     return parser
 
@@ -130,7 +160,7 @@ def _exit_on_sigterm(signum, frame):
 
 
 def _verb_of(parser: argparse.ArgumentParser, argv: list[str]):
-    """The verb that ``argv`` runs, nested ones included ('hmc phi4'), and its parser."""
+    """The verb that ``argv`` runs, nested ones included ('lattice hmc phi4'), and its parser."""
     words = []
     for word in argv:
         groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
@@ -142,11 +172,19 @@ def _verb_of(parser: argparse.ArgumentParser, argv: list[str]):
     return " ".join(words), parser
 
 
+def _with_group(argv: list[str]) -> list[str]:
+    """``argv`` with a moved verb's group put before it (``hmc phi4`` -> ``lattice hmc phi4``)."""
+    i = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    return argv if i is None or argv[i] not in MOVED else [*argv[:i], MOVED[argv[i]], *argv[i:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
-    argv = [word for word in argv if word != "--debug"]
-    parser = build_parser(next((word for word in argv if not word.startswith("-")), None))
+    argv = _with_group([word for word in argv if word != "--debug"])
+    words = [word for word in argv if not word.startswith("-")][:2]
+    verb = next((v for v in (" ".join(words), *words[:1]) if v in VERBS), None)
+    parser = build_parser(verb)
     args, unknown = parser.parse_known_args(argv)
     verb, verb_parser = _verb_of(parser, argv)
     if unknown:   # named by the verb, not by the top level as argparse would

@@ -1,4 +1,4 @@
-"""Option helpers shared by the verbs (torch-free, like ``physml.cli.phases``)."""
+"""Option helpers shared by the verbs (torch-free, like the ``phases`` verbs)."""
 
 from __future__ import annotations
 

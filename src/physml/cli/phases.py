@@ -1,33 +1,22 @@
 """CLI verbs of the phase-diagram study: ``physml phases cell``, ``gather`` and ``boundaries``.
 
-The study is pure numpy, so this module never imports torch: the Snakemake rules run it as
-``python -m physml.cli.phases VERB ...`` (same verbs and options as ``physml phases VERB``),
-which saves the torch import (seconds of CPU) in each of the many small cell jobs.
+The study is pure numpy and this module never imports torch, which saves seconds of start-up
+in each of the many small cell jobs (``physml`` imports only the module of the verb it runs).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from physml.cli import run_verb
+from physml.cli.common import add_runtime_options, save
 from physml.cli.options import NumberList, old_spelling, step_count
-from physml.io.artifacts import read_input, write_artifact
+from physml.io.artifacts import read_input
 from physml.native import ENGINES
 from physml.phases.cells import CellSpec, gather, run_cell
 from physml.phases.classify import analyse_grid
 from physml.phases.cuts import boundary_study
 from physml.phases.teacher_student import ACTIVATIONS, Architecture
 from physml.progress import progress
-
-RUNTIME_KEYS = {"out", "func", "threads", "rule", "progress", "verb", "phases_verb", "inputs"}
-
-
-def _write(ds, args, verb: str, seed: int, inputs=()):
-    config = {k: v for k, v in vars(args).items() if k not in RUNTIME_KEYS}
-    path = write_artifact(ds, args.out, config=config, rule=args.rule or verb, seed=seed, inputs=inputs)
-    print(f"wrote {path}")
-
 
 def cmd_cell(args: argparse.Namespace) -> None:
     spec = CellSpec(lr=args.lr, sigma_w=args.sigma_w, n_runs=args.n_runs, n_steps=args.n_steps,
@@ -51,7 +40,7 @@ def cmd_cell(args: argparse.Namespace) -> None:
     print(f"T={spec.temperature:g} sigma_w={spec.sigma_w:g}: median test loss "
           f"{float(final['test_loss'].median()):.4g}, median q {float(final['overlap_q'].median()):.3f}, "
           f"{n_div}/{spec.n_runs} divergent")
-    _write(ds, args, "phases cell", args.seed)
+    save(ds, args, "phases cell")
 
 
 CELL = "a phase cell of `physml phases cell`"
@@ -63,7 +52,7 @@ def cmd_gather(args: argparse.Namespace) -> None:
                         boundary_fraction=args.boundary_fraction)
     grid.attrs["model"] = args.model
     print(f"grid: {dict(grid.sizes)}")
-    _write(grid, args, "phases gather", int(grid.attrs.get("seed", -1)), inputs=args.inputs)
+    save(grid, args, "phases gather", inputs=args.inputs, seed=int(grid.attrs.get("seed", -1)))
 
 
 def cmd_boundaries(args: argparse.Namespace) -> None:
@@ -76,8 +65,8 @@ def cmd_boundaries(args: argparse.Namespace) -> None:
             b = study.sel(rule=rule).isel(time=-1)
             print(f"{name} boundary, rule {rule}, {int(b['time'])} steps: {float(b[name]):.4g} "
                   f"[{float(b[name + '_lower']):.4g}, {float(b[name + '_upper']):.4g}]")
-    _write(study, args, "phases boundaries", int(study.attrs.get("seed", -1)),
-           inputs=[*args.sigma_w_cut, *args.T_cut])
+    save(study, args, "phases boundaries", inputs=[*args.sigma_w_cut, *args.T_cut],
+         seed=int(study.attrs.get("seed", -1)))
 
 
 def _thresholds(args: argparse.Namespace) -> dict:
@@ -96,17 +85,10 @@ def _classify_options(p: argparse.ArgumentParser) -> None:
                    help="fraction of runs satisfying the drift-versus-noise criterion on the ferro/para line")
 
 
-def _runtime(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads (the rule sets OPENBLAS_NUM_THREADS to this; keep 1)")
-    p.add_argument("--rule", default=None, help="name recorded in the artifact's 'rule' attribute")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+THREADS = "BLAS threads: the rule sets OPENBLAS_NUM_THREADS to this (keep 1)"
 
 
-def _add_verbs(sub) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    c = sub.add_parser("cell", formatter_class=fmt,
-                       help="train and measure all runs of one (lr, sigma_W) grid cell as one batch")
+def verb_cell(c: argparse.ArgumentParser) -> None:
     c.add_argument("--lr", type=float, required=True, help="SGD learning rate (T = lr / batch size)")
     c.add_argument("--sigma-w", type=float, required=True, help="initial weight scale sigma_W")
     c.add_argument("--n-runs", type=int, default=20, help="runs (teacher + student) in the cell")
@@ -129,40 +111,24 @@ def _add_verbs(sub) -> None:
                         "where a C compiler works (the artifact's sgd_engine attribute says which ran)")
     c.add_argument("--seed", type=int, required=True, help="seed; run r uses generators [seed, r, k]")
     c.add_argument("--out", required=True, help="output cell .nc")
-    _runtime(c)
+    add_runtime_options(c, threads=THREADS)
     c.set_defaults(func=cmd_cell)
 
-    g = sub.add_parser("gather", formatter_class=fmt, help="stack cell artifacts into the (T, sigma_w, run) grid")
+
+def verb_gather(g: argparse.ArgumentParser) -> None:
     g.add_argument("inputs", nargs="+", help="cell .nc files (a full rectangular grid)")
     _classify_options(g)
     g.add_argument("--out", required=True, help="output grid .nc")
-    _runtime(g)
+    add_runtime_options(g, threads=THREADS)
     g.set_defaults(func=cmd_gather)
 
-    b = sub.add_parser("boundaries", formatter_class=fmt,
-                       help="boundaries against training length along a sigma_W cut and a T cut, under each "
-                            "classification rule, beside the predicted lines")
+
+def verb_boundaries(b: argparse.ArgumentParser) -> None:
     b.add_argument("--sigma-w-cut", nargs="+", required=True,
                    help="cell .nc files at one lr along sigma_W (the spin-glass boundary)")
     b.add_argument("--T-cut", nargs="+", required=True,
                    help="cell .nc files at one sigma_W along lr (the ferro/para boundary)")
     _classify_options(b)
     b.add_argument("--out", required=True, help="output .nc")
-    _runtime(b)
+    add_runtime_options(b, threads=THREADS)
     b.set_defaults(func=cmd_boundaries)
-
-
-def verb_phases(p: argparse.ArgumentParser) -> None:
-    _add_verbs(p.add_subparsers(dest="phases_verb", required=True, metavar="VERB"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m physml.cli.phases VERB ...`` without importing torch."""
-    parser = argparse.ArgumentParser(prog="physml phases", description=__doc__)
-    _add_verbs(parser.add_subparsers(dest="phases_verb", required=True, metavar="VERB"))
-    args = parser.parse_args(argv)
-    return run_verb(args, f"phases {args.phases_verb}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -189,12 +189,7 @@ def cmd_corpus(args: argparse.Namespace) -> None:
           f"Python {corpus.python_version}, sha256 {corpus.sha256}")
 
 
-def verb_rmt(rmt: argparse.ArgumentParser) -> None:
-    rmt.description = "SGD and random matrix theory (docs/rmt.md)."
-    verbs = rmt.add_subparsers(dest="rmt_verb", required=True, metavar="VERB")
-
-    p = verbs.add_parser("linear",
-                         help="batched SGD of the linear teacher-student with label noise")
+def verb_linear(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, required=True, help="learning rate")
     p.add_argument("--batch-size", type=int, required=True, help="mini-batch size B")
     old_spelling(p, "--batch", "--batch-size")
@@ -211,8 +206,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     add_runtime_options(p, device=True)
     p.set_defaults(func=cmd_linear)
 
-    p = verbs.add_parser("mlp",
-                         help="teacher-student MLP 3-32-16-1 (phases study), middle matrix recorded")
+
+def verb_mlp(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, required=True, help="learning rate")
     p.add_argument("--batch-size", type=int, default=4, help="mini-batch size B")
     old_spelling(p, "--batch", "--batch-size")
@@ -226,8 +221,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_mlp)
 
-    p = verbs.add_parser("transformer",
-                         help="character-level nano-GPT on the stdlib-docstring corpus; Q, K, V recorded")
+
+def verb_transformer(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-steps", type=int, default=2500, help="AdamW steps")
     p.add_argument("--batch-size", type=int, default=16, help="windows per batch")
     old_spelling(p, "--batch", "--batch-size")
@@ -242,8 +237,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     add_runtime_options(p, device=True)
     p.set_defaults(func=cmd_transformer)
 
-    p = verbs.add_parser("spectra",
-                         help="eigenvalues, Marchenko-Pastur and level-spacing tests against the iid null")
+
+def verb_spectra(p: argparse.ArgumentParser) -> None:
     p.add_argument("weights", help="weights .nc of a training verb")
     p.add_argument("--n-null", type=int, default=200, help="iid Gaussian null samples")
     p.add_argument("--p-threshold", type=float, default=0.01,
@@ -253,9 +248,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_spectra)
 
-    p = verbs.add_parser("tails",
-                         help="tail exponents of the transformer's per-head spectra: CSN fit "
-                              "(powerlaw), weightwatcher and Hill side by side")
+
+def verb_tails(p: argparse.ArgumentParser) -> None:
     p.add_argument("spectra", help="spectra .nc of `rmt spectra` on an rmt_transformer run")
     p.add_argument("--n-boot", type=int, default=30,
                    help="bootstrap samples for the error and the goodness-of-fit p-value")
@@ -269,8 +263,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_tails)
 
-    p = verbs.add_parser("temperature",
-                         help="effective temperature of the linear teacher-student grid")
+
+def verb_temperature(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="weights .nc of `rmt linear`, one per (lr, B)")
     p.add_argument("--lr-linear-max", type=float, default=0.1,
                    help="largest lr in the fit of the naive linear scaling rule")
@@ -278,8 +272,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_temperature)
 
-    p = verbs.add_parser("dbm",
-                         help="Dyson Brownian motion: matrix process and eigenvalue SDE")
+
+def verb_dbm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=32, help="matrix size")
     p.add_argument("--temperatures", action=NumberList, default=[0.1, 0.2, 0.5, 1.0],
                    help="temperatures T")
@@ -296,8 +290,8 @@ def verb_rmt(rmt: argparse.ArgumentParser) -> None:
     add_runtime_options(p)
     p.set_defaults(func=cmd_dbm)
 
-    p = verbs.add_parser("corpus",
-                         help="write the transformer's corpus (stdlib docstrings) as text")
+
+def verb_corpus(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus-chars", type=int, default=400_000, help="characters of the corpus")
     p.add_argument("--out", required=True, help="output .txt")
     p.set_defaults(func=cmd_corpus)

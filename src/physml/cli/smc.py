@@ -1,6 +1,6 @@
 """CLI verb ``smc``: sequential Monte Carlo in beta from a U(1) ensemble at beta_0.
 
-``physml smc ENSEMBLE --beta 7 --replicas 8 --n-particles 256 --seed 1 --out OUT.nc``
+``physml lattice smc ENSEMBLE --beta 7 --replicas 8 --n-particles 256 --seed 1 --out OUT.nc``
 draws ``replicas`` x ``n-particles`` configurations without replacement from
 ENSEMBLE (any U(1) ensemble artifact; its ``beta`` attribute is beta_0; default: all
 of them, split evenly) and carries each replica's particles from beta_0 to

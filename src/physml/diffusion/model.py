@@ -346,7 +346,7 @@ def save_score_model(path: str | os.PathLike, model: ScoreModel, **meta: Any) ->
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     """The record of a model file, loaded without unpickling code (``weights_only``)."""
     path = Path(path)
-    expected = "expected a model file of `physml train`"
+    expected = "expected a model file of `physml diffusion train`"
     if path.is_dir():
         raise ValueError(f"{path}: is a directory; {expected}")
     if not path.is_file():

@@ -18,8 +18,8 @@ h < 0.1 rad^2), far below any statistical error here.
 Random numbers: every step draws the Gaussian z of all chains, then one uniform per chain,
 from one ``torch.Generator`` for the whole batch of chains.  A run is therefore reproducible
 given the seed, the number of chains and the device, but chain i's numbers depend on how
-many chains run beside it.  No sampling batch size enters: ``physml sample`` and ``physml
-mala`` run every configuration of the ensemble as one batch of chains (the generated starts
+many chains run beside it.  No sampling batch size enters: ``physml diffusion sample`` and
+``physml lattice mala`` run every configuration of the ensemble as one batch of chains (the generated starts
 themselves do not depend on the sampler's batch size, :class:`physml.diffusion.samplers.Noise`),
 so only a change of the number of configurations (or of device: CUDA's streams differ from
 the CPU's) changes every chain.
