@@ -44,13 +44,13 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="physml-free-"))
     work.mkdir(parents=True, exist_ok=True)
-    hmc = ["hmc", "phi4", "--kappa", str(args.kappa), "--lam", "0", "--L", str(args.L), "--n-chains", "128",
+    hmc = ["lattice", "hmc", "phi4", "--kappa", str(args.kappa), "--lam", "0", "--L", str(args.L), "--n-chains", "128",
            "--n-therm", "100", "--meas-interval", "4", "--start", "hot"]
     walls = {"hmc": physml(*hmc, "--n-configs", str(args.n_train), "--seed", "1", "--out", str(work / "train.nc"))
              + physml(*hmc, "--n-configs", "256", "--seed", "2", "--out", str(work / "test.nc"))}
-    walls["train"] = physml("train", str(work / "train.nc"), "--out", str(work / "model.pt"),
+    walls["train"] = physml("diffusion", "train", str(work / "train.nc"), "--out", str(work / "model.pt"),
                             "--history", str(work / "history.nc"), "--seed", "3")
-    walls["sample"] = physml("sample", str(work / "model.pt"), "--L", str(args.L), "--n-configs",
+    walls["sample"] = physml("diffusion", "sample", str(work / "model.pt"), "--L", str(args.L), "--n-configs",
                              str(args.n_samples), "--seed", "4", "--out", str(work / "sample.nc"))
     model, _ = load_score_model(work / "model.pt")
     test = torch.from_numpy(xr.open_dataset(work / "test.nc")["phi"].values)

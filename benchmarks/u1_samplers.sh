@@ -11,18 +11,18 @@ D=${1:-results/benchmarks/u1_samplers}
 NTRAIN=${NTRAIN:-16384}; EPOCHS=${EPOCHS:-60}; N=${N:-512}; PY=${PY:-python}
 mkdir -p "$D"
 run() { echo "+ physml $*" >&2; "$PY" -m physml "$@" --no-progress > /dev/null; }
-run hmc u1 --L 16 --beta 1 --n-configs "$NTRAIN" --n-chains $((NTRAIN / 16)) --n-therm 200 \
+run lattice hmc u1 --L 16 --beta 1 --n-configs "$NTRAIN" --n-chains $((NTRAIN / 16)) --n-therm 200 \
     --meas-interval 5 --seed 1 --out "$D/train.nc"
 for net in gauge links; do
     flag=$([ "$net" = gauge ] && echo --gauge-covariant || true)
-    run train "$D/train.nc" --recipe song $flag --channels 32 64 128 --embed-dim 128 --groups 8 --epochs "$EPOCHS" \
+    run diffusion train "$D/train.nc" --recipe song $flag --channels 32 64 128 --embed-dim 128 --groups 8 --epochs "$EPOCHS" \
         --batch-size 256 --lr 1e-3 --seed 2 --out "$D/$net.pt" --history "$D/${net}_training.nc"
 done
 sample() {   # model beta tag options...
     local m=$1 b=$2 tag=$3; shift 3
-    run sample "$D/$m.pt" --L 16 --beta "$b" --n-configs "$N" --batch-size "$N" --seed 3 \
+    run diffusion sample "$D/$m.pt" --L 16 --beta "$b" --n-configs "$N" --batch-size "$N" --seed 3 \
         --sampler em --sigma-min 0.0317 --out "$D/$tag.nc" "$@"   # the papers' final level, t = 1e-3
-    run measure "$D/$tag.nc" --out "$D/obs_$tag.nc"
+    run lattice measure "$D/$tag.nc" --out "$D/obs_$tag.nc"
 }
 sample links 1 links_b1_em --grid log_sigma --n-steps 500
 for b in 5 7; do

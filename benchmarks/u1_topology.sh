@@ -16,26 +16,26 @@ EPOCHS=${EPOCHS:-100}; MALA=${MALA:-2000}; DEVICE=${DEVICE:-auto}; PY=${PY:-pyth
 mkdir -p "$D"
 run() { echo "+ physml $*" >&2; "$PY" -m physml "$@" --no-progress; }
 
-run hmc u1 --L "$L" --beta 1 --n-configs "$NTRAIN" --n-chains $((NTRAIN / 16)) --n-therm 200 \
+run lattice hmc u1 --L "$L" --beta 1 --n-configs "$NTRAIN" --n-chains $((NTRAIN / 16)) --n-therm 200 \
     --meas-interval 5 --seed 1 --device "$DEVICE" --out "$D/train.nc"
-run train "$D/train.nc" --recipe song --gauge-covariant --channels 32 64 128 --embed-dim 128 --groups 8 \
+run diffusion train "$D/train.nc" --recipe song --gauge-covariant --channels 32 64 128 --embed-dim 128 --groups 8 \
     --epochs "$EPOCHS" --batch-size 256 --lr 1e-3 --seed 2 --device "$DEVICE" \
     --out "$D/model.pt" --history "$D/training.nc"
 for b in $BETAS; do
-    run sample "$D/model.pt" --L "$L" --beta "$b" --n-configs "$N" --sampler em --n-steps 500 \
+    run diffusion sample "$D/model.pt" --L "$L" --beta "$b" --n-configs "$N" --sampler em --n-steps 500 \
         --grid log_sigma --sigma-min 0.0317 \
         --batch-size 1024 --mala-steps "$MALA" --mala-out "$D/dm_mala_b$b.nc" --seed 3 \
         --device "$DEVICE" --out "$D/dm_b$b.nc"
-    run mala u1 --L "$L" --beta "$b" --n-configs "$N" --mala-steps "$MALA" --start hot --seed 4 \
+    run lattice mala u1 --L "$L" --beta "$b" --n-configs "$N" --mala-steps "$MALA" --start hot --seed 4 \
         --device "$DEVICE" --out "$D/mala_only_b$b.nc"
-    run exact u1 --L "$L" --beta "$b" --n-configs 8192 --seed 5 --out "$D/exact_b$b.nc"
-    run hmc u1 --L "$L" --beta "$b" --n-configs $((N * 8)) --n-chains "$N" --n-therm 1000 \
+    run lattice exact u1 --L "$L" --beta "$b" --n-configs 8192 --seed 5 --out "$D/exact_b$b.nc"
+    run lattice hmc u1 --L "$L" --beta "$b" --n-configs $((N * 8)) --n-chains "$N" --n-therm 1000 \
         --meas-interval 10 --seed 6 --device "$DEVICE" --out "$D/hmc_b$b.nc"
     for s in dm dm_mala mala_only exact hmc; do
-        run measure "$D/${s}_b$b.nc" --out "$D/obs_${s}_b$b.nc" > /dev/null
+        run lattice measure "$D/${s}_b$b.nc" --out "$D/obs_${s}_b$b.nc" > /dev/null
     done
 done
-run compare "$D"/obs_*.nc --reference exact --out "$D/u1_topology.nc" > /dev/null
+run lattice compare "$D"/obs_*.nc --reference exact --out "$D/u1_topology.nc" > /dev/null
 "$PY" - "$D/u1_topology.csv" <<'PYEOF'
 import sys
 import pandas as pd
