@@ -5,26 +5,28 @@ DIFF = config["diffusion"]
 DM_GEN = DIFF["generate"]  # one n_configs per L_factor (checked with the config)
 DM_LS = [PHI4["L"] * f for f in DM_GEN["L_factors"]]
 DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
-
-
-
 MALA = DIFF["mala"]
 MALA_OPTIONS = mala_flags(MALA)
 
 
 rule train_phi4:
+    """One model per kappa: `models` with the default recipe (diffusion.recipe), `models_RECIPE`
+    with another recipe compared beside it (diffusion.compare_recipes)."""
     conda:
         CONDA_ENV
     input:
         ensemble="results/phi4/hmc/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
     output:
-        model="results/phi4/models/L{L}_kappa{kappa}_lam{lam}/model.pt",
-        history="results/phi4/models/L{L}_kappa{kappa}_lam{lam}/training.nc",
+        model="results/phi4/{models}/L{L}_kappa{kappa}_lam{lam}/model.pt",
+        history="results/phi4/{models}/L{L}_kappa{kappa}_lam{lam}/training.nc",
     log:
-        "results/logs/phi4/models/L{L}_kappa{kappa}_lam{lam}.train.log",
+        "results/logs/phi4/{models}/L{L}_kappa{kappa}_lam{lam}.train.log",
     benchmark:
-        "results/benchmarks/phi4/models/L{L}_kappa{kappa}_lam{lam}.train.tsv"
+        "results/benchmarks/phi4/{models}/L{L}_kappa{kappa}_lam{lam}.train.tsv"
+    wildcard_constraints:
+        models="models(_edm|_song)?",
     params:
+        recipe=lambda wc: wc.models.removeprefix("models_") if "_" in wc.models else DIFF["recipe"],
         seed=lambda wc: derive_seed(config["seed"], "train_phi4", wc.L, wc.kappa, wc.lam),
         device=config["device"],
     threads: 1
@@ -33,7 +35,7 @@ rule train_phi4:
         mem_mb=3000,
         runtime=240,
     shell:
-        train_command(DIFF, DIFF["train"]["epochs"], DIFF["recipe"], f" --generate-L {max(DM_LS)}")
+        train_command(DIFF, DIFF["train"]["epochs"], "{params.recipe}", f" --generate-L {max(DM_LS)}")
 
 
 rule sample_phi4:
@@ -98,32 +100,6 @@ OTHER_RECIPES = [r for r in DIFF["compare_recipes"] if r != DIFF["recipe"]]
 PHI4_RECIPE_OBSERVABLES = [
     f"{phi4_dir(k, L=L, source='dm_' + r)}/observables.nc" for k in PHI4["kappa"] for L in DM_LS for r in OTHER_RECIPES
 ]
-
-
-rule train_phi4_recipe:
-    conda:
-        CONDA_ENV
-    input:
-        ensemble="results/phi4/hmc/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
-    output:
-        model="results/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}/model.pt",
-        history="results/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}/training.nc",
-    log:
-        "results/logs/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}.train.log",
-    benchmark:
-        "results/benchmarks/phi4/models_{recipe}/L{L}_kappa{kappa}_lam{lam}.train.tsv"
-    wildcard_constraints:
-        recipe="edm|song",
-    params:
-        seed=lambda wc: derive_seed(config["seed"], "train_phi4", wc.L, wc.kappa, wc.lam),
-        device=config["device"],
-    threads: 1
-    resources:
-        gpu=GPUS,
-        mem_mb=3000,
-        runtime=240,
-    shell:
-        train_command(DIFF, DIFF["train"]["epochs"], "{wildcards.recipe}", f" --generate-L {max(DM_LS)}")
 
 
 rule sample_phi4_recipe:
