@@ -12,9 +12,8 @@ from physml.diffusion.samplers import SAMPLERS, em_step, langevin_step, make_sam
 from physml.diffusion.sde import VESDE, make_sde
 from physml.diffusion.training import augment, augment_links
 from physml.diffusion.unet import UNet
-from physml.lattice.phi4 import free_propagator
+from physml.lattice.phi4 import free_propagator, momentum_propagator
 from physml.lattice.u1 import U1, plaquette_angles, topological_charge
-from physml.observables.phi4 import momentum_propagator
 
 TINY = {"channels": [4, 8], "embed_dim": 8, "groups": 2}
 SONG = {"recipe": "song", "sde": {"name": "ve", "sigma": 25.0}}

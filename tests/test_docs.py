@@ -43,7 +43,7 @@ def test_no_file_cites_a_missing_document(root):
 @pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml"])
 def test_readme_job_counts_are_those_of_a_dry_run(root, config):
     """The README's dry-run block says how many jobs each config has: as `snakemake -n -F` does."""
-    said = re.search(rf"-n {{2,}}# the quick config: (\d+) jobs" if config.endswith("config.yaml")
+    said = re.search(r"-n {2,}# the quick config: (\d+) jobs" if config.endswith("config.yaml")
                      else r"--configfile config/paper.yaml +# the papers' scale: (\d+) jobs",
                      (root / "README.md").read_text())
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-F", "--configfile", config],

@@ -5,11 +5,11 @@ import pytest
 import torch
 from scipy import stats
 
-from physml.lattice.phi4 import Phi4, free_propagator
+from physml.lattice.phi4 import Phi4, free_propagator, momentum_propagator
 from physml.mc.ensembles import hmc_ensemble
 from physml.lattice.u1 import U1
 from physml.mc.hmc import hmc_step, leapfrog, sample_hmc
-from physml.observables.phi4 import _by_chain, measure_phi4, momentum_propagator
+from physml.observables.phi4 import _by_chain, measure_phi4
 from physml.stats.gamma import gamma_error
 
 

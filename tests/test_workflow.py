@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from physml.io.artifacts import PROVENANCE_KEYS, check_inputs, read_artifact
+from physml.io.artifacts import PROVENANCE_KEYS, read_artifact
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

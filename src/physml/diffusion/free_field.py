@@ -21,7 +21,7 @@ import copy
 import torch
 from torch import nn
 
-from physml.lattice.phi4 import free_propagator
+from physml.lattice.phi4 import free_propagator, momentum_propagator
 
 
 class FreeFieldScore(nn.Module):
@@ -86,7 +86,6 @@ def propagator_pulls(sample: torch.Tensor, reference: torch.Tensor, kappa: float
     """(<|phi~(p)|^2>/V of ``sample`` - exact) / error at every momentum, shape ``(L, L)``
     (p = 0 is chi_2); the error combines the sample's and the ``reference`` ensemble's
     statistical errors (configurations taken as independent)."""
-    from physml.observables.phi4 import momentum_propagator
     prop, ref = momentum_propagator(sample.double()), momentum_propagator(reference.double())
     err = torch.sqrt(prop.var(0) / len(prop) + ref.var(0) / len(ref))
     return (prop.mean(0) - free_propagator(kappa, sample.shape[-1])) / err

@@ -103,7 +103,7 @@ from torch import nn
 from physml.diffusion.sde import make_sde
 from physml.diffusion.unet import UNet
 from physml.io.artifacts import atomic_path
-from physml.lattice.phi4 import lattice_momenta_sq
+from physml.lattice.phi4 import lattice_momenta_sq, momentum_propagator
 from physml.lattice.u1 import wrap_angle
 
 MODEL_FORMAT = "physml-score-model-2"
@@ -117,9 +117,9 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def fit_propagator(y: torch.Tensor) -> dict[str, float]:
     """The law C(p) = 1 / (a + b p_hat^2) fitted by least squares in 1 / C to the mean
-    power |y_hat(p)|^2 (orthonormal FFT) of the site-average-free fields ``y``
+    power |y~(p)|^2 / V (:func:`momentum_propagator`) of the site-average-free fields ``y``
     ``(n, L1, L2)`` over the non-zero momenta; a > 0 and b >= 0 enforced."""
-    power = torch.fft.fft2(y.double(), norm="ortho").abs().square().mean(0)
+    power = momentum_propagator(y.double()).mean(0)
     p2 = lattice_momenta_sq(y.shape[-2:]).flatten()[1:]
     inv = 1.0 / power.flatten()[1:].clamp(min=1e-12)
     design = torch.stack([torch.ones_like(p2), p2], dim=1)

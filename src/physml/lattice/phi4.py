@@ -112,6 +112,12 @@ def lattice_momenta_sq(shape, device=None) -> torch.Tensor:
     return (4 * torch.sin(k[0] / 2) ** 2)[:, None] + (4 * torch.sin(k[1] / 2) ** 2)[None, :]
 
 
+def momentum_propagator(phi: torch.Tensor) -> torch.Tensor:
+    """|phi~(p)|^2 / V per configuration, phi~(p) = sum_x e^{-ipx} phi_x; shape ``(n, L, L)``."""
+    volume = phi.shape[-1] * phi.shape[-2]
+    return torch.fft.fftn(phi, dim=(-2, -1)).abs().square() / volume
+
+
 def free_propagator(kappa: float, L: int) -> torch.Tensor:
     """Exact <|phi~(p)|^2>/V at lambda = 0 on an L x L lattice, shape ``(L, L)``.
 

@@ -34,12 +34,6 @@ LONG_NAMES = {"mag": "<phibar>", "abs_mag": "<|phibar|>", "chi2": "susceptibilit
               "binder": "Binder cumulant U_L", "action_density": "<S>/V"}
 
 
-def momentum_propagator(phi: torch.Tensor) -> torch.Tensor:
-    """|phi~(p)|^2 / V per configuration, phi~(p) = sum_x e^{-ipx} phi_x; shape ``(n, L, L)``."""
-    volume = phi.shape[-1] * phi.shape[-2]
-    return torch.fft.fftn(phi, dim=(-2, -1)).abs().square() / volume
-
-
 def two_point(phi: torch.Tensor) -> torch.Tensor:
     """C(r) for r = 0 .. L/2 per configuration, averaged over sites and both axes; ``(n, L/2+1)``."""
     L = phi.shape[-1]
