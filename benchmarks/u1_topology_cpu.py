@@ -1,7 +1,8 @@
 """U(1) topology at strong coupling on one CPU core, against the exact torus results: HMC
 with global flux moves (hmc_flux) and sequential Monte Carlo in beta from exact samples
 at beta_0 (smc); with ``--model`` (a U(1) score model trained at beta_0) also SMC from
-the model's samples at beta_0 (dm_smc) and the authors' annealed-Langevin sampler
+the model's samples at beta_0 (dm_smc, drawn with the sampler of ``diffusion.u1.sample`` in
+``--config``, as the pipeline draws them) and the authors' annealed-Langevin sampler
 (dm_authors, physml.diffusion.samplers.AuthorsLangevin) at every beta.
 
 For each beta: chi_t with its error (hmc_flux: Gamma method over chains; smc: scatter
@@ -21,10 +22,14 @@ Usage: python benchmarks/u1_topology_cpu.py [--L 16] [--betas 7 9] [--replicas 1
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from pathlib import Path
 
 import torch
 
+from physml.cli.diffusion import sampler_from_args
+from physml.config import load_config
 from physml.diffusion.model import load_score_model
 from physml.diffusion.samplers import make_sampler
 from physml.lattice import u1_exact as ex
@@ -44,12 +49,21 @@ def hmc_flux(args, beta: float):
     return ds, note
 
 
-def _model(args):
-    model, record = load_score_model(args.model)
-    if float(record["ensemble"].get("beta", float("nan"))) != args.beta0:
-        raise SystemExit(f"{args.model} was trained at beta {record['ensemble'].get('beta')}, "
-                         f"not at --beta0 {args.beta0}")
+@functools.cache
+def _model(path: str, beta0: float):
+    """The score model, loaded once for every beta."""
+    model, record = load_score_model(path)
+    if float(record["ensemble"].get("beta", float("nan"))) != beta0:
+        raise SystemExit(f"{path} was trained at beta {record['ensemble'].get('beta')}, "
+                         f"not at --beta0 {beta0}")
     return model
+
+
+def _start_sampler(config: str):
+    """The sampler of the model's raw samples at beta_0: diffusion.u1.sample of ``config``,
+    read as `physml diffusion sample` reads its options."""
+    schema = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+    return sampler_from_args(argparse.Namespace(**load_config(config, schema)["diffusion"]["u1"]["sample"]))
 
 
 def smc(args, beta: float, source: str = "smc"):
@@ -57,9 +71,8 @@ def smc(args, beta: float, source: str = "smc"):
     if source == "smc":
         start = ex.exact_ensemble(beta=args.beta0, L=args.L, n_configs=n, seed=int(10 * beta) + 2)
         pool, wall = torch.from_numpy(start["theta"].values), float(start.attrs["wall_time_s"])
-    else:   # the model's raw samples at beta_0 (the U(1) default sampler of the quick config)
-        sampler = make_sampler("ald", n_steps=100, steps_per_level=2, grid="log_sigma", sigma_min=0.0317)
-        res = sampler.sample(_model(args), n, (2, args.L, args.L), seed=int(10 * beta) + 2,
+    else:   # the model's raw samples at beta_0
+        res = _start_sampler(args.config).sample(_model(args.model, args.beta0), n, (2, args.L, args.L), seed=int(10 * beta) + 2,
                              show_progress=False)
         pool, wall = res.x.double(), res.wall_time
     runs, _ = run_replicas(U1, pool, args.beta0, beta, replicas=args.replicas, n_particles=args.particles,
@@ -78,7 +91,7 @@ def dm_smc(args, beta: float):
 
 def dm_authors(args, beta: float):
     sampler = make_sampler("authors", steps_per_level=args.authors_steps_per_level)
-    res = sampler.sample(_model(args), args.authors_configs, (2, args.L, args.L), seed=int(10 * beta) + 4,
+    res = sampler.sample(_model(args.model, args.beta0), args.authors_configs, (2, args.L, args.L), seed=int(10 * beta) + 4,
                          beta=beta, target=U1(beta).action, show_progress=False)
     ds = independent_ensemble(U1(beta), res.x, "dm_authors", wall_time_s=res.wall_time)
     note = (f"{args.authors_configs} samples, {res.nfe} score evaluations each, MH acceptance "
@@ -101,6 +114,7 @@ OPTIONS = (
     ("--n-therm", int, 200, "hmc_flux thermalisation trajectories (cold start)"),
     ("--meas-interval", int, 2, "hmc_flux trajectories between stored configurations"),
     ("--model", str, None, "dm_smc, dm_authors: U(1) score model trained at beta0 and --L"),
+    ("--config", str, "config/config.yaml", "dm_smc: its diffusion.u1.sample draws the start"),
     ("--authors-configs", int, 128, "dm_authors: samples per beta"),
     ("--authors-steps-per-level", int, 400, "dm_authors: Langevin steps per level (the authors' 400)"),
 )

@@ -143,10 +143,10 @@ def _training_inputs(args: argparse.Namespace, ens_rec: dict, record: dict) -> l
 
 def sampler_from_args(args: argparse.Namespace):
     """The sampler the options describe: each sampler takes the options its constructor
-    names; an option not given keeps the sampler's own default."""
+    names; an option not given (absent or None) keeps the sampler's own default."""
     names = set(inspect.signature(SAMPLERS[args.sampler].__init__).parameters) - {"self"}
     return make_sampler(args.sampler, **{k: getattr(args, k) for k in names
-                                         if getattr(args, k) is not None})
+                                         if getattr(args, k, None) is not None})
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
