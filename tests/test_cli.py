@@ -1,13 +1,17 @@
 """The physml command line: documented options, artifacts, clear errors."""
 
 import argparse
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from physml.cli.main import HelpFormatter, build_parser, main
 from physml.io.artifacts import read_artifact
+
+ROOT = Path(__file__).parents[1]
 
 
 def _help(*verb):
@@ -98,6 +102,8 @@ def test_study_verbs_are_nested_under_their_group_and_tools_stand_alone():
     for group in GROUPS:
         text = _help(group)
         assert all(f"    {v.split()[1]}" in text for v in VERBS if v.startswith(f"{group} ")), group
+        pages = re.findall(r"docs/\w+\.md", text)
+        assert pages and all((ROOT / page).is_file() for page in pages), (group, pages)
 
 
 @pytest.mark.parametrize("old, new", [

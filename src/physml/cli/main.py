@@ -13,6 +13,7 @@ import importlib
 import re
 import signal
 import sys
+import textwrap
 
 from physml import __version__
 from physml.cli import run_verb
@@ -27,6 +28,10 @@ GROUPS = {"lattice": "lattice field theory without a model: ensembles (HMC, exac
           "diffusion": "the score-based diffusion model: train it on an ensemble, generate with it",
           "rmt": "SGD and random matrix theory: training runs, spectra, tails, temperature",
           "phases": "phase diagram of learning: grid cells, grids, boundaries"}
+# the page of docs/ on each group's study, named in the group's --help
+GROUP_DOCS = {"lattice": "docs/diffusion_phi4.md, docs/u1_topology.md",
+              "diffusion": "docs/diffusion_phi4.md, docs/u1_topology.md",
+              "rmt": "docs/rmt.md", "phases": "docs/phases.md"}
 VERBS = {"lattice hmc": ("lattice", "HMC ensemble of a lattice theory (phi4, u1)"),
          "lattice exact": ("lattice", "exact independent configurations of 2D U(1)"),
          "lattice measure": ("lattice", "observables with Gamma-method errors of an ensemble"),
@@ -142,7 +147,10 @@ def build_parser(verb: str | None = None, every: bool = False) -> argparse.Argum
     for name, (module, summary) in VERBS.items():
         group, _, word = name.rpartition(" ")
         if group and group not in groups:   # a group's verbs fill the namespace's 'verb' in turn
-            groups[group] = top.add_parser(group, help=GROUPS[group]).add_subparsers(
+            text = GROUPS[group]
+            description = textwrap.fill(f"{text[0].upper()}{text[1:]}.", 90) + (
+                f"\n\nMethods and results: {GROUP_DOCS[group]}.")
+            groups[group] = top.add_parser(group, help=text, description=description).add_subparsers(
                 dest="verb", required=True, metavar="VERB")
         sub = groups[group] if group else top
         if every or verb is not None and (name == verb or name.startswith(f"{verb} ")):
