@@ -396,14 +396,15 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
     # the law of the site average, for the zero mode's own denoiser (edm, scalar fields)
     zero_mode = ({**fit_zero_mode(x64.mean(dim=(-2, -1))), "volume": x64.shape[-1] * x64.shape[-2]}
                  if cfg.recipe == "edm" and x64.dim() == 3 else None)
+    # the fluctuations about the site average, where the zero mode has its own denoiser
+    fluct = x64 - x64.mean(dim=(-2, -1), keepdim=True) if zero_mode is not None else None
     if cfg.periodic:
         sigma_data = 1.0
-    elif x64.dim() == 3 and cfg.recipe == "edm":   # own zero-mode denoiser: sigma_data of the rest
-        sigma_data = float((x64 - x64.mean(dim=(-2, -1), keepdim=True)).square().mean().sqrt())
+    elif fluct is not None:   # own zero-mode denoiser: sigma_data of the rest
+        sigma_data = float(fluct.square().mean().sqrt())
     else:
         sigma_data = float(x64.square().mean().sqrt())
-    propagator = (fit_propagator(x64 - x64.mean(dim=(-2, -1), keepdim=True))
-                  if cfg.spectral and zero_mode is not None else None)
+    propagator = fit_propagator(fluct) if cfg.spectral and fluct is not None else None
     precond = {"recipe": cfg.recipe, "sigma_data": sigma_data,
                **({"sde": sde} if cfg.recipe == "song" else {}),
                **({"propagator": propagator} if propagator else {})}
