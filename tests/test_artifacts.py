@@ -1,4 +1,5 @@
-"""Artifacts: round trip, provenance attributes, atomic writes, clear errors, tamper detection."""
+"""Artifacts: round trip, provenance attributes, atomic writes, clear errors, tamper detection
+(of inputs, and of an artifact's own contents by its checksums), non-finite values refused."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 import xarray as xr
 
 from physml.io.artifacts import (PROVENANCE_KEYS, ArtifactError, atomic_path, check_inputs,
-                                 read_artifact, sha256_file, write_artifact)
+                                 content_problems, read_artifact, sha256_file, write_artifact)
 
 
 def _dataset():
@@ -142,6 +143,89 @@ def test_artifacts_honour_the_umask(tmp_path, mask, mode):
     assert (tmp_path / "table.csv").stat().st_mode & 0o777 == mode
 
 
+def _flip(path, needle: bytes) -> None:
+    """Flip one bit inside the first occurrence of ``needle`` in the file."""
+    data = bytearray(path.read_bytes())
+    data[data.index(needle) + 2] ^= 0x10
+    path.write_bytes(data)
+
+
+# variable -> bytes of its stored values: an array (Fletcher-32 and sha256), a scalar and
+# strings (sha256 only: HDF5 has no filter for them)
+STORED = {"phi": np.float64(0.123456789).tobytes(), "scalar": np.float64(0.987654321).tobytes(),
+          "names": b"abcdefgh"}
+
+
+@pytest.mark.parametrize("variable", sorted(STORED))
+def test_a_flipped_bit_in_any_variable_fails_the_read_naming_the_file(tmp_path, variable):
+    import netCDF4
+    ds = xr.Dataset({"phi": (("config", "x"), np.full((3, 2), 0.123456789)), "scalar": ((), 0.987654321),
+                     "names": (("k",), np.array(["abcdefgh", "ijklmnop"], dtype=object))})
+    path = write_artifact(ds, tmp_path / "ens.nc", config={}, rule="r")
+    with netCDF4.Dataset(path) as nc:
+        assert nc["phi"].filters()["fletcher32"]
+    assert content_problems(path) == [] and read_artifact(path)["scalar"] == 0.987654321
+    _flip(path, STORED[variable])
+    assert len(content_problems(path)) == 1
+    with pytest.raises(ArtifactError, match=rf"ens.nc: corrupted since it was written: variable '{variable}'"):
+        read_artifact(path)
+
+
+def test_an_edited_config_fails_the_read(tmp_path):
+    """A bit flipped in the attributes fails HDF5's own header checksums; an attribute rewritten
+    by a tool (ncatted, netCDF4) fails the config's sha256."""
+    import netCDF4
+    path = write_artifact(_dataset(), tmp_path / "ens.nc", config={"kappa": 0.21}, rule="r")
+    copy = tmp_path / "copy.nc"
+    copy.write_bytes(path.read_bytes())
+    _flip(copy, b'"kappa":0.21')
+    with pytest.raises(ArtifactError, match="copy.nc: not a readable NetCDF artifact"):
+        read_artifact(copy)
+    with netCDF4.Dataset(path, "a") as nc:
+        nc.config_json = nc.config_json.replace("0.21", "0.27")
+    with pytest.raises(ArtifactError, match="ens.nc: corrupted .*config_json no longer matches config_sha256"):
+        read_artifact(path)
+
+
+def test_a_non_finite_ensemble_is_not_written(tmp_path):
+    ds = _dataset().assign_attrs(acceptance_rate=0.0).where(_dataset()["phi"] > 0)   # phi[0, 0] -> NaN
+    with pytest.raises(ArtifactError) as info:
+        write_artifact(ds, tmp_path / "out.nc", config={}, rule="r")
+    words = ["out.nc: not written", "NaN or infinity", "phi (1 of 6 values)", "acceptance 0.000"]
+    assert all(w in str(info.value) for w in words), info.value
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_observables_are_flagged(tmp_path):
+    """Observables are written (a table shows the row), flagged by the attribute non_finite;
+    tau_int is undefined for some estimators and not flagged."""
+    obs = xr.Dataset({"chi2": ((), np.inf), "chi2_err": ((), 0.1), "tau_int_chi2": ((), np.nan),
+                      "tau_int_chi2_err": ((), np.nan)}, attrs={"theory": "phi4"})
+    flagged = read_artifact(write_artifact(obs, tmp_path / "obs.nc", config={}, rule="measure"))
+    assert flagged.attrs["non_finite"] == "chi2 (1 of 1 values)"
+    clean = read_artifact(write_artifact(flagged.assign(chi2=1.0), tmp_path / "o2.nc", config={}, rule="r"))
+    assert "non_finite" not in clean.attrs
+
+
+def test_other_artifacts_may_record_nan(tmp_path):
+    """A diverged run's loss is NaN by design (rmt, phases): only ensembles and observables are held."""
+    ds = xr.Dataset({"last_batch_loss": (("seed",), [0.5, np.nan])}, attrs={"kind": "rmt_mlp"})
+    assert np.isnan(read_artifact(write_artifact(ds, tmp_path / "w.nc", config={}, rule="r"))["last_batch_loss"][1])
+
+
+def test_errors_name_the_path_never_the_temporary_file(tmp_path):
+    target = tmp_path / "table.csv"
+    with pytest.raises(ArtifactError) as info:
+        with atomic_path(target) as tmp:
+            raise OSError(f"cannot write {tmp}")
+    assert str(info.value) == f"{target}: not written (cannot write {target})"
+    (tmp_path / "good.nc").write_text("")
+    with pytest.raises(ArtifactError, match="good.nc/e.nc: cannot write here") as info:
+        with atomic_path(tmp_path / "good.nc" / "e.nc"):
+            pass
+    assert ".tmp" not in str(info.value) and sorted(p.name for p in tmp_path.iterdir()) == ["good.nc"]
+
+
 def test_writing_over_a_directory_names_it(tmp_path):
     (tmp_path / "out.nc").mkdir()
     with pytest.raises(ArtifactError, match="out.nc: is a directory"):
@@ -168,7 +252,7 @@ def test_full_disk_gives_a_clear_error_and_no_partial_file(small_disk, capsys):
     from physml.cli.main import main
     out = small_disk / "ens.nc"
     assert main(["lattice", "hmc", "phi4", "--L", "8", "--kappa", "0.2", "--n-configs", "2048", "--n-chains", "8",
-                 "--n-therm", "0", "--seed", "1", "--out", str(out), "--no-progress"]) == 2
+                 "--n-therm", "0", "--meas-interval", "1", "--seed", "1", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "ens.nc" in err and "space" in err.lower()
     assert list(small_disk.iterdir()) == []

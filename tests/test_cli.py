@@ -149,6 +149,21 @@ def test_every_verb_reports_a_wrong_argument_on_one_line(name, capsys):
     assert err.startswith(f"physml {name}: error: "), err
 
 
+def test_every_float_option_takes_finite_numbers_only():
+    from physml.cli.options import NumberList
+    floats = [(name, a.dest) for name, parser in VERB_PARSERS.items() for a in parser._actions
+              if a.type is float or isinstance(a, NumberList) and a.convert is float]
+    assert not floats
+
+
+def test_an_error_after_a_progress_bar_is_the_last_line(tmp_path, capsys):
+    """The bar is closed before the error is printed, and not drawn again after it."""
+    assert main(["rmt", "linear", "--lr", "0.1", "--batch-size", "4", "--seed", "1", "--n-steps", "10",
+                 "--burn-in", "400", "--out", str(tmp_path / "w.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "linear lr=0.1" in err and err.splitlines()[-1].startswith("physml rmt linear: error: burn_in")
+
+
 def test_a_failing_verb_reports_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
     argv = ["lattice", "hmc", "phi4", "--L", "4", "--kappa", "-1", "--n-configs", "8", "--seed", "1",
             "--out", str(tmp_path / "x.nc")]

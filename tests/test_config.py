@@ -1,8 +1,10 @@
-"""Config validation: shipped configs pass; bad values, unknown keys, inconsistent keys and YAML
-syntax errors fail before any job, with one line per problem naming the key (or file and line);
-config/README.md describes every key of the schema."""
+"""Config validation: shipped configs pass; bad values (NaN and infinity included), unknown keys,
+inconsistent keys and YAML syntax errors fail before any job, with one line per problem naming
+the key (or file and line); config/README.md describes every key of the schema, with the
+schema's default and the quick config's value."""
 
 import copy
+import re
 import subprocess
 import sys
 
@@ -60,6 +62,18 @@ def test_bad_values_name_key_and_allowed(schema, quick, patch, key, allowed):
     assert ", (" not in text and "Each study has its own section" not in text  # no schema dump
 
 
+@pytest.mark.parametrize("patch, key", [
+    ({"phi4": {"hmc": {"step_size": float("nan")}}}, "phi4.hmc.step_size"),   # exclusiveMinimum lets NaN by
+    ({"phi4": {"kappa": [0.2, float("nan")]}}, "phi4.kappa.1"),
+    ({"rmt": {"dbm": {"dt": float("inf")}}}, "rmt.dbm.dt"),
+    ({"phases": {"n_steps": float("-inf")}}, "phases.n_steps"),               # and not also a type error
+])
+def test_nan_and_infinity_are_refused_naming_the_key(schema, quick, patch, key):
+    text = _problems(_merge(quick, patch), schema)
+    assert f"config key '{key}': " in text and "is not a finite number" in text, text
+    assert text.count(f"'{key}'") == 1 and "1 problem(s)" in text, text
+
+
 # three per study: each passes the schema and fails a check across keys
 CROSS = [
     ({"phi4": {"hmc": {"n_configs": 1000, "n_chains": 64}}}, "phi4.hmc.n_configs"),
@@ -106,6 +120,16 @@ def test_dry_run_lists_every_problem_without_traceback(root, tmp_path):
     assert "Traceback" not in out and 'File "' not in out
 
 
+def test_dry_run_refuses_nan_naming_the_key(root, tmp_path):
+    """`kappa: [.nan]` once passed the schema and failed inside Snakemake (MissingInputException)."""
+    proc = _dry_run(root, tmp_path, "phi4:\n  kappa: [0.21, .nan]\n  hmc: {step_size: .nan}\n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    for key in ("phi4.kappa.1", "phi4.hmc.step_size"):
+        assert f"config key '{key}': nan is not a finite number" in out
+    assert "Traceback" not in out and 'File "' not in out
+
+
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("phi4:\n  L: 16\n   lam: 2\n")
@@ -135,6 +159,46 @@ def test_config_readme_describes_every_schema_key(root):
             keys += list(_schema_keys(load_yaml(schemas / sub["$ref"]), f"{block}."))
     missing = [k for k in keys if f"`{k}`" not in readme]
     assert not missing, f"config/README.md lacks {missing}"
+
+
+def _readme_value(value) -> str:
+    """A value as config/README.md writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_readme_value, value)) + "]"
+    return str(value)
+
+
+def _get(config, key):
+    for part in key.split("."):
+        config = config[part]
+    return config
+
+
+def test_config_readme_shows_the_schema_default_and_the_quick_value(root, schema, quick):
+    """Each key's row gives the schema's default and the quick config's value (bold where they
+    differ), so that "default" has one meaning; blocks and NAME rows show their keys instead."""
+    defaults, quick = validate_config({}, schema), validate_config(quick, schema)
+    rows = re.findall(r"^\| `([\w.]+)` \| (.*?) \| (.*?) \| ", (root / "config" / "README.md").read_text(), re.M)
+    wrong, checked = [], 0
+    for key, default, quick_cell in rows:
+        if "NAME" in key or isinstance(_get(defaults, key), dict):
+            continue
+        d, q = _get(defaults, key), _get(quick, key)
+        expected = _readme_value(q) if q == d else f"**{_readme_value(q)}**"
+        if (default, quick_cell) != (_readme_value(d), expected):
+            wrong.append(f"{key}: README says {default} / {quick_cell}, configs give {_readme_value(d)} / {expected}")
+        checked += 1
+    assert checked > 150 and not wrong, "\n".join(wrong)
+
+
+def test_the_quick_config_samples_phi4_as_the_cli_does_by_default(schema, quick):
+    """`physml lattice hmc phi4` by hand (its defaults are the schema's, tests/test_defaults.py)
+    runs the HMC settings of the quick config, which decorrelate near criticality."""
+    assert validate_config(quick, schema)["phi4"]["hmc"] == validate_config({}, schema)["phi4"]["hmc"]
 
 
 @pytest.mark.parametrize("device, gpus", [("auto", "gpu=1"), ("cpu", "gpu=0")])

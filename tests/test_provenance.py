@@ -1,5 +1,6 @@
 """The provenance audit: refuses files physml did not write, reports how artifacts were made,
-and finds inputs from any working directory and in a copied results tree."""
+finds inputs from any working directory and in a copied results tree, checks every artifact's
+own contents against its checksums, and stops on a cyclic lineage."""
 
 import json
 import shutil
@@ -97,6 +98,48 @@ def test_audit_shows_the_engine_each_job_ran(tmp_path, capsys):
     assert _audit(str(tmp_path / "cell.nc")) == 0
     out = capsys.readouterr().out
     assert "rule=phase_cell" in out and "engine=avx2" in out and "engine=native" in out
+
+
+def _flip(path, value: float) -> None:
+    data = bytearray(path.read_bytes())
+    data[data.index(np.float64(value).tobytes()) + 3] ^= 0x10
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("which", ["artifact", "input"])
+def test_audit_finds_a_flipped_bit_in_the_artifact_or_an_input(tmp_path, capsys, which):
+    ens = write_artifact(_ds().assign(phi=_ds()["phi"] + 0.123456789), tmp_path / "ens.nc", config={},
+                         rule="hmc_phi4", seed=1)
+    obs = write_artifact(xr.Dataset({"chi2": ((), 0.987654321), "chi2_err": ((), 0.1)}), tmp_path / "obs.nc",
+                         config={}, rule="measure", inputs=[ens])
+    assert _audit(str(obs)) == 0
+    assert "contents match their checksums" in capsys.readouterr().out
+    if which == "artifact":
+        _flip(obs, 0.987654321)
+    else:
+        _flip(ens, 0.123456789)
+    assert _audit("--json", str(obs)) == 1
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    bad = "obs.nc" if which == "artifact" else "ens.nc"
+    assert any(p.startswith(str(tmp_path / bad)) and "contents corrupted: variable" in p for p in problems), problems
+
+
+def test_a_cyclic_lineage_is_one_clear_error(tmp_path, capsys):
+    """An artifact written over its own input (as `measure same.nc --out same.nc` once did)."""
+    path = write_artifact(_ds(), tmp_path / "same.nc", config={}, rule="hmc_phi4", seed=1)
+    write_artifact(_ds(), path, config={}, rule="measure", inputs=[path])
+    assert _audit(str(path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "same.nc: cyclic lineage" in err[0], err
+
+
+def test_an_artifact_without_checksums_is_noted(tmp_path, capsys):
+    """Artifacts written before checksums were recorded still audit, with a note."""
+    from physml.io.artifacts import provenance_attrs
+    path = tmp_path / "old.nc"
+    _ds().assign_attrs(provenance_attrs({}, "hmc_phi4", 1)).to_netcdf(path, engine="netcdf4")
+    assert _audit(str(path)) == 0
+    assert "carries no checksums of its contents" in capsys.readouterr().out
 
 
 class _Hostile:

@@ -38,15 +38,15 @@ def inputs(tmp_path_factory):
     return p
 
 
-# verb -> (its command with X for the input and OUT for the output, the kinds it accepts)
+# verb -> (its command with X for the input and OUT, OUT2, MODEL, STEM for outputs, the kinds it accepts)
 VERBS = {
     "measure": (["lattice", "measure", "X", "--out", "OUT"], {"ensemble"}),
-    "train": (["diffusion", "train", "X", "--out", "OUT", "--history", "OUT2", *TINY, "--epochs", "1", "--seed", "1"],
+    "train": (["diffusion", "train", "X", "--out", "MODEL", "--history", "OUT2", *TINY, "--epochs", "1", "--seed", "1"],
               {"ensemble"}),
     "sample": (["diffusion", "sample", "X", "--L", "8", "--n-configs", "4", "--n-steps", "2", "--seed", "1",
                 "--out", "OUT"], {"model"}),
     "compare": (["lattice", "compare", "X", "--out", "OUT"], {"observables"}),
-    "figure": (["figure", "phi4_hmc", "X", "--out", "OUT"], {"observables"}),
+    "figure": (["figure", "phi4_hmc", "X", "--out", "STEM"], {"observables"}),
     "mala": (["lattice", "mala", "phi4", "--kappa", "0.2", "--L", "4", "--n-configs", "4", "--mala-steps", "1",
               "--scale-from", "X", "--seed", "1", "--out", "OUT"], {"ensemble"}),
     "reweight": (["lattice", "reweight", "X", "--beta", "1.5", "--out", "OUT"], set()),
@@ -57,7 +57,7 @@ VERBS = {
     "phases gather": (["phases", "gather", "X", "--out", "OUT"], set()),
     "phases boundaries": (["phases", "boundaries", "--sigma-w-cut", "X", "--T-cut", "X", "--out", "OUT"],
                           set()),
-    "figure phase_diagram": (["figure", "phase_diagram", "X", "--out", "OUT"], set()),
+    "figure phase_diagram": (["figure", "phase_diagram", "X", "--out", "STEM"], set()),
 }
 KINDS = ("ensemble", "observables", "model", "table", "foreign", "text", "dir")
 CASES = [(verb, kind) for verb, (_, ok) in VERBS.items() for kind in KINDS if kind not in ok]
@@ -66,7 +66,8 @@ CASES = [(verb, kind) for verb, (_, ok) in VERBS.items() for kind in KINDS if ki
 @pytest.mark.parametrize("verb, kind", CASES)
 def test_wrong_kind_is_refused_in_one_line(inputs, tmp_path, capsys, verb, kind):
     path = inputs[kind]
-    argv = [{"X": str(path), "OUT": str(tmp_path / "out.nc"), "OUT2": str(tmp_path / "out2.nc")}.get(a, a)
+    outputs = {"OUT": "out.nc", "OUT2": "out2.nc", "MODEL": "model.pt", "STEM": "fig"}
+    argv = [str(path) if a == "X" else str(tmp_path / outputs[a]) if a in outputs else a
             for a in VERBS[verb][0]]
     assert _run([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,8 +1,9 @@
 """Validation of the workflow config against its JSON Schema (``workflow/schemas``).
 
 The schema is split by study: ``config.schema.yaml`` refers to sibling files
-(``phi4.schema.yaml``, ...) by name.  Validation fills in the schema's defaults,
-rejects unknown keys (with a "did you mean"), then checks what the schema cannot
+(``phi4.schema.yaml``, ...) by name.  Validation refuses NaN and infinity anywhere
+(:func:`non_finite_keys`; JSON Schema's bounds let NaN through), fills in the schema's
+defaults, rejects unknown keys (with a "did you mean"), then checks what the schema cannot
 express across keys (:func:`cross_key_problems`), and raises :class:`ConfigError`
 with one line per problem that names the offending key and what is allowed, before
 any job runs (``workflow/rules/common.smk``; config/README.md lists the checks).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,17 @@ def _messages(err: jsonschema.ValidationError) -> list[str]:
     return [f"{msg}; {allowed}" if allowed else msg]
 
 
+def non_finite_keys(node: Any, path: str = "") -> dict[str, float]:
+    """Every NaN or infinite number in a config, by its dotted key (list items by index)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return {path: node}
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    found = {}
+    for key, value in items:
+        found.update(non_finite_keys(value, f"{path}.{key}" if path else str(key)))
+    return found
+
+
 def _get(config, path):
     for key in path.split("."):
         config = config[key]
@@ -154,8 +167,12 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> dict[str
     schema = load_yaml(schema_file)
     cls = _with_defaults(jsonschema.Draft202012Validator)
     validator = cls(schema, registry=_registry(schema_file.parent))
+    bad = non_finite_keys(config)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [line for e in errors for line in _messages(e)] or cross_key_problems(config)
+    problems = [f"config key '{key}': {value} is not a finite number" for key, value in bad.items()]
+    problems += [line for e in errors if ".".join(map(str, e.absolute_path)) not in bad
+                 for line in _messages(e)]
+    problems = problems or cross_key_problems(config)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"invalid config ({len(problems)} problem(s)):\n{lines}")

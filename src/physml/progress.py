@@ -13,3 +13,10 @@ def progress(iterable=None, *, total=None, desc: str = "", enabled: bool = True)
     return tqdm(iterable, total=total, desc=desc, disable=not enabled, file=sys.stderr,
                 mininterval=0.2 if interactive else 10.0, ascii=not interactive,
                 dynamic_ncols=interactive)
+
+
+def close_bars() -> None:
+    """Close every open bar (its last state stays, on a line of its own), so that an error
+    printed next starts a line and no bar is drawn after it."""
+    for bar in list(tqdm._instances):
+        bar.close()

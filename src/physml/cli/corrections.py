@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from physml.cli.common import add_runtime_options, save, setup_runtime
-from physml.cli.options import old_spelling
+from physml.cli.options import lattice_extent, old_spelling
 from physml.io.artifacts import read_input
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
@@ -124,7 +124,7 @@ def verb_mala(m: argparse.ArgumentParser) -> None:
             p.add_argument("--scale-from", default=None, help="data ensemble whose RMS sets the start's scale")
         else:
             p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
-        p.add_argument("--L", type=int, required=True, help="lattice extent")
+        p.add_argument("--L", type=lattice_extent, required=True, help="lattice extent (even)")
         p.add_argument("--n-configs", type=int, required=True, help="independent chains (one config each)")
         p.add_argument("--start", choices=STARTS[name], default=STARTS[name][0], help="trivial start")
         add_mala_options(p, default_steps=200)

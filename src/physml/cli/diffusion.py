@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physml.cli.common import add_runtime_options, resolved_config, save, setup_runtime
+from physml.cli.common import Output, add_runtime_options, resolved_config, save, setup_runtime
 from physml.cli.corrections import add_mala_options
 from physml.cli.options import old_spelling
 from physml.diffusion.model import RECIPES, load_score_model, save_score_model
@@ -217,9 +217,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def verb_train(t: argparse.ArgumentParser) -> None:
     t.description = "Train a score model on an ensemble (denoising score matching)."
     t.add_argument("ensemble", help="training ensemble .nc (phi^4 field 'phi' or U(1) links 'theta')")
-    t.add_argument("--out", required=True, help="model file to write (.pt)")
-    t.add_argument("--history", required=True, help="training history artifact to write (.nc)")
-    t.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT.ckpt)")
+    t.add_argument("--out", required=True, type=Output(".pt", beside=(".pt.ckpt",)),
+                   help="model file to write (.pt)")
+    t.add_argument("--history", required=True, type=Output(".nc"),
+                   help="training history artifact to write (.nc)")
+    t.add_argument("--checkpoint", default=None, type=Output(None), help="checkpoint file (default: OUT.ckpt)")
     t.add_argument("--keep-checkpoint", action="store_true", help="keep the checkpoint after success")
     d = TrainConfig()
     t.add_argument("--recipe", choices=RECIPES, default=d.recipe,

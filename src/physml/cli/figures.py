@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from physml.cli.common import add_runtime_options, setup_runtime
+from physml.cli.common import Output, add_runtime_options, setup_runtime
 from physml.figures.diffusion import plot_phi4_denoising, plot_phi4_hmc_vs_dm, plot_phi4_mala_steps
 from physml.figures.phases import (plot_phase_boundaries, plot_phase_diagram, plot_phase_observables,
                                    plot_phase_trajectories)
@@ -52,6 +52,7 @@ def verb_figure(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=sorted(FIGURES), type=lambda s: s.removeprefix("fig_"),
                    help="figure name, as the target rule (fig_phi4_hmc) or without its fig_")
     p.add_argument("inputs", nargs="+", help="input artifacts (.nc)")
-    p.add_argument("--out", required=True, help="output path without extension")
+    p.add_argument("--out", required=True, type=Output("", beside=(".pdf", ".png", ".json")),
+                   help="output path without extension (.pdf, .png and .json are written)")
     add_runtime_options(p)
     p.set_defaults(func=cmd_figure)

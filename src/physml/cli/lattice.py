@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from physml.cli.common import add_runtime_options, save, setup_runtime
+from physml.cli.common import Output, add_runtime_options, save, setup_runtime
+from physml.cli.options import lattice_extent
 from physml.io.artifacts import atomic_path, read_input
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
@@ -30,7 +31,7 @@ def _add_hmc_options(p: argparse.ArgumentParser, n_chains: int, n_therm: int, me
                      step_size: float, n_steps: int, engines: tuple[str, ...] = ENGINES) -> None:
     """The options of ``hmc THEORY``; the defaults are the theory's ``hmc`` block of the
     workflow schema (tests/test_defaults.py)."""
-    p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
+    p.add_argument("--L", type=lattice_extent, required=True, help="lattice extent (L x L, periodic, even)")
     p.add_argument("--n-configs", type=_positive_int, required=True,
                    help="configurations to store (a multiple of --n-chains)")
     p.add_argument("--n-chains", type=_positive_int, default=n_chains, help="independent chains run as one batch")
@@ -60,6 +61,10 @@ def _run_hmc(args: argparse.Namespace, theory) -> None:
                       therm_step_size=args.therm_step_size, device=device, show_progress=args.progress,
                       engine=args.engine, flux_moves=getattr(args, "flux_moves", 0))
     print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
+    if ds.attrs["acceptance_rate"] == 0:
+        raise ValueError(f"{args.out}: not written: no trajectory was accepted after thermalisation "
+                         f"(acceptance 0), so each chain repeats one configuration: lower --step-size "
+                         f"{args.step_size:g}, or the couplings make the action overflow")
     if "flux_acceptance_rate" in ds.attrs:
         print(f"flux-move acceptance {ds.attrs['flux_acceptance_rate']:.3f}")
     save(ds, args, f"hmc {theory.name}", theory=theory.name)
@@ -99,7 +104,8 @@ def verb_hmc(hmc: argparse.ArgumentParser) -> None:
     p = theories.add_parser("phi4", help="2D phi^4, hopping-parameter action")
     p.add_argument("--kappa", type=float, required=True, help="hopping parameter kappa")
     p.add_argument("--lam", type=float, default=0.022, help="quartic coupling lambda")
-    _add_hmc_options(p, n_chains=64, n_therm=500, meas_interval=2, step_size=0.125, n_steps=8)
+    # decorrelated near criticality (kappa = 0.27: docs/diffusion_phi4.md), as the quick config
+    _add_hmc_options(p, n_chains=64, n_therm=2000, meas_interval=32, step_size=0.125, n_steps=8)
     p.set_defaults(func=cmd_hmc_phi4)
     p = theories.add_parser("u1", help="2D compact U(1), Wilson action")
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
@@ -116,7 +122,7 @@ def verb_exact(exact: argparse.ArgumentParser) -> None:
     theories = exact.add_subparsers(dest="theory", required=True, metavar="THEORY")
     p = theories.add_parser("u1", help="2D U(1) on the torus: independent von Mises plaquettes "
                             "with the constraint accept step")
-    p.add_argument("--L", type=_positive_int, required=True, help="lattice extent (L x L, periodic)")
+    p.add_argument("--L", type=lattice_extent, required=True, help="lattice extent (L x L, periodic, even)")
     p.add_argument("--beta", type=float, required=True, help="inverse coupling beta")
     p.add_argument("--n-configs", type=_positive_int, required=True, help="independent configurations")
     p.add_argument("--seed", type=int, required=True, help="random seed")
@@ -154,7 +160,8 @@ def verb_compare(c: argparse.ArgumentParser) -> None:
     c.description = "Table of generated vs reference observables (NetCDF + CSV)."
     c.add_argument("observables", nargs="+", help="observable artifacts (.nc) of every source")
     c.add_argument("--reference", default="hmc", help="source the others are compared with")
-    c.add_argument("--out", required=True, help="table .nc (results/tables/<theory>_...)")
-    c.add_argument("--csv", default=None, help="CSV export (default: OUT with .csv)")
+    c.add_argument("--out", required=True, type=Output(".nc", beside=(".csv",)),
+                   help="table .nc (results/tables/<theory>_...)")
+    c.add_argument("--csv", default=None, type=Output(".csv"), help="CSV export (default: OUT with .csv)")
     add_runtime_options(c)
     c.set_defaults(func=cmd_compare)

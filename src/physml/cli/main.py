@@ -17,6 +17,7 @@ import textwrap
 
 from physml import __version__
 from physml.cli import run_verb
+from physml.cli.options import NumberList, finite_float
 
 # Every verb, declared here only: verb -> (module of physml.cli whose function verb_WORD (the
 # verb's last word) adds its options, what `physml --help` says of it).  The verbs of a study
@@ -108,8 +109,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _finish(parser: argparse.ArgumentParser, name: str, summary: str | None) -> None:
-    """The formatter, a description and the examples of ``parser`` and of all its verbs."""
+    """The formatter, a description and the examples of ``parser`` and of all its verbs; every
+    float option takes finite numbers only (:func:`physml.cli.options.finite_float`)."""
     parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if action.type is float:
+            action.type = finite_float
+        if isinstance(action, NumberList) and action.convert is float:
+            action.convert = finite_float
     if parser.description is None and summary:
         parser.description = summary[0].upper() + summary[1:] + "."
     examples = [e for verb, e in EXAMPLES.items() if verb == name or verb.startswith(f"{name} ")]
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:   # named by the verb, not by the top level as argparse would
         verb_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    return run_verb(args, verb, debug=debug)
+    return run_verb(args, verb, debug=debug, parser=verb_parser)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""CLI verb ``provenance``: audit an artifact's lineage and the integrity of its inputs.
+"""CLI verb ``provenance``: audit an artifact's lineage, the integrity of its inputs and of
+its own contents.
 
-Exits 1 when an input is missing or changed, 2 (one line) when the file is not a physml
-artifact; notes (a dirty checkout, another version or commit) are printed, not fatal."""
+Exits 1 when an input is missing or changed or an artifact's contents no longer match their
+checksums, 2 (one line) when the file is not a physml artifact or its lineage is cyclic;
+notes (a dirty checkout, another version or commit, no checksums) are printed, not fatal."""
 
 from __future__ import annotations
 
@@ -21,15 +23,17 @@ def cmd_provenance(args: argparse.Namespace) -> None:
         print(format_tree(tree))
         if warnings:
             print("NOTES:\n" + "\n".join(f"  {w}" for w in warnings))
-        print("OK: every input re-hashed and matches" if not problems
+        print("OK: every input re-hashed and matches, every artifact's contents match their checksums"
+              if not problems
               else "PROBLEMS:\n" + "\n".join(f"  {p}" for p in problems))
     if problems:
         raise SystemExit(1)
 
 
 def verb_provenance(p: argparse.ArgumentParser) -> None:
-    p.description = ("Lineage tree of an artifact back to its ensembles; re-hashes every input "
-                     "and exits 1 on any mismatch or missing file.")
+    p.description = ("Lineage tree of an artifact back to its ensembles; re-hashes every input, "
+                     "checks every artifact's contents against its checksums, and exits 1 on any "
+                     "mismatch or missing file.")
     p.add_argument("artifact", help="an artifact (.nc), a figure's sidecar (.json) or a model file (.pt) "
                    "made by the pipeline")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from physml.cli.common import add_runtime_options, save, setup_runtime
+from physml.cli.common import Output, add_runtime_options, save, setup_runtime
 from physml.cli.options import NumberList, old_spelling
 from physml.io.artifacts import atomic_path, read_input
 from physml.progress import progress
@@ -257,7 +257,7 @@ def verb_tails(p: argparse.ArgumentParser) -> None:
                    help="x_min is searched among the values above this quantile (0: all, as CSN)")
     p.add_argument("--seed", type=int, required=True, help="seed of the bootstrap")
     p.add_argument("--out", required=True, help="output tails .nc (method x matrix x step)")
-    p.add_argument("--table", required=True,
+    p.add_argument("--table", required=True, type=Output(".nc", beside=(".csv",)),
                    help="tidy table .nc; the .csv beside it has the columns "
                         "matrix, step, method, alpha, alpha_err, xmin, n_tail, p_value")
     add_runtime_options(p)
@@ -293,5 +293,5 @@ def verb_dbm(p: argparse.ArgumentParser) -> None:
 
 def verb_corpus(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus-chars", type=int, default=400_000, help="characters of the corpus")
-    p.add_argument("--out", required=True, help="output .txt")
+    p.add_argument("--out", required=True, type=Output(".txt"), help="output .txt")
     p.set_defaults(func=cmd_corpus)

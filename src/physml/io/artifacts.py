@@ -12,6 +12,16 @@ Paths.  ``root`` is the directory the job ran in (the workflow directory);
 (else absolute), with the absolute path beside each input (``abspath``).  An audit
 finds the inputs from the artifact's own location (``artifact_path`` tells where the
 root is now, so a copied or moved results tree still checks), else at ``abspath``.
+
+Self-verification.  Every variable is stored with HDF5's Fletcher-32 checksum (where HDF5
+allows one: arrays of numbers), and the global attribute ``content_sha256`` records the
+sha256 of every variable's stored values (JSON, variable -> hex digest).  :func:`read_artifact`
+checks both, and ``config_json`` against ``config_sha256``, before it returns, so a flipped
+byte fails the read with the file's name (:func:`content_problems`).
+
+Finite values (:func:`non_finite`).  :func:`write_artifact` refuses an ensemble whose
+field, action or weights hold NaN or infinity, and flags observables whose value or error
+does: their attribute ``non_finite`` names them (absent when all are finite).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import netCDF4
 import numpy as np
 import xarray as xr
 
@@ -40,7 +51,11 @@ FULL_DISK = 1 << 20   # a write that fails with less free space than this (bytes
 PROVENANCE_KEYS = (
     "physml_version", "git_commit", "git_dirty", "software_versions", "config_json",
     "config_sha256", "rule", "seed", "created", "history", "inputs", "root", "artifact_path",
+    "content_sha256",
 )
+# variables of an ensemble that must be finite (observables: every value with an error)
+FINITE_ENSEMBLE = ("phi", "theta", "action", "weight")
+FLAG = "non_finite"   # the attribute that flags observables holding NaN or infinity
 
 
 class ArtifactError(RuntimeError):
@@ -130,12 +145,16 @@ def provenance_attrs(config: Mapping[str, Any], rule: str, seed: int | None,
 def atomic_path(path: str | os.PathLike, mode: int = 0o666):
     """Yield a temporary path beside ``path``; on success give it ``mode`` less the umask
     and rename it over ``path``, on any error (a full disk included) delete it, so ``path``
-    is either the old file or the complete new one."""
+    is either the old file or the complete new one.  Errors name ``path``, never the
+    temporary file."""
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path}: is a directory, expected a file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot write here ({exc.strerror or exc})") from exc
     os.close(fd)
     try:
         yield Path(tmp)
@@ -147,10 +166,79 @@ def atomic_path(path: str | os.PathLike, mode: int = 0o666):
         if getattr(exc, "errno", None) == errno.ENOSPC or free < FULL_DISK:  # HDF5 hides the errno
             raise ArtifactError(f"{path}: no space left on the device ({free} bytes free when "
                                 f"the write failed: {exc}); nothing was written") from exc
-        raise
+        if isinstance(exc, ArtifactError):
+            raise
+        what = str(exc).replace(tmp, str(path)) or type(exc).__name__
+        raise ArtifactError(f"{path}: not written ({what})") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _stored_sha256(var: netCDF4.Variable) -> str:
+    """sha256 of a variable's values as stored (raw: no masking, scaling or decoding)."""
+    var.set_auto_maskandscale(False)
+    var.set_auto_chartostring(False)
+    values = np.asarray(var[...])
+    digest = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
+    if values.dtype == object:     # variable-length strings
+        digest.update("\0".join(map(str, values.ravel())).encode())
+    else:
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
+
+
+def content_problems(path: str | os.PathLike) -> list[str]:
+    """What in the NetCDF file ``path`` no longer matches what was written: a variable whose
+    stored values fail their Fletcher-32 checksum or the ``content_sha256`` recorded for them,
+    a ``config_json`` that does not hash to ``config_sha256``; ``[]`` when intact (an artifact
+    written before checksums were recorded is checked for its config only)."""
+    problems = []
+    with netCDF4.Dataset(path) as nc:
+        attrs = nc.__dict__
+        recorded = json.loads(attrs.get("content_sha256", "{}"))
+        for name, var in nc.variables.items():
+            try:
+                digest = _stored_sha256(var)
+            except (RuntimeError, OSError) as exc:    # HDF5: a Fletcher-32 mismatch
+                problems.append(f"variable {name!r} fails its checksum ({exc})")
+                continue
+            if name in recorded and digest != recorded[name]:
+                problems.append(f"variable {name!r} no longer matches the sha256 recorded when "
+                                "it was written")
+        if "config_json" in attrs and "config_sha256" in attrs and hashlib.sha256(
+                str(attrs["config_json"]).encode()).hexdigest() != attrs["config_sha256"]:
+            problems.append("attribute config_json no longer matches config_sha256")
+    return problems
+
+
+def non_finite(ds: xr.Dataset) -> list[str]:
+    """The variables that should be finite and are not, each as 'NAME (N of M values)': an
+    ensemble's field, action and weights; every observable that has an error, and the error
+    (X and X_err; not tau_int_X, undefined for some estimators)."""
+    kind = kind_of(ds)
+    if kind == "ensemble":
+        names = [v for v in FINITE_ENSEMBLE if v in ds]
+    elif kind == "observables":
+        measured = [str(v) for v in ds.data_vars if f"{v}_err" in ds and not str(v).startswith("tau_int_")]
+        names = [name for v in measured for name in (v, f"{v}_err")]
+    else:
+        return []
+    bad = []
+    for name in names:
+        values = np.asarray(ds[name].values, dtype=float)
+        n = int(values.size - np.isfinite(values).sum())
+        if n:
+            bad.append(f"{name} ({n} of {values.size} values)")
+    return bad
+
+
+def _likely_cause(ds: xr.Dataset) -> str:
+    """Words on what makes an ensemble non-finite, from what it records."""
+    if "acceptance_rate" in ds.attrs:
+        return (f"HMC acceptance {float(ds.attrs['acceptance_rate']):.3f}: the couplings or the step "
+                "size make the action overflow (try a smaller --step-size)")
+    return "the sampler diverged (a step size or noise level too large for the action)"
 
 
 def write_artifact(ds: xr.Dataset, path: str | os.PathLike, *, config: Mapping[str, Any],
@@ -163,30 +251,47 @@ def write_artifact(ds: xr.Dataset, path: str | os.PathLike, *, config: Mapping[s
     ``ds`` are kept unless they are provenance keys; a ``history`` already there
     (copied from an input) gets this program's line appended.
     """
+    bad = non_finite(ds)
+    if bad and kind_of(ds) == "ensemble":
+        raise ArtifactError(f"{path}: not written: the ensemble holds NaN or infinity in "
+                            f"{', '.join(bad)}; likely cause: {_likely_cause(ds)}")
     ds = ds.copy()
+    ds.attrs.pop(FLAG, None)
+    if bad:
+        ds.attrs[FLAG] = ", ".join(bad)
     previous = ds.attrs.get("history")
     ds.attrs = {k: v for k, v in ds.attrs.items() if k not in PROVENANCE_KEYS}
     ds.attrs.update(provenance_attrs(config, rule, seed, inputs, out=path))
     if previous:
         ds.attrs["history"] = f"{previous}\n{ds.attrs['history']}"
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine=ENGINE)
+        free = shutil.disk_usage(tmp.parent).free
+        if free < ds.nbytes:   # before HDF5 fails: with checksums it would keep the file open
+            raise ArtifactError(f"{path}: no space left on the device (the artifact needs about "
+                                f"{ds.nbytes} bytes, {free} are free); nothing was written")
+        ds.to_netcdf(tmp, engine=ENGINE, encoding={v: {"fletcher32": True} for v in ds.variables})
+        with netCDF4.Dataset(tmp, "a") as nc:
+            nc.content_sha256 = canonical_json({name: _stored_sha256(var)
+                                                for name, var in nc.variables.items()})
     return Path(path)
 
 
 def read_artifact(path: str | os.PathLike) -> xr.Dataset:
-    """Load an artifact fully into memory; a missing, truncated or foreign file raises
-    :class:`ArtifactError` naming the file."""
+    """Load an artifact fully into memory after checking its contents (:func:`content_problems`);
+    a missing, truncated, corrupted or foreign file raises :class:`ArtifactError` naming it."""
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path}: is a directory, not an artifact file")
     if not path.is_file():
         raise ArtifactError(f"{path}: no such artifact file")
     try:
-        with xr.open_dataset(path, engine=ENGINE) as ds:
-            return ds.load()
+        problems = content_problems(path)
+        if not problems:
+            with xr.open_dataset(path, engine=ENGINE) as ds:
+                return ds.load()
     except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError variants
         raise ArtifactError(f"{path}: not a readable NetCDF artifact ({exc})") from exc
+    raise ArtifactError(f"{path}: corrupted since it was written: {'; '.join(problems)}")
 
 
 def artifact_config(ds: xr.Dataset) -> dict[str, Any]:
@@ -287,4 +392,8 @@ def read_input(path: str | os.PathLike, expected: str, *, kinds: Iterable[str] |
             or (theories is not None and theory not in theories) or missing):
         lacks = f", without variable {', '.join(missing)}" if missing else ""
         raise ArtifactError(f"{path}: expected {expected}, got {_describe(ds)}{lacks}")
+    bad = non_finite(ds)
+    if bad:
+        raise ArtifactError(f"{path}: {_describe(ds)} holds NaN or infinity in {', '.join(bad)}; "
+                            f"expected {expected} with finite values")
     return ds

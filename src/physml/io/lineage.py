@@ -1,16 +1,22 @@
 """Lineage of an artifact: walk its recorded ``inputs`` back to the ensembles that
 started it (through model files to their training ensemble), re-hashing every file on
-the way and noting what a reviewer should know (a dirty checkout, another version)."""
+the way, checking each NetCDF artifact's contents against the checksums it carries
+(:func:`physml.io.artifacts.content_problems`), and noting what a reviewer should know
+(a dirty checkout, another version).  A lineage that returns to a file already on the
+path (an artifact written over one of its own inputs) raises :class:`ArtifactError`."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import netCDF4
+
 from physml import __version__
-from physml.io.artifacts import ArtifactError, git_state, locate_input, read_artifact, sha256_file
+from physml.io.artifacts import ArtifactError, content_problems, git_state, locate_input, sha256_file
 
 ENGINE_ATTRS = ("hmc_engine", "sgd_engine")   # the code a job ran, recorded by the verbs that choose
 NODE_ATTRS = ("rule", "config_sha256", "seed", "physml_version", "git_commit", "git_dirty", "created",
@@ -28,11 +34,13 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"{p}: is a directory, not a physml artifact")
     if not p.is_file():
         raise ArtifactError(f"{p}: no such file")
-    with open(p, "rb") as fh:
-        head = fh.read(8)
-    if head.startswith((HDF5, CDF)):
-        attrs = dict(read_artifact(p).attrs)
-    elif head.startswith(ZIP):
+    if _is_netcdf(p):
+        try:
+            with netCDF4.Dataset(p) as nc:
+                attrs = dict(nc.__dict__)
+        except OSError as exc:
+            raise ArtifactError(f"{p}: not a readable NetCDF artifact ({exc})") from None
+    elif _head(p).startswith(ZIP):
         from physml.diffusion.model import read_model_file   # torch: only for model files
         try:
             attrs = dict(read_model_file(p).get("provenance") or {})
@@ -53,6 +61,15 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     if isinstance(attrs["inputs"], str):
         attrs["inputs"] = json.loads(attrs["inputs"])
     return attrs
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(8)
+
+
+def _is_netcdf(path: Path) -> bool:
+    return _head(path).startswith((HDF5, CDF))
 
 
 @dataclass
@@ -96,7 +113,7 @@ def _notes(attrs: dict, checkout: tuple[str, int]) -> list[str]:
 
 
 def lineage(path: str | Path, expected_sha256: str | None = None, _seen: dict | None = None,
-            _checkout: tuple[str, int] | None = None) -> Node:
+            _checkout: tuple[str, int] | None = None, _path: tuple[str, ...] = ()) -> Node:
     """The lineage tree of ``path``; ``expected_sha256`` is what the parent recorded.
     The top file must be a physml artifact (else :class:`ArtifactError`); an input without
     provenance is only re-hashed."""
@@ -104,6 +121,11 @@ def lineage(path: str | Path, expected_sha256: str | None = None, _seen: dict | 
     checkout = git_state() if _checkout is None else _checkout
     node = Node(str(path))
     p = Path(path)
+    here = os.path.realpath(p)
+    if here in _path:
+        loop = " -> ".join([*_path[_path.index(here):], here])
+        raise ArtifactError(f"{p}: cyclic lineage, the file is among its own inputs ({loop}): it was "
+                            "written over one of its inputs")
     if expected_sha256 is None:
         attrs = read_provenance(p)
         digest = sha256_file(p)
@@ -125,9 +147,15 @@ def lineage(path: str | Path, expected_sha256: str | None = None, _seen: dict | 
     node.attrs = {k: (attrs[k].item() if hasattr(attrs[k], "item") else attrs[k])
                   for k in NODE_ATTRS if k in attrs}
     node.notes = _notes(attrs, checkout)
+    if _is_netcdf(p):
+        corrupted = content_problems(p)
+        if corrupted:
+            node.problem = "; ".join(filter(None, [node.problem, "contents corrupted: " + "; ".join(corrupted)]))
+        if "content_sha256" not in attrs:
+            node.notes.append("carries no checksums of its contents (written before they were recorded)")
     for rec in attrs["inputs"]:
         where = locate_input(rec, attrs, p)
-        node.inputs.append(lineage(where, rec["sha256"], seen, checkout))
+        node.inputs.append(lineage(where, rec["sha256"], seen, checkout, (*_path, here)))
     seen[digest] = node
     return node
 
