@@ -8,8 +8,11 @@ import hashlib
 import os
 import shutil
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from physml.cli.main import VERBS, main
@@ -47,10 +50,11 @@ def files(tmp_path_factory):
     write_artifact(obs, d / "obs.nc", config={}, rule="measure", inputs=[d / "ens.nc"])
     for name in ("weights.nc", "weights2.nc", "spectra.nc", "cell_a.nc", "cell_b.nc", "fig.json"):
         shutil.copy(d / "ens.nc", d / name)
-    (d / "model.pt").write_bytes(b"PK\x03\x04 not read: the paths are checked first")
-    data = bytearray((d / "ens.nc").read_bytes())
-    data[data.index(np.float64(MARK).tobytes()) + 3] ^= 0x10      # one bit inside phi's values
-    (d / "corrupt.nc").write_bytes(data)
+    torch.save({"weight": torch.full((8,), MARK, dtype=torch.float64)}, d / "model.pt")
+    for name in ("ens.nc", "model.pt"):     # one bit inside phi's values, inside the weights
+        data = bytearray((d / name).read_bytes())
+        data[data.index(np.float64(MARK).tobytes()) + 3] ^= 0x10
+        (d / f"corrupt{Path(name).suffix}").write_bytes(data)
     nan = _ensemble("phi4")   # as an earlier physml wrote it: no refusal, no checksums
     nan["phi"][0, 0, 0] = np.nan
     nan.assign_attrs(provenance_attrs({}, "hmc_phi4", 1)).to_netcdf(d / "nan.nc", engine="netcdf4")
@@ -142,6 +146,7 @@ CASES = [
     ("rmt spectra D/corrupt.nc --seed 1 --out D/sp.nc", ["corrupt.nc", "checksum"]),
     ("phases gather D/corrupt.nc --out D/g.nc", ["corrupt.nc", "checksum"]),
     ("figure phi4_hmc D/corrupt.nc --out D/f", ["corrupt.nc", "checksum"]),
+    (f"{SAMPLE.replace('model.pt', 'corrupt.pt')} --out D/s.nc", ["model", "corrupt.pt", "CRC-32"]),
     ("lattice measure D/nan.nc --out D/o.nc", ["nan.nc", "NaN", "phi (1 of 64 values)"]),
     ("provenance D/cyclic.nc", ["cyclic.nc", "cyclic lineage"]),
     # a verb without files

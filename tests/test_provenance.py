@@ -124,6 +124,19 @@ def test_audit_finds_a_flipped_bit_in_the_artifact_or_an_input(tmp_path, capsys,
     assert any(p.startswith(str(tmp_path / bad)) and "contents corrupted: variable" in p for p in problems), problems
 
 
+def test_audit_finds_a_flipped_bit_in_a_model_file(tmp_path, capsys):
+    """Model files are zip archives: the CRC-32 of each entry (torch does not check it)."""
+    from physml.diffusion.model import MODEL_FORMAT
+    from physml.io.artifacts import provenance_attrs
+    model = tmp_path / "model.pt"
+    torch.save({"format": MODEL_FORMAT, "provenance": provenance_attrs({}, "train", 1),
+                "state_dict": {"w": torch.full((64,), 0.123456789, dtype=torch.float64)}}, model)
+    assert _audit(str(model)) == 0
+    _flip(model, 0.123456789)
+    assert _audit(str(model)) == 1
+    assert "model.pt: contents corrupted: entry model/data/0 fails its CRC-32" in capsys.readouterr().out
+
+
 def test_a_cyclic_lineage_is_one_clear_error(tmp_path, capsys):
     """An artifact written over its own input (as `measure same.nc --out same.nc` once did)."""
     path = write_artifact(_ds(), tmp_path / "same.nc", config={}, rule="hmc_phi4", seed=1)

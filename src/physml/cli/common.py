@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from physml.io.artifacts import FLAG, non_finite, write_artifact
+from physml.io.artifacts import FLAG, file_format, integrity_problems, non_finite, write_artifact
 
 RUNTIME_KEYS = {"out", "func", "threads", "rule", "device", "progress"}
 # what a file of each suffix is, for the message of a wrong one
@@ -92,7 +92,9 @@ def check_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
     value of a list) names an existing file is an input.  Refused: an output (or a file
     beside one) that is an input, an output that is another output (symlinks resolved, hard
     links too), an output that is an existing directory or whose folder is a file or refuses
-    new files, a wrong suffix."""
+    new files, a wrong suffix; and, for a verb that writes, an input model file (zip) whose
+    entries fail their CRC-32 (a NetCDF input is checked as it is read,
+    :func:`physml.io.artifacts.read_artifact`)."""
     paths = paths_of(args, parser)
     outputs = [(label, path) for label, path, _ in paths["outputs"]]
     for i, (label, path) in enumerate(outputs + paths["beside"]):
@@ -116,6 +118,11 @@ def check_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
             raise ValueError(f"{label} {path}: expected {SUFFIX_KINDS.get(suffix, 'a file')}"
                              f"{f' ending in {suffix}' if suffix else ''}, got a name ending in "
                              f"{path.suffix or 'no extension'}")
+    for label, path in paths["inputs"] if outputs else ():   # a verb that writes nothing reports
+        if path.is_file() and file_format(path) == "zip":
+            problems = integrity_problems(path)
+            if problems:
+                raise ValueError(f"{label} {path}: corrupted since it was written: {'; '.join(problems)}")
 
 
 def add_runtime_options(parser: argparse.ArgumentParser, device: bool = False,

@@ -17,7 +17,8 @@ Self-verification.  Every variable is stored with HDF5's Fletcher-32 checksum (w
 allows one: arrays of numbers), and the global attribute ``content_sha256`` records the
 sha256 of every variable's stored values (JSON, variable -> hex digest).  :func:`read_artifact`
 checks both, and ``config_json`` against ``config_sha256``, before it returns, so a flipped
-byte fails the read with the file's name (:func:`content_problems`).
+byte fails the read with the file's name (:func:`content_problems`).  Model files (torch's zip
+archives) are checked by the CRC-32 of each entry (:func:`integrity_problems`).
 
 Finite values (:func:`non_finite`).  :func:`write_artifact` refuses an ensemble whose
 field, action or weights hold NaN or infinity, and flags observables whose value or error
@@ -35,6 +36,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -56,6 +58,7 @@ PROVENANCE_KEYS = (
 # variables of an ensemble that must be finite (observables: every value with an error)
 FINITE_ENSEMBLE = ("phi", "theta", "action", "weight")
 FLAG = "non_finite"   # the attribute that flags observables holding NaN or infinity
+HDF5, CDF, ZIP = b"\x89HDF\r\n\x1a\n", b"CDF", b"PK\x03\x04"   # how each kind of file starts
 
 
 class ArtifactError(RuntimeError):
@@ -210,6 +213,29 @@ def content_problems(path: str | os.PathLike) -> list[str]:
                 str(attrs["config_json"]).encode()).hexdigest() != attrs["config_sha256"]:
             problems.append("attribute config_json no longer matches config_sha256")
     return problems
+
+
+def file_format(path: str | os.PathLike) -> str:
+    """'netcdf', 'zip' (a torch model file) or 'other', from the file's first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return "netcdf" if head.startswith((HDF5, CDF)) else "zip" if head.startswith(ZIP) else "other"
+
+
+def integrity_problems(path: str | os.PathLike) -> list[str]:
+    """What in the file no longer matches the checksums written with it: a NetCDF artifact's
+    (:func:`content_problems`), a zip archive's CRC-32 of each entry; [] for other files."""
+    kind = file_format(path)
+    if kind == "netcdf":
+        return content_problems(path)
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as exc:
+            return [f"not a readable archive ({exc})"]
+        return [] if bad is None else [f"entry {bad} fails its CRC-32 checksum"]
+    return []
 
 
 def non_finite(ds: xr.Dataset) -> list[str]:

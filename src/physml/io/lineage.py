@@ -1,7 +1,7 @@
 """Lineage of an artifact: walk its recorded ``inputs`` back to the ensembles that
 started it (through model files to their training ensemble), re-hashing every file on
-the way, checking each NetCDF artifact's contents against the checksums it carries
-(:func:`physml.io.artifacts.content_problems`), and noting what a reviewer should know
+the way, checking each file's contents against the checksums it carries
+(:func:`physml.io.artifacts.integrity_problems`), and noting what a reviewer should know
 (a dirty checkout, another version).  A lineage that returns to a file already on the
 path (an artifact written over one of its own inputs) raises :class:`ArtifactError`."""
 
@@ -16,13 +16,13 @@ from typing import Any
 import netCDF4
 
 from physml import __version__
-from physml.io.artifacts import ArtifactError, content_problems, git_state, locate_input, sha256_file
+from physml.io.artifacts import (ArtifactError, file_format, git_state, integrity_problems, locate_input,
+                                 sha256_file)
 
 ENGINE_ATTRS = ("hmc_engine", "sgd_engine")   # the code a job ran, recorded by the verbs that choose
 NODE_ATTRS = ("rule", "config_sha256", "seed", "physml_version", "git_commit", "git_dirty", "created",
               *ENGINE_ATTRS)
 REQUIRED = ("physml_version", "git_commit", "config_sha256", "rule", "inputs")
-HDF5, CDF, ZIP = b"\x89HDF\r\n\x1a\n", b"CDF", b"PK\x03\x04"
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:
@@ -34,13 +34,13 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"{p}: is a directory, not a physml artifact")
     if not p.is_file():
         raise ArtifactError(f"{p}: no such file")
-    if _is_netcdf(p):
+    if file_format(p) == "netcdf":
         try:
             with netCDF4.Dataset(p) as nc:
                 attrs = dict(nc.__dict__)
         except OSError as exc:
             raise ArtifactError(f"{p}: not a readable NetCDF artifact ({exc})") from None
-    elif _head(p).startswith(ZIP):
+    elif file_format(p) == "zip":
         from physml.diffusion.model import read_model_file   # torch: only for model files
         try:
             attrs = dict(read_model_file(p).get("provenance") or {})
@@ -61,15 +61,6 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     if isinstance(attrs["inputs"], str):
         attrs["inputs"] = json.loads(attrs["inputs"])
     return attrs
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(8)
-
-
-def _is_netcdf(path: Path) -> bool:
-    return _head(path).startswith((HDF5, CDF))
 
 
 @dataclass
@@ -147,12 +138,11 @@ def lineage(path: str | Path, expected_sha256: str | None = None, _seen: dict | 
     node.attrs = {k: (attrs[k].item() if hasattr(attrs[k], "item") else attrs[k])
                   for k in NODE_ATTRS if k in attrs}
     node.notes = _notes(attrs, checkout)
-    if _is_netcdf(p):
-        corrupted = content_problems(p)
-        if corrupted:
-            node.problem = "; ".join(filter(None, [node.problem, "contents corrupted: " + "; ".join(corrupted)]))
-        if "content_sha256" not in attrs:
-            node.notes.append("carries no checksums of its contents (written before they were recorded)")
+    corrupted = integrity_problems(p)
+    if corrupted:
+        node.problem = "; ".join(filter(None, [node.problem, "contents corrupted: " + "; ".join(corrupted)]))
+    if file_format(p) == "netcdf" and "content_sha256" not in attrs:
+        node.notes.append("carries no checksums of its contents (written before they were recorded)")
     for rec in attrs["inputs"]:
         where = locate_input(rec, attrs, p)
         node.inputs.append(lineage(where, rec["sha256"], seen, checkout, (*_path, here)))
