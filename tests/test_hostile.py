@@ -121,6 +121,9 @@ CASES = [
     ("phases gather D/cell_a.nc D/cell_b.nc --out D/cell_b.nc", ["--out", "inputs", SAME, "destroy"]),
     ("phases boundaries --sigma-w-cut D/cell_a.nc --T-cut D/cell_b.nc --out D/cell_a.nc",
      ["--out", "--sigma-w-cut", SAME, "destroy"]),
+    ("phases boundaries --sigma-w-cut D/cell_a.nc --T-cut D/cell_b.nc --out D/cell_b.nc",
+     ["--out", "--T-cut", SAME, "destroy"]),
+    (f"{TRAIN} --out D/m.pt --history D/ens.nc", ["--history", "ensemble", SAME, "destroy"]),
     ("figure phi4_hmc D/obs.nc --out D/obs.nc", ["--out", "inputs", SAME, "destroy"]),
     ("figure phi4_hmc D/fig.json --out D/fig", ["fig.json", "inputs", SAME, "destroy"]),
     # two outputs on one path
