@@ -124,14 +124,22 @@ def test_boundary_study_of_two_small_cuts():
     spec = dict(n_runs=3, n_steps=200, n_batches=10, n_test=20, n_eval=10, snapshot_steps=(0, 50, 200),
                 engine="reference")
     sw_cut = cells.gather([cells.run_cell(cells.CellSpec(lr=0.5, sigma_w=s, **spec)) for s in (1.0, 64.0)])
-    T_cut = cells.gather([cells.run_cell(cells.CellSpec(lr=lr, sigma_w=1.0, **spec)) for lr in (0.5, 128.0)])
-    study = cuts.boundary_study(sw_cut, T_cut)
+    T_cut = cells.gather([cells.run_cell(cells.CellSpec(lr=lr, sigma_w=s, **spec))
+                          for lr in (0.5, 128.0) for s in (0.125, 1.0)])          # with its floor cells
+    study = cuts.boundary_study(sw_cut, T_cut, floor_factors=[2, 10])
     assert list(study["rule"].values) == list(classify.RULES)
     assert study["glass"].dims == ("rule", "time") and study.sizes["time"] == 3
-    assert study["glass_counts"].sum("phase").isel(time=-1).values.tolist() == [[3, 3], [3, 3]]
+    assert study["glass_counts"].sum("phase").isel(time=-1).values.tolist() == [[3, 3]] * len(classify.RULES)
+    assert list(study["ferro_T"].values) == [0.125, 32.0]                        # the cut, not the floor
+    assert study["boundary_by_floor_factor"].dims == ("boundary", "floor_factor", "time")
+    # the scan at the default factor repeats rule order
+    k3 = cuts.boundary_study(sw_cut, T_cut, floor_factors=[3.0])["boundary_by_floor_factor_status"]
+    assert (k3.sel(boundary="ferro", floor_factor=3.0) == study["ferro_status"].sel(rule="order")).all()
     assert study.attrs["sigma_w_preactivation_line"] == pytest.approx(
         np.sqrt(0.5 / study.attrs["feature_m2"]), rel=1e-4)  # critical variance 1/2 to 1e-5
     assert study.attrs["glass_fixed_T"] == 0.125 and study.attrs["ferro_fixed_sigma_w"] == 1.0
     assert study["drift_criterion_fraction"].dims == ("ferro_T", "time")
     with pytest.raises(ValueError):
         cuts.boundary_study(T_cut, sw_cut)
+    with pytest.raises(ValueError, match="floor cells"):
+        cuts.boundary_study(sw_cut, T_cut.sel(sigma_w=[1.0]))

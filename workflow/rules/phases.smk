@@ -5,6 +5,8 @@
 PHASES = config["phases"]
 PHASE_MODELS = list(PHASES["models"])
 STUDY = PHASES["boundary_study"]
+# the T cut's floor cells: the cut's lr at floor_sigma_w (rule order compares every run with them)
+T_CUT_FLOOR = {**STUDY, "T_cut": {**STUDY["T_cut"], "sigma_w": STUDY["T_cut"]["floor_sigma_w"]}}
 # settings a cell takes from the grid (the cut cells of the boundary study too)
 CELL_KEYS = ("batch_size", "n_batches", "n_test", "n_eval", "divergence_threshold", "check_every")
 PHASE_CELL_SHELL = (
@@ -142,13 +144,15 @@ rule fig_phase_trajectories:
 
 
 rule phase_boundaries:
-    """Boundaries against training length along the two cuts of the boundary study, under
-    each classification rule, beside the predicted lines (physml phases boundaries)."""
+    """Boundaries against training length along the two cuts of the boundary study (the T cut
+    with its floor cells), under each classification rule and against the thresholds of rule
+    order, beside the predicted lines (physml phases boundaries)."""
     conda:
         CONDA_ENV
     input:
         sigma_w_cut=phase_cut_cells(STUDY, "sigma_w"),
         T_cut=phase_cut_cells(STUDY, "T"),
+        T_cut_floor=phase_cut_cells(T_CUT_FLOOR, "T"),
     output:
         study=f"results/phases/cuts/{STUDY['model']}/boundaries.nc",
     log:
@@ -159,7 +163,9 @@ rule phase_boundaries:
         runtime=10,
     shell:
         "python -m physml phases boundaries --sigma-w-cut {input.sigma_w_cut} --T-cut {input.T_cut}"
-        f" {cli_flags(STUDY, ['model'])} {cli_flags(PHASES['classify'])} --out {{output.study}} > {{log}} 2>&1"
+        " --T-cut-floor {input.T_cut_floor}"
+        f" {cli_flags(STUDY, ['model', 'floor_factors', 'sv_growths'])} {cli_flags(PHASES['classify'], skip=['classification'])}"
+        " --out {output.study} > {log} 2>&1"
 
 
 rule fig_phase_boundaries:

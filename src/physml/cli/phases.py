@@ -13,7 +13,7 @@ from physml.cli.options import NumberList, old_spelling, step_count
 from physml.io.artifacts import read_input
 from physml.native import ENGINES
 from physml.phases.cells import CellSpec, gather, run_cell
-from physml.phases.classify import analyse_grid
+from physml.phases.classify import ORDER_THRESHOLDS, RULES, analyse_grid
 from physml.phases.cuts import boundary_study
 from physml.phases.teacher_student import ACTIVATIONS, Architecture
 from physml.progress import progress
@@ -48,7 +48,7 @@ CELL = "a phase cell of `physml phases cell`"
 
 def cmd_gather(args: argparse.Namespace) -> None:
     grid = analyse_grid(gather([read_input(p, CELL, kinds=("phase cell",)) for p in args.inputs]),
-                        **_thresholds(args),
+                        **_thresholds(args), rule=args.classification,
                         boundary_fraction=args.boundary_fraction)
     grid.attrs["model"] = args.model
     print(f"grid: {dict(grid.sizes)}")
@@ -57,20 +57,22 @@ def cmd_gather(args: argparse.Namespace) -> None:
 
 def cmd_boundaries(args: argparse.Namespace) -> None:
     cuts = [gather([read_input(p, CELL, kinds=("phase cell",)) for p in paths])
-            for paths in (args.sigma_w_cut, args.T_cut)]
-    study = boundary_study(*cuts, **_thresholds(args), boundary_fraction=args.boundary_fraction)
+            for paths in (args.sigma_w_cut, args.T_cut + args.T_cut_floor)]
+    study = boundary_study(*cuts, **_thresholds(args), boundary_fraction=args.boundary_fraction,
+                           floor_factors=args.floor_factors, sv_growths=args.sv_growths)
     study.attrs["model"] = args.model
-    for name in ("glass", "ferro"):
+    for name in ("glass", "ferro_sigma_w", "ferro"):
         for rule in study["rule"].values:
             b = study.sel(rule=rule).isel(time=-1)
             print(f"{name} boundary, rule {rule}, {int(b['time'])} steps: {float(b[name]):.4g} "
                   f"[{float(b[name + '_lower']):.4g}, {float(b[name + '_upper']):.4g}]")
-    save(study, args, "phases boundaries", inputs=[*args.sigma_w_cut, *args.T_cut],
+    save(study, args, "phases boundaries", inputs=[*args.sigma_w_cut, *args.T_cut, *args.T_cut_floor],
          seed=int(study.attrs.get("seed", -1)))
 
 
 def _thresholds(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("ferro_max_test_loss", "glass_min_overlap", "glass_min_saturation")}
+    return {k: getattr(args, k) for k in ("ferro_max_test_loss", "glass_min_overlap", "glass_min_saturation",
+                                          *ORDER_THRESHOLDS)}
 
 
 def _classify_options(p: argparse.ArgumentParser) -> None:
@@ -81,6 +83,15 @@ def _classify_options(p: argparse.ArgumentParser) -> None:
                    help="a non-learning run is spin-glass when its feature overlap q is above this")
     p.add_argument("--glass-min-saturation", type=float, default=0.5,
                    help="... and its feature saturation <s^2> is above this (else unconverged)")
+    p.add_argument("--ferro-max-floor-ratio", type=float, default=ORDER_THRESHOLDS["ferro_max_floor_ratio"],
+                   help="rule order: ferromagnetic when the test loss is within this factor of the same run's "
+                        "at the smallest sigma_W (same T and time)")
+    p.add_argument("--glass-max-sv-drift", type=float, default=ORDER_THRESHOLDS["glass_max_sv_drift"],
+                   help="rule order: frozen spectrum when the top singular value of W moved by at most this "
+                        "fraction")
+    p.add_argument("--para-min-sv-growth", type=float, default=ORDER_THRESHOLDS["para_min_sv_growth"],
+                   help="rule order: paramagnetic when the top singular value grew this factor past the "
+                        "larger of its initial and the teacher's")
     p.add_argument("--boundary-fraction", type=float, default=0.68,
                    help="fraction of runs satisfying the drift-versus-noise criterion on the ferro/para line")
 
@@ -118,6 +129,10 @@ def verb_cell(c: argparse.ArgumentParser) -> None:
 def verb_gather(g: argparse.ArgumentParser) -> None:
     g.add_argument("inputs", nargs="+", help="cell .nc files (a full rectangular grid)")
     _classify_options(g)
+    g.add_argument("--classification", choices=RULES, default="order",
+                   help="rule that classifies the runs: order = the order parameters (spectrum, overlap, loss "
+                        "over the small-sigma_W floor), physml / authors = the loss threshold with our / the "
+                        "authors' overlap (docs/phases.md)")
     g.add_argument("--out", required=True, help="output grid .nc")
     add_runtime_options(g, threads=THREADS)
     g.set_defaults(func=cmd_gather)
@@ -128,6 +143,13 @@ def verb_boundaries(b: argparse.ArgumentParser) -> None:
                    help="cell .nc files at one lr along sigma_W (the spin-glass boundary)")
     b.add_argument("--T-cut", nargs="+", required=True,
                    help="cell .nc files at one sigma_W along lr (the ferro/para boundary)")
+    b.add_argument("--T-cut-floor", nargs="+", default=[],
+                   help="cell .nc files at a smaller sigma_W at each lr of the T cut (rule order's floor; "
+                        "required)")
+    b.add_argument("--floor-factors", action=NumberList, default=(),
+                   help="values of --ferro-max-floor-ratio at which the boundaries are also located")
+    b.add_argument("--sv-growths", action=NumberList, default=(),
+                   help="values of --para-min-sv-growth at which the boundaries are also located")
     _classify_options(b)
     b.add_argument("--out", required=True, help="output .nc")
     add_runtime_options(b, threads=THREADS)

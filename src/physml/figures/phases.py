@@ -14,10 +14,10 @@ from physml.phases.cuts import NOT_REACHED, WHOLE_CUT
 
 PHASE_COLORS = ("#4c9be8", "#f2a541", "#9b59b6", "#9e9e9e")  # ferro, para, glass, unconverged
 PHASE_NAMES = {"ferro": "ferromagnetic (learns)", "para": "paramagnetic", "glass": "spin glass (jammed)",
-               "unconverged": "unconverged (frozen, unsaturated)"}
-SPIN_GLASS_STYLES = {"inv_sigma_w_tanh_line": ("--", r"$\sigma_W^2 = 1/2$ (tanh density bimodal)"),
-                     "inv_sigma_w_preactivation_line": (":", r"$\sigma_W^2\langle a^2\rangle = 1/2$ "
-                                                             "(pre-activations)")}
+               "unconverged": "unconverged (neither learned nor jammed)"}
+SPIN_GLASS_STYLES = {"inv_sigma_w_tanh_line": ("--", r"paper: $\sigma_W^2 = 1/2$ (tanh density bimodal)"),
+                     "inv_sigma_w_preactivation_line": (":", r"physml refinement: $\sigma_W^2\langle a^2\rangle"
+                                                             " = 1/2$ (pre-activations)")}
 
 
 def _edges(values: np.ndarray) -> np.ndarray:
@@ -40,18 +40,21 @@ def _plane(ax, grid: xr.Dataset, values: xr.DataArray, **kwargs):
 
 
 def _boundaries(ax, grid: xr.Dataset, times: list[int], legend: bool = True):
-    """The spin-glass lines (tanh grids only) and the drift-versus-noise ferro/para line at
-    each of ``times`` (darker red = later)."""
+    """The spin-glass lines (tanh grids only) and the ferro/para lines at each of ``times``:
+    ours (drift versus noise, reds) and the authors' criterion (blues); darker = later."""
     for key, (ls, label) in SPIN_GLASS_STYLES.items():
         if key in grid.attrs:
             ax.axvline(grid.attrs[key], color="k", ls=ls, lw=1.5, label=label)
     inv = 1 / grid["sigma_w"].values
     order = np.argsort(inv)
-    shades = plt.cm.Reds(np.linspace(0.45, 1.0, len(times)))
-    for shade, t in zip(shades, times):
-        ax.plot(inv[order], grid["T_ferro_para"].sel(time=t).values[order], color=shade, marker="o",
-                ms=3, lw=1.5, label=f"drift = noise for {grid.attrs['boundary_fraction']:.0%} of runs, "
-                                    f"{t} steps")
+    lines = (("T_ferro_para", plt.cm.Reds, "o", "physml: drift = noise"),
+             ("T_ferro_para_authors", plt.cm.Blues, "s", "authors' criterion"))
+    for name, cmap, marker, label in lines:
+        if name not in grid:
+            continue
+        for shade, t in zip(cmap(np.linspace(0.45, 1.0, len(times))), times):
+            ax.plot(inv[order], grid[name].sel(time=t).values[order], color=shade, marker=marker, ms=3, lw=1.5,
+                    label=f"{label} for {grid.attrs['boundary_fraction']:.0%} of runs, {t} steps")
     if legend:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.27))
 
@@ -64,10 +67,14 @@ def _label_phases(ax, grid: xr.Dataset, phase: xr.DataArray):
                     color="w", weight="bold")
 
 
-def _title(grid: xr.Dataset) -> str:
+def _title(grid: xr.Dataset, rule: str | None = None) -> str:
+    """The grid's model, network, batch size, runs per cell and classification rule (its
+    own, or ``rule``)."""
+    rule = rule or grid.attrs.get("classification")
     return (f"{grid.attrs.get('model', '')}: {grid.attrs['arch_activation']} "
             f"{grid.attrs['arch_n_in']}-{grid.attrs['arch_n1']}-{grid.attrs['arch_n2']}-1, "
-            f"B={grid.attrs['batch_size']}, {grid.sizes['run']} runs/cell")
+            f"B={grid.attrs['batch_size']}, {grid.sizes['run']} runs/cell"
+            + (f", rule {rule}" if rule else ""))
 
 
 def _times(grid: xr.Dataset, n: int = 4) -> list[int]:
@@ -111,7 +118,10 @@ def plot_phase_diagram(grids: list[xr.Dataset]):
 OBSERVABLES = (("field_alignment", "alignment with the field h = Z^T y", None),
                ("grad_norm", "gradient norm |dL/dW|", "log"),
                ("overlap_q", "overlap q with the initial features", None),
-               ("saturation", r"saturation $\langle s^2\rangle$", None))
+               ("saturation", r"saturation $\langle s^2\rangle$", None),
+               ("overlap_q_authors", "the authors' overlap q_A", None),
+               ("sv_top_ratio", r"top singular value / its initial value", "log"),
+               ("test_loss_floor_ratio", r"test loss / the floor's (same run, smallest $\sigma_W$)", "log"))
 
 
 def plot_phase_observables(grids: list[xr.Dataset]):
@@ -121,12 +131,13 @@ def plot_phase_observables(grids: list[xr.Dataset]):
     for row, grid in zip(axes, grids):
         final = grid.isel(time=-1)
         for ax, (name, label, scale) in zip(row, OBSERVABLES):
-            values = final[name].mean("run")
+            values = final[name].median("run") if scale == "log" else final[name].mean("run")
             mesh = _plane(ax, grid, values, cmap="magma", norm=LogNorm() if scale == "log" else None)
             fig.colorbar(mesh, ax=ax)
             _boundaries(ax, grid, [int(final["time"])], legend=False)
             ax.set_title(f"{grid.attrs.get('model', '')}: {label}", fontsize=9)
-    fig.suptitle(f"observables after {int(grids[0]['time'][-1])} SGD steps (mean over runs); "
+    fig.suptitle(f"observables after {int(grids[0]['time'][-1])} SGD steps (mean over runs; median for "
+                 "the log-scaled ones); "
                  "lines as in fig_phase_diagram", fontsize=10)
     fig.tight_layout()
     return fig
@@ -165,33 +176,62 @@ def plot_phase_trajectories(grids: list[xr.Dataset], n_runs: int = 3):
     return fig
 
 
-RULE_STYLES = {"physml": ("C0", "o", 7, "rule physml: cosine q >= {o:g} and <s^2> >= {s:g}"),
-               "authors": ("C3", "s", 3, "rule authors: unnormalised q_A >= {o:g}")}
+RULE_STYLES = {"physml": ("C0", "o", 7, "rule physml: loss < {f:g} of the zero output's; cosine q >= {o:g}, <s^2> >= {s:g}"),
+               "authors": ("C3", "s", 3, "rule authors: loss < {f:g} of the zero output's; q_A >= {o:g}"),
+               "order": ("k", "D", 4, "rule order: loss within {k:g}x the floor; |s_1/s_1(0) - 1| <= {d:g} "
+                                      "and q_A >= {o:g}; para at s_1 >= {g:g}x")}
+# the boundaries of the study: title, the cut's axis values, the end of the cut where the block sits
+STUDY_BOUNDARIES = {"glass": ("spin-glass boundary (edge of the glass block) along $\\sigma_W$", "glass_sigma_w", "high"),
+                    "ferro_sigma_w": ("edge of the ferro block along $\\sigma_W$", "glass_sigma_w", "low"),
+                    "ferro": ("ferro/para boundary along T", "ferro_T", "low")}
 
 
-def _boundary_against_time(ax, study: xr.Dataset, name: str, end: str):
-    """Measured boundary ``name`` against steps under each rule: one binomial error as error
-    bars, the bracketing cells as a band, and arrows where the boundary is off the cut
-    (``end``: the end of the cut where the phase's block sits)."""
-    t = study["time"].values
+def _rule_label(study: xr.Dataset, rule: str) -> str:
+    a = study.attrs
+    return RULE_STYLES[rule][3].format(f=a["ferro_max_test_loss"], o=a["glass_min_overlap"], s=a["glass_min_saturation"],
+                                       k=a.get("ferro_max_floor_ratio", np.nan), d=a.get("glass_max_sv_drift", np.nan),
+                                       g=a.get("para_min_sv_growth", np.nan))
+
+
+def _with_errors(ax, t, pos, lower, upper, status, x, end: str, colour, marker, size, label, band=None):
+    """One boundary against steps: one binomial error as error bars, the bracketing cells as a
+    band, open triangles where it is off the cut (``x`` the cut's values, ``end`` the end of
+    the cut where the phase's block sits)."""
     keep = t > 0
-    x = study[f"{name}_{'sigma_w' if name == 'glass' else 'T'}"].values
+    ax.errorbar(t[keep], pos[keep], yerr=[(pos - lower)[keep], (upper - pos)[keep]], color=colour, marker=marker,
+                ms=size, mfc="none" if size > 4 else colour, capsize=2, lw=1, label=label)
+    if band is not None:
+        ax.fill_between(t[keep], band[0][keep], band[1][keep], color=colour, alpha=0.12)
+    # NOT_REACHED: the phase's block is absent, so the boundary is beyond the cut's `end`
+    for code, at_high in ((NOT_REACHED, end == "high"), (WHOLE_CUT, end == "low")):
+        _beyond(ax, t[keep & (status == code)], x, at_high, colour)
+
+
+def _boundary_against_time(ax, study: xr.Dataset, name: str):
+    """Measured boundary ``name`` (:data:`STUDY_BOUNDARIES`) against steps under each rule."""
+    _, coord, end = STUDY_BOUNDARIES[name]
+    t, x = study["time"].values, study[coord].values
     for rule in study["rule"].values:
-        colour, marker, size, label = RULE_STYLES[str(rule)]
+        colour, marker, size, _ = RULE_STYLES[str(rule)]
         b = study.sel(rule=rule)
-        pos = b[name].values
-        ax.errorbar(t[keep], pos[keep], yerr=[(pos - b[f"{name}_lower"].values)[keep],
-                                              (b[f"{name}_upper"].values - pos)[keep]],
-                    color=colour, marker=marker, ms=size, mfc="none" if size > 4 else colour, capsize=2, lw=1,
-                    label=label.format(o=study.attrs["glass_min_overlap"], s=study.attrs["glass_min_saturation"]))
-        ax.fill_between(t[keep], b[f"{name}_bracket_lo"].values[keep], b[f"{name}_bracket_hi"].values[keep],
-                        color=colour, alpha=0.12, step=None)
-        status = b[f"{name}_status"].values
-        # NOT_REACHED: the phase's block is absent, so the boundary is beyond the cut's `end`
-        for code, at_high in ((NOT_REACHED, end == "high"), (WHOLE_CUT, end == "low")):
-            sel = keep & (status == code)
-            _beyond(ax, t[sel], x, at_high, colour)
+        _with_errors(ax, t, b[name].values, b[f"{name}_lower"].values, b[f"{name}_upper"].values,
+                     b[f"{name}_status"].values, x, end, colour, marker, size, _rule_label(study, str(rule)),
+                     band=(b[f"{name}_bracket_lo"].values, b[f"{name}_bracket_hi"].values))
     ax.set(xscale="log", yscale="log", xlabel="SGD steps")
+
+
+def _threshold_scan(ax, study: xr.Dataset, name: str, dim: str, label: str):
+    """Boundary ``name`` under rule order against steps, one line per value of a threshold."""
+    _, coord, end = STUDY_BOUNDARIES[name]
+    t, x = study["time"].values, study[coord].values
+    var = f"boundary_by_{dim}"
+    shades = plt.cm.viridis(np.linspace(0, 0.9, study.sizes[dim]))
+    for shade, value in zip(shades, study[dim].values):
+        b = study.sel(boundary=name, **{dim: value})
+        _with_errors(ax, t, b[var].values, b[f"{var}_lower"].values, b[f"{var}_upper"].values,
+                     b[f"{var}_status"].values, x, end, shade, "o", 3, f"{label} = {value:g}")
+    ax.set(xscale="log", yscale="log", xlabel="SGD steps")
+    ax.legend(fontsize=6, loc="best")
 
 
 def _beyond(ax, t, x, at_high: bool, colour, **kwargs):
@@ -211,64 +251,98 @@ def _cut_map(ax, study: xr.Dataset, name: str, rule: str):
     ax.pcolormesh(_edges(t[keep]), _edges(study[f"{name}_{axis}"].values), phase, shading="flat",
                   cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, len(PHASES)), cmap.N))
     ax.plot(t[keep], study[name].sel(rule=rule).values[keep], color="k", marker="o", ms=3, lw=1)
+    if name == "glass" and "ferro_sigma_w" in study:
+        ax.plot(t[keep], study["ferro_sigma_w"].sel(rule=rule).values[keep], color="w", marker="o", ms=3, lw=1)
     ax.set(xscale="log", yscale="log", xlabel="SGD steps",
            ylabel=r"$\sigma_W$" if axis == "sigma_w" else r"$T = \alpha/|B|$")
     ax.set_title(f"rule {rule}: majority phase along the cut", fontsize=9)
 
 
-def plot_phase_boundaries(datasets: list[xr.Dataset]):
-    """The boundary study (``datasets[0]``, from ``physml phases boundaries``): the spin-glass
-    boundary along sigma_W and the ferro/para boundary along T against training steps under
-    each classification rule, beside the predicted lines; the majority phase along each cut
-    against steps under each rule; and, when a gathered grid follows (``datasets[1]``), its
-    diagram at the end of training under each rule."""
-    study = datasets[0]
-    grid = datasets[1] if len(datasets) > 1 else None
-    rows = 4 if grid is not None else 3
-    fig, axes = plt.subplots(rows, 2, figsize=(11, 4.0 * rows))
-    ax = axes[0, 0]
-    _boundary_against_time(ax, study, "glass", "high")
-    for key, ls, label in (("sigma_w_preactivation_line", ":", r"predicted $\sigma_W^2\langle a^2\rangle = 1/2$"),
-                           ("sigma_w_tanh_line", "--", r"predicted $\sigma_W^2 = 1/2$")):
+SPIN_GLASS_SOURCES = (("sigma_w_tanh_line", "--", r"paper: $\sigma_W^2 = 1/2$"),
+                      ("sigma_w_preactivation_line", ":", r"physml refinement: $\sigma_W^2\langle a^2\rangle = 1/2$"))
+FERRO_PARA_SOURCES = (("T_ferro_para_predicted", "--", "physml: drift = noise (Ito + Coulomb)"),
+                      ("T_ferro_para_authors_predicted", "-.", "authors' criterion"))
+
+
+def _spin_glass_lines(ax, study: xr.Dataset):
+    for key, ls, label in SPIN_GLASS_SOURCES:
         if key in study.attrs:
             ax.axhline(study.attrs[key], color="k", ls=ls, lw=1.2, label=f"{label} ($\\sigma_W$ = {study.attrs[key]:.2f})")
-    ax.set(ylabel=r"$\sigma_W$ of the spin-glass boundary")
-    ax.set_title(f"spin-glass boundary along $\\sigma_W$ at T = {study.attrs['glass_fixed_T']:g} "
-                 f"(lr {study.attrs['lr_sigma_w_cut']:g})", fontsize=9)
-    ax.legend(fontsize=6, loc="lower right")
-    ax = axes[0, 1]
-    _boundary_against_time(ax, study, "ferro", "low")
+
+
+def _ferro_para_lines(ax, study: xr.Dataset):
+    """The predicted ferro/para lines at the T cut's sigma_W, where 68% of runs satisfy each
+    criterion; open triangles where a line is off the cut (above or below it)."""
     t = study["time"].values
-    ax.plot(t[t > 0], study["T_ferro_para_predicted"].values[t > 0], color="k", ls="--", lw=1.2,
-            label=f"predicted: drift = noise for {study.attrs['boundary_fraction']:.0%} of runs")
-    if "drift_criterion_fraction" in study:  # the predicted line off the cut: above or below it
-        frac = study["drift_criterion_fraction"].transpose("ferro_T", "time").values
-        off = (t > 0) & np.isnan(study["T_ferro_para_predicted"].values)
+    for (key, ls, label), frac_name in zip(FERRO_PARA_SOURCES, ("drift_criterion_fraction", "authors_criterion_fraction")):
+        if key not in study:
+            continue
+        ax.plot(t[t > 0], study[key].values[t > 0], color="k", ls=ls, lw=1.2,
+                label=f"predicted, {label}: {study.attrs['boundary_fraction']:.0%} of runs")
+        frac = study[frac_name].transpose("ferro_T", "time").values
+        off = (t > 0) & np.isnan(study[key].values)
         above = (frac >= study.attrs["boundary_fraction"]).all(axis=0)
         for at_high in (True, False):
-            sel = off & (above if at_high else ~above)
-            _beyond(ax, t[sel], study["ferro_T"].values, at_high, "k")
-    ax.set(ylabel="T of the ferro/para boundary")
-    ax.set_title(f"ferro/para boundary along T at $\\sigma_W$ = {study.attrs['ferro_fixed_sigma_w']:g}", fontsize=9)
-    ax.legend(fontsize=6, loc="upper left")
+            _beyond(ax, t[off & (above if at_high else ~above)], study["ferro_T"].values, at_high, "k")
+
+
+def plot_phase_boundaries(datasets: list[xr.Dataset]):
+    """The boundary study (``datasets[0]``, from ``physml phases boundaries``): against training
+    steps, under each classification rule, the spin-glass boundary (edge of the glass block
+    at large sigma_W) and the edge of the ferro block at small sigma_W along the sigma_W cut,
+    beside the predicted lines sigma_W^2 = 1/2 (paper) and sigma_W^2 <a^2> = 1/2 (physml),
+    and the ferro/para boundary along the T cut beside the two predicted ferro/para lines
+    (ours and the authors'); the majority phase along each cut against steps under each
+    rule; the boundaries of rule order against its thresholds (where the study has the
+    scans); and, when a gathered grid follows (``datasets[1]``), its diagram at the end of
+    training under each rule."""
+    study = datasets[0]
+    grid = datasets[1] if len(datasets) > 1 else None
+    rules = [str(r) for r in study["rule"].values]
+    scans = [d for d in ("floor_factor", "sv_growth") if d in study.dims]
+    n_rows = 3 + (1 if scans else 0) + (1 if grid is not None else 0)
+    fig, axes = plt.subplots(n_rows, 3, figsize=(16, 4.3 * n_rows), squeeze=False)
+    for ax, name in zip(axes[0], STUDY_BOUNDARIES):
+        _boundary_against_time(ax, study, name)
+        if name == "ferro":
+            _ferro_para_lines(ax, study)
+            ax.set(ylabel="T of the boundary")
+            ax.set_title(f"{STUDY_BOUNDARIES[name][0]} at $\\sigma_W$ = {study.attrs['ferro_fixed_sigma_w']:g}", fontsize=9)
+        else:
+            _spin_glass_lines(ax, study)
+            ax.set(ylabel=r"$\sigma_W$ of the boundary")
+            ax.set_title(f"{STUDY_BOUNDARIES[name][0]} at T = {study.attrs['glass_fixed_T']:g} "
+                         f"(lr {study.attrs['lr_sigma_w_cut']:g})", fontsize=9)
+        ax.legend(fontsize=5.5, loc="best")
     for row, name in ((1, "glass"), (2, "ferro")):
-        for col, rule in enumerate(RULES):
+        for col, rule in enumerate(rules):
             _cut_map(axes[row, col], study, name, rule)
+    row = 3
+    if scans:
+        if "floor_factor" in scans:
+            for col, name in enumerate(("glass", "ferro_sigma_w")):
+                _threshold_scan(axes[row, col], study, name, "floor_factor", "rule order, floor factor k")
+                axes[row, col].set_title(f"{STUDY_BOUNDARIES[name][0]}: rule order against k", fontsize=9)
+        if "sv_growth" in scans:
+            _threshold_scan(axes[row, 2], study, "ferro", "sv_growth", "rule order, para growth g")
+            axes[row, 2].set_title("ferro/para boundary: rule order against g", fontsize=9)
+        row += 1
     if grid is not None:
         final = grid.isel(time=-1)
-        keys = ("ferro_max_test_loss", "glass_min_overlap", "glass_min_saturation")
-        thresholds = {k: study.attrs[k] for k in keys}
+        keys = ("ferro_max_test_loss", "glass_min_overlap", "glass_min_saturation",
+                "ferro_max_floor_ratio", "glass_max_sv_drift", "para_min_sv_growth")
+        thresholds = {k: study.attrs[k] for k in keys if k in study.attrs}
         cmap = ListedColormap(PHASE_COLORS)
-        for ax, rule in zip(axes[3], RULES):
+        for ax, rule in zip(axes[row], rules):
             phase = cell_phase(classify_runs(grid, rule=rule, **thresholds)).isel(time=-1)
             _plane(ax, grid, phase, cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, len(PHASES)), cmap.N))
             _label_phases(ax, grid, phase)
-            ax.set_title(f"rule {rule}: {_title(grid)}, after {int(final['time'])} steps", fontsize=8)
+            ax.set_title(f"{_title(grid, rule)}, after {int(final['time'])} steps", fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS]
     fig.legend(handles, [f"{p[0].upper()}: {PHASE_NAMES[p]}" for p in PHASES], loc="lower center",
                ncol=len(PHASES), fontsize=8, frameon=False)
     fig.suptitle(f"phase boundaries against training length ({study.attrs['n_runs']} runs per cell; "
                  "error bars: one binomial error; bands: the bracketing cells; open triangles: "
-                 "boundary beyond that end of the cut, black: the predicted line)", fontsize=9)
+                 "boundary beyond that end of the cut; black lines: the predicted ones, by source)", fontsize=9)
     fig.tight_layout(rect=(0, 0.02, 1, 0.98))
     return fig

@@ -13,13 +13,17 @@ sigma_W^2 <a^2> (<a^2> the second moment of the first-layer features a = f(M x))
 cross 1/2 at 1/sigma_W = sqrt(2 <a^2>) (:func:`preactivation_line`; <a^2> about 0.34 for
 tanh features of x ~ N(0, I_3), M ~ N(0, 1/3)).
 
-**Ferro/para line.**  Per run and snapshot time, the drift-versus-noise ratio of the
+**Ferro/para lines.**  Two criteria (:data:`CRITERIA`).  Ours: per run and snapshot time, the drift-versus-noise ratio of the
 extreme eigenvalues of W W^T (:func:`physml.phases.cells.drift_noise_ratio`: gradient drift
 over the noise-induced Ito + Coulomb drift of the Dyson-Brownian-motion Langevin equation;
 O(1/T) at fixed W) says whether the gradient still beats the noise.  A run satisfies the
 criterion when the ratio is >= 1 for both the largest and the smallest eigenvalue; the line
 T_c(sigma_W, time) is drawn where the fraction of runs satisfying it falls through
-``fraction`` (68%) as T grows, interpolated in log T (:func:`ferro_para_line`).
+``fraction`` (68%) as T grows, interpolated in log T (:func:`ferro_para_line`).  The
+authors': the inequality of their analysis notebook between the drift and the noise of the
+extreme eigenvalues of X = W W^T (:func:`authors_criterion_holds`), with its own
+normalisations (a factor 1/sigma_W^2 on the noise, 1/(sqrt(r) (n2 - 1)) on the drift) and
+its line drawn the same way.
 """
 
 from __future__ import annotations
@@ -98,9 +102,27 @@ def preactivation_line(feature_m2: float, critical_variance: float | None = None
     return float(np.sqrt(feature_m2 / var))
 
 
-def criterion_fraction(grid: xr.Dataset) -> xr.DataArray:
-    """Fraction of runs whose gradient drift beats the noise-induced drift for both extreme
-    eigenvalues of W W^T: dims (T, sigma_w, time)."""
+CRITERIA = ("physml", "authors")  # the ferro/para criteria: ours and the authors'
+
+
+def authors_criterion_holds(grid: xr.Dataset) -> xr.DataArray:
+    """Whether each run satisfies the authors' ferro/para criterion at its cell's T = lr / B:
+    K_t / (sqrt(r) (n2 - 1)) >= T V_t / (4 sigma_W^2), r = n1 / n2
+    (:func:`physml.phases.cells.authors_criterion`; as in their notebook's ``limit_matrix_new``)."""
+    n1, n2 = grid.attrs["arch_n1"], grid.attrs["arch_n2"]
+    lhs = grid["authors_drift"] / (np.sqrt(n1 / n2) * (n2 - 1))
+    return lhs >= grid["T"] * grid["authors_noise"] / (4 * grid["sigma_w"] ** 2)
+
+
+def criterion_fraction(grid: xr.Dataset, criterion: str = "physml") -> xr.DataArray:
+    """Fraction of runs satisfying the ferro/para ``criterion``, dims (T, sigma_w, time):
+    ``physml``, the gradient drift beats the noise-induced drift for both extreme
+    eigenvalues of W W^T; ``authors``, :func:`authors_criterion_holds`."""
+    if criterion == "authors":
+        return authors_criterion_holds(grid).mean("run").rename("authors_criterion_fraction").assign_attrs(
+            long_name="fraction of runs satisfying the authors' ferro/para criterion")
+    if criterion != "physml":
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     ratio = np.minimum(grid["drift_noise_max"], grid["drift_noise_min"])
     return (ratio >= 1).mean("run").rename("drift_criterion_fraction").assign_attrs(
         long_name="fraction of runs whose eigenvalue drift beats the noise")
@@ -115,17 +137,18 @@ def crossing(x: np.ndarray, f: np.ndarray, level: float) -> float:
     return float("nan")
 
 
-def ferro_para_line(grid: xr.Dataset, fraction: float = 0.68) -> xr.DataArray:
-    """T_c(sigma_w, time): where the fraction of runs satisfying the drift-versus-noise criterion
-    falls through ``fraction`` as T grows (NaN where it does not cross inside the grid)."""
+def ferro_para_line(grid: xr.Dataset, fraction: float = 0.68, criterion: str = "physml") -> xr.DataArray:
+    """T_c(sigma_w, time): where the fraction of runs satisfying the ferro/para ``criterion``
+    (:func:`criterion_fraction`) falls through ``fraction`` as T grows (NaN where it does not
+    cross inside the grid)."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
-    frac = criterion_fraction(grid).transpose("T", "sigma_w", "time")
+    frac = criterion_fraction(grid, criterion).transpose("T", "sigma_w", "time")
     T = frac["T"].values
     line = np.array([[crossing(T, frac.values[:, j, t], fraction) for t in range(frac.sizes["time"])]
                      for j in range(frac.sizes["sigma_w"])])
     return xr.DataArray(line, dims=("sigma_w", "time"),
                         coords={"sigma_w": frac["sigma_w"], "time": frac["time"]},
-                        name="T_ferro_para",
+                        name="T_ferro_para" if criterion == "physml" else "T_ferro_para_authors",
                         attrs={"long_name": f"T above which fewer than {fraction:.0%} of runs "
-                                            "satisfy the drift-versus-noise criterion"})
+                                            f"satisfy the {criterion} ferro/para criterion"})

@@ -18,7 +18,8 @@ the cut (glass at large sigma_W, ferro at small T):
   states beside the error.
 
 :func:`cut_boundaries` does this for every time and classification rule
-(:data:`physml.phases.classify.RULES`) of a gathered cut.
+(:data:`physml.phases.classify.RULES`) of a gathered cut, :func:`threshold_scan` for a
+list of values of one threshold of the rule ``order``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from physml.phases.classify import PHASES, RULES, classify_runs
+from physml.phases.classify import FERRO, GLASS, PHASES, RULES, classify_runs
 
 INSIDE, NOT_REACHED, WHOLE_CUT = range(3)  # status codes of a boundary
 STATUS = ("inside", "not_reached", "whole_cut")
@@ -104,93 +105,160 @@ def find_boundary(x, counts, phase: int, end: str = "high") -> Boundary:
                     float(np.exp(centre + sigma)), (float(lo), float(hi)), other)
 
 
-def cut_axis(grid: xr.Dataset) -> str:
-    """The varying axis of a gathered cut ("sigma_w" or "T"); the other has one value."""
-    varying = [d for d in ("T", "sigma_w") if grid.sizes[d] > 1]
-    if len(varying) != 1:
-        raise ValueError(f"a cut varies exactly one of T and sigma_w, got sizes {dict(grid.sizes)}")
-    return varying[0]
+def cut_line(grid: xr.Dataset, axis: str) -> xr.Dataset:
+    """The cut along ``axis`` ("sigma_w" or "T") of a gathered grid: at the largest value of
+    the other axis, sorted along ``axis`` (a T cut's grid may hold the floor cells, its
+    smallest sigma_W, beside the cut)."""
+    if axis not in ("T", "sigma_w") or grid.sizes[axis] < 2:
+        raise ValueError(f"a cut varies T or sigma_w over at least two cells, got {axis!r} in {dict(grid.sizes)}")
+    fixed = "sigma_w" if axis == "T" else "T"
+    return grid.sortby(fixed).isel({fixed: -1}).sortby(axis)
 
 
-def cut_boundaries(grid: xr.Dataset, phase: int, end: str, prefix: str, **thresholds) -> xr.Dataset:
-    """The boundary of ``phase`` at ``end`` of a gathered cut at every time, under every rule.
+def phase_counts(grid: xr.Dataset, axis: str, **classify) -> np.ndarray:
+    """Runs of each phase along the cut through ``axis`` (:func:`cut_line`), classified on the
+    whole grid by :func:`physml.phases.classify.classify_runs` with ``classify``: (x, time, phase)."""
+    fixed = "sigma_w" if axis == "T" else "T"
+    run_phase = classify_runs(grid, **classify).sortby(fixed)
+    line = run_phase.isel({fixed: -1}).sortby(axis).transpose(axis, "run", "time")
+    return np.stack([(line == k).sum("run").values for k in range(len(PHASES))], axis=-1)
+
+
+FIELDS = ("", "_lower", "_upper", "_bracket_lo", "_bracket_hi")
+
+
+def boundaries_from_counts(x, counts: np.ndarray, phase: int, end: str) -> dict[str, np.ndarray]:
+    """:func:`find_boundary` at every time of ``counts`` (n, x, time, phase) for each of n
+    classifications: arrays (n, time) keyed by :data:`FIELDS` (position, one binomial error
+    down and up, the bracket), ``"_status"`` and ``"_other"``."""
+    n, n_time = counts.shape[0], counts.shape[2]
+    out = {f: np.full((n, n_time), np.nan) for f in FIELDS}
+    out["_status"] = np.zeros((n, n_time), np.int8)
+    out["_other"] = np.full((n, n_time), -1, np.int8)
+    for c in range(n):
+        for t in range(n_time):
+            b = find_boundary(x, counts[c, :, t], phase, end)
+            out["_status"][c, t], out["_other"][c, t] = b.status, b.other
+            for f, v in zip(FIELDS, (b.position, b.lower, b.upper, *b.bracket)):
+                out[f][c, t] = v
+    return out
+
+
+def cut_boundaries(grid: xr.Dataset, axis: str, phase: int, end: str, prefix: str,
+                   counts: bool = True, **thresholds) -> xr.Dataset:
+    """The boundary of ``phase`` at ``end`` of the cut through ``axis`` at every time, under
+    every rule of :data:`physml.phases.classify.RULES`.
 
     Returns variables ``{prefix}`` (boundary position), ``{prefix}_lower`` / ``_upper`` (one
     binomial standard error), ``{prefix}_bracket_lo`` / ``_hi``, ``{prefix}_status`` and
-    ``{prefix}_other`` (the neighbouring phase), dims (rule, time), and the run counts per
-    phase along the cut, ``{prefix}_counts`` (rule, x, time, phase)."""
-    axis = cut_axis(grid)
+    ``{prefix}_other`` (the neighbouring phase), dims (rule, time), and with ``counts`` the run
+    counts per phase along the cut, ``{prefix}_counts`` (rule, {prefix}_{axis}, time, phase)."""
+    line = cut_line(grid, axis)
     fixed = "sigma_w" if axis == "T" else "T"
-    g = grid.isel({fixed: 0}).sortby(axis)
-    x = g[axis].values
-    names = ("", "_lower", "_upper", "_bracket_lo", "_bracket_hi")
-    values = {n: np.full((len(RULES), g.sizes["time"]), np.nan) for n in names}
-    status = np.zeros((len(RULES), g.sizes["time"]), np.int8)
-    other = np.full((len(RULES), g.sizes["time"]), -1, np.int8)
-    counts = []
-    for r, rule in enumerate(RULES):
-        run_phase = classify_runs(g, rule=rule, **thresholds).transpose(axis, "run", "time")
-        c = np.stack([(run_phase == k).sum("run").values for k in range(len(PHASES))], axis=-1)
-        counts.append(c)                                          # (x, time, phase)
-        for t in range(g.sizes["time"]):
-            b = find_boundary(x, c[:, t], phase, end)
-            status[r, t], other[r, t] = b.status, b.other
-            for n, v in zip(names, (b.position, b.lower, b.upper, *b.bracket)):
-                values[n][r, t] = v
+    x = line[axis].values
+    c = np.stack([phase_counts(grid, axis, rule=rule, **thresholds) for rule in RULES])
+    found = boundaries_from_counts(x, c, phase, end)
     dims = ("rule", "time")
-    ds = xr.Dataset(coords={"rule": list(RULES), "time": g["time"].values, f"{prefix}_{axis}": x})
-    what = f"{PHASES[phase]} boundary along {axis} at {fixed} = {float(g[fixed]):g}"
-    ds[prefix] = (dims, values[""], {"long_name": what})
-    ds[f"{prefix}_lower"] = (dims, values["_lower"], {"long_name": f"{what}, minus one binomial error"})
-    ds[f"{prefix}_upper"] = (dims, values["_upper"], {"long_name": f"{what}, plus one binomial error"})
-    ds[f"{prefix}_bracket_lo"] = (dims, values["_bracket_lo"], {"long_name": "lower cell of the bracket"})
-    ds[f"{prefix}_bracket_hi"] = (dims, values["_bracket_hi"], {"long_name": "upper cell of the bracket"})
-    ds[f"{prefix}_status"] = (dims, status, {"long_name": "where the boundary lies", **STATUS_FLAGS})
-    ds[f"{prefix}_other"] = (dims, other, {"long_name": "majority phase beside the block (-1: none)",
-                                           "flag_values": " ".join(map(str, range(len(PHASES)))),
-                                           "flag_meanings": " ".join(PHASES)})
-    ds[f"{prefix}_counts"] = (("rule", f"{prefix}_{axis}", "time", "phase"), np.stack(counts).astype(np.int32),
-                              {"long_name": f"runs in each phase along the cut through {axis}"})
-    ds = ds.assign_coords(phase=list(PHASES))
-    ds.attrs[f"{prefix}_fixed_{fixed}"] = float(g[fixed])
+    ds = xr.Dataset(coords={"rule": list(RULES), "time": line["time"].values})
+    what = f"{PHASES[phase]} boundary along {axis} at {fixed} = {float(line[fixed]):g}"
+    names = {"": what, "_lower": f"{what}, minus one binomial error", "_upper": f"{what}, plus one binomial error",
+             "_bracket_lo": "lower cell of the bracket", "_bracket_hi": "upper cell of the bracket"}
+    for f, long_name in names.items():
+        ds[prefix + f] = (dims, found[f], {"long_name": long_name})
+    ds[f"{prefix}_status"] = (dims, found["_status"], {"long_name": "where the boundary lies", **STATUS_FLAGS})
+    ds[f"{prefix}_other"] = (dims, found["_other"], {"long_name": "majority phase beside the block (-1: none)",
+                                                     "flag_values": " ".join(map(str, range(len(PHASES)))),
+                                                     "flag_meanings": " ".join(PHASES)})
+    if counts:
+        ds = ds.assign_coords({f"{prefix}_{axis}": x, "phase": list(PHASES)})
+        ds[f"{prefix}_counts"] = (("rule", f"{prefix}_{axis}", "time", "phase"), c.astype(np.int32),
+                                  {"long_name": f"runs in each phase along the cut through {axis}"})
+    ds.attrs[f"{prefix}_fixed_{fixed}"] = float(line[fixed])
+    return ds
+
+
+BOUNDARIES = (("glass", "sigma_w", GLASS, "high"), ("ferro_sigma_w", "sigma_w", FERRO, "low"),
+              ("ferro", "T", FERRO, "low"))  # name, cut, phase of the block, its end of the cut
+
+
+def threshold_scan(cuts: dict[str, xr.Dataset], key: str, values, dim: str, **thresholds) -> xr.Dataset:
+    """The :data:`BOUNDARIES` under rule ``order`` with its threshold ``key`` set to each of
+    ``values`` (the others as in ``thresholds``): variables ``boundary_by_{dim}`` and its
+    ``_lower``, ``_upper`` and ``_status``, dims (boundary, {dim}, time); ``cuts`` maps
+    "sigma_w" and "T" to the gathered cuts."""
+    fields = ("", "_lower", "_upper", "_status")
+    per = {f: [] for f in fields}
+    for name, axis, phase, end in BOUNDARIES:
+        grid = cuts[axis]
+        c = np.stack([phase_counts(grid, axis, rule="order", **{**thresholds, key: float(v)}) for v in values])
+        found = boundaries_from_counts(cut_line(grid, axis)[axis].values, c, phase, end)
+        for f in fields:
+            per[f].append(found[f])
+    dims = ("boundary", dim, "time")
+    ds = xr.Dataset(coords={"boundary": [b[0] for b in BOUNDARIES], dim: np.asarray(values, float)})
+    var = f"boundary_by_{dim}"
+    ds[var] = (dims, np.stack(per[""]), {"long_name": f"boundaries under rule order against its {key}"})
+    ds[var + "_lower"] = (dims, np.stack(per["_lower"]), {"long_name": "minus one binomial error"})
+    ds[var + "_upper"] = (dims, np.stack(per["_upper"]), {"long_name": "plus one binomial error"})
+    ds[var + "_status"] = (dims, np.stack(per["_status"]), {"long_name": "where the boundary lies", **STATUS_FLAGS})
     return ds
 
 
 def boundary_study(sigma_w_cut: xr.Dataset, T_cut: xr.Dataset, ferro_max_test_loss: float = 0.1,
                    glass_min_overlap: float = 0.5, glass_min_saturation: float = 0.5,
-                   boundary_fraction: float = 0.68) -> xr.Dataset:
+                   boundary_fraction: float = 0.68, floor_factors=(), sv_growths=(),
+                   **order_thresholds) -> xr.Dataset:
     """The boundary-against-training-length artifact from two gathered cuts
-    (:func:`physml.phases.cells.gather`): the spin-glass boundary ``glass`` along the sigma_W
-    cut (the block of glass cells at large sigma_W), the ferro/para boundary ``ferro`` along
-    the T cut (the block of ferro cells at small T), both under every rule, beside the
-    predicted lines: ``T_ferro_para_predicted`` (time), the drift-versus-noise line at the T
-    cut's sigma_W (:func:`physml.phases.boundaries.ferro_para_line`), and for tanh the
-    attributes ``sigma_w_tanh_line`` (sigma_W^2 = 1/2) and ``sigma_w_preactivation_line``
-    (sigma_W^2 <a^2> = 1/2, <a^2> measured on the sigma_W cut's runs); and the fraction of
-    runs satisfying the criterion along the T cut, ``drift_criterion_fraction`` (ferro_T, time)."""
-    from physml.phases.classify import FERRO, GLASS, analyse_grid
+    (:func:`physml.phases.cells.gather`; the T cut with its floor cells, the smallest sigma_W at
+    each of its T, for rule ``order``), under every rule: the spin-glass boundary ``glass``
+    along the sigma_W cut (the block of glass cells at large sigma_W), the edge of the ferro
+    block at small sigma_W along the same cut, ``ferro_sigma_w``, and the ferro/para boundary
+    ``ferro`` along the T cut (the block of ferro cells at small T); beside them the predicted
+    lines: ``T_ferro_para_predicted`` and ``T_ferro_para_authors_predicted`` (time), where
+    68% of runs satisfy our drift-versus-noise criterion and the authors' criterion at the T
+    cut's sigma_W (:func:`physml.phases.boundaries.ferro_para_line`), with the fractions along
+    the cut, ``drift_criterion_fraction`` and ``authors_criterion_fraction`` (ferro_T, time);
+    for tanh the attributes ``sigma_w_tanh_line`` (sigma_W^2 = 1/2) and
+    ``sigma_w_preactivation_line`` (sigma_W^2 <a^2> = 1/2, <a^2> measured on the sigma_W
+    cut's runs).  ``floor_factors`` and ``sv_growths``: the boundaries under rule ``order``
+    with ``ferro_max_floor_ratio`` and ``para_min_sv_growth`` set to each
+    (:func:`threshold_scan`; dims ``floor_factor`` and ``sv_growth``)."""
+    from physml.phases.classify import ORDER_THRESHOLDS, analyse_grid
 
-    if cut_axis(sigma_w_cut) != "sigma_w" or cut_axis(T_cut) != "T":
-        raise ValueError("boundary_study needs a cut through sigma_w and a cut through T")
-    thresholds = dict(ferro_max_test_loss=ferro_max_test_loss, glass_min_overlap=glass_min_overlap,
-                      glass_min_saturation=glass_min_saturation)
+    if sigma_w_cut.sizes["T"] != 1 or sigma_w_cut.sizes["sigma_w"] < 2:
+        raise ValueError(f"the sigma_W cut needs one T and at least two sigma_W, got {dict(sigma_w_cut.sizes)}")
+    if T_cut.sizes["T"] < 2 or T_cut.sizes["sigma_w"] != 2:
+        raise ValueError("the T cut needs at least two T at one sigma_W and its floor cells (a smaller "
+                         f"sigma_W at the same T, for rule order), got {dict(T_cut.sizes)}")
     if not np.array_equal(sigma_w_cut["time"].values, T_cut["time"].values):
         raise ValueError("the two cuts have different snapshot times")
+    order = {**ORDER_THRESHOLDS, **order_thresholds}
+    thresholds = dict(ferro_max_test_loss=ferro_max_test_loss, glass_min_overlap=glass_min_overlap,
+                      glass_min_saturation=glass_min_saturation, **order)
     sw = analyse_grid(sigma_w_cut, boundary_fraction=boundary_fraction, **thresholds)
     tc = analyse_grid(T_cut, boundary_fraction=boundary_fraction, **thresholds)
-    out = xr.merge([cut_boundaries(sw, GLASS, "high", "glass", **thresholds),
-                    cut_boundaries(tc, FERRO, "low", "ferro", **thresholds)], combine_attrs="drop_conflicts")
-    out["T_ferro_para_predicted"] = tc["T_ferro_para"].isel(sigma_w=0).drop_vars("sigma_w").assign_attrs(
-        long_name=f"T where {boundary_fraction:.0%} of runs satisfy the drift-versus-noise criterion "
-                  f"at sigma_W = {float(tc['sigma_w'][0]):g}")
-    out["drift_criterion_fraction"] = (
-        tc["drift_criterion_fraction"].isel(sigma_w=0, drop=True).rename(T="ferro_T")
-        .transpose("ferro_T", "time").assign_attrs(
-            long_name="fraction of runs whose eigenvalue drift beats the noise, along the T cut"))
+    parts = [cut_boundaries(sw, "sigma_w", GLASS, "high", "glass", **thresholds),
+             cut_boundaries(sw, "sigma_w", FERRO, "low", "ferro_sigma_w", counts=False, **thresholds),
+             cut_boundaries(tc, "T", FERRO, "low", "ferro", **thresholds)]
+    cuts = {"sigma_w": sw, "T": tc}
+    if len(floor_factors):
+        parts.append(threshold_scan(cuts, "ferro_max_floor_ratio", floor_factors, "floor_factor", **thresholds))
+    if len(sv_growths):
+        parts.append(threshold_scan(cuts, "para_min_sv_growth", sv_growths, "sv_growth", **thresholds))
+    out = xr.merge(parts, combine_attrs="drop_conflicts")
+    at = tc.isel(sigma_w=-1)
+    for name, criterion in (("", "physml"), ("_authors", "authors")):
+        frac = "drift_criterion_fraction" if criterion == "physml" else "authors_criterion_fraction"
+        out[f"T_ferro_para{name}_predicted"] = at[f"T_ferro_para{name}"].drop_vars("sigma_w").assign_attrs(
+            long_name=f"T where {boundary_fraction:.0%} of runs satisfy the {criterion} ferro/para criterion "
+                      f"at sigma_W = {float(at['sigma_w']):g}")
+        out[frac] = (at[frac].drop_vars("sigma_w").rename(T="ferro_T").transpose("ferro_T", "time")
+                     .assign_attrs(long_name=f"{at[frac].attrs['long_name']}, along the T cut"))
     out["time"].attrs.update(long_name="SGD steps done")
     out.attrs.update(thresholds, boundary_fraction=float(boundary_fraction), rules=" ".join(RULES),
                      n_runs=int(sw.sizes["run"]), lr_sigma_w_cut=float(sw["lr"].values[0]),
-                     lr_T_cut=" ".join(f"{v:g}" for v in tc["lr"].values))
+                     lr_T_cut=" ".join(f"{v:g}" for v in tc["lr"].values),
+                     floor_sigma_w_T_cut=float(tc["sigma_w"].min()), floor_sigma_w_sigma_w_cut=float(sw["sigma_w"].min()))
     for key in ("batch_size", "n_batches", "arch_activation", "arch_n_in", "arch_n1", "arch_n2"):
         if key in sw.attrs:
             out.attrs[key] = sw.attrs[key]

@@ -257,10 +257,11 @@ def loss(runs: Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray) -> np.ndarray:
     return 0.5 * np.mean(e * e, axis=1)
 
 
-def loss_and_grad(runs: Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray):
+def loss_and_grad(runs: Runs, x: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray | None = None):
     """Per-run loss (R,) and hand-written gradient dL/dW (R, n2, n1) on the points (x, y):
-    dL/dW = (1/N) sum_n delta_n a_n^T, delta_n = (y_n - t_n) Z * f'(u_n)."""
-    a, u, s = hidden(runs, x, W)
+    dL/dW = (1/N) sum_n delta_n a_n^T, delta_n = (y_n - t_n) Z * f'(u_n).  ``a``: the
+    first-layer features of x, where already computed."""
+    a, u, s = hidden(runs, x, W, a)
     e = np.einsum("rnk,rk->rn", s, runs.Z) - y
     delta = e[:, :, None] * runs.Z[:, None, :] * activation_derivative(runs.arch.activation, u, s)
     grad = np.matmul(delta.transpose(0, 2, 1), a) / x.shape[1]
