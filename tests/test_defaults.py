@@ -38,6 +38,9 @@ PAIRS = [
     ("rmt.linear", "rmt linear", {}, {}),
     ("rmt.linear", "rmt temperature", {}, {}),
     ("rmt.mlp", "rmt mlp", {}, {}),
+    ("rmt.mlp_online", "rmt mlp", {}, {"batch_size": "the grid's values, one job each",
+                                       "label_noise": "the verb's 0 keeps the phases study's noiseless labels"}),
+    ("rmt.rbm", "rmt rbm", {}, {}),
     ("rmt.transformer", "rmt transformer", {}, {}),
     ("rmt.transformer", "rmt corpus", {}, {}),
     ("rmt.dbm", "rmt dbm", {}, {}),
@@ -46,10 +49,12 @@ PAIRS = [
 ]
 # blocks of the schema that configure no verb's default: other ensembles than the verb's own
 # (u1.training, phases.boundary_study), the flux ensembles' moves (u1.flux_moves: the verb's
-# --flux-moves 0 means none), the exact sampler and the sampler presets (their own test below)
+# --flux-moves 0 means none), the exact sampler, the sampler presets (their own test below)
+# and the phi^4 exact path (its rules pass every setting: sampler, steps, density dtype)
 NOT_VERB_DEFAULTS = {"u1", "u1.training", "u1.exact", "phases.boundary_study",
                      "phases.boundary_study.sigma_w_cut", "phases.boundary_study.T_cut",
-                     "phases.models", "diffusion.generate", "diffusion.u1.sample", "diffusion.u1.authors"}
+                     "phases.models", "diffusion.generate", "diffusion.u1.sample", "diffusion.u1.authors",
+                     "diffusion.exact"}
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def test_model_file_records_config_and_training_ensemble(run):
     assert rec["config"]["channels"] == [4, 8] and rec["config"]["epochs"] == 2
     assert rec["provenance"]["git_commit"] and rec["model"]["scale"] > 0 and rec["model"]["odd"]
     # edm recipe: noise range sized from the data, zero-mode law fitted, both recorded
-    assert rec["model"]["precond"]["recipe"] == "edm" and rec["model"]["zero_mode"]["volume"] == 64
+    assert rec["model"]["precond"]["recipe"] == "edm" and rec["model"]["precond"]["zero_mode"]["volume"] == 64
     assert rec["model"]["sigma_max"] == pytest.approx(rec["noise_sizing"]["sigma_max"])
     hist = read_artifact(run["dir"] / "training.nc")
     assert len(hist["epoch"]) == 2 and "loss" in hist and "lr" in hist and "wall_time" in hist

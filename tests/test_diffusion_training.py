@@ -48,7 +48,7 @@ def test_training_is_deterministic_given_the_seed(tmp_path):
     assert (np.diff(h["lr"].values) < 0).all()  # cosine decay
     assert (np.diff(h["wall_time"].values) > 0).all()
     assert h["loss_sigma"].shape == (4, 6)
-    assert a.meta["sigma_max"] > 1 and a.model.zero_mode["volume"] == 64
+    assert a.meta["sigma_max"] > 1 and a.model.precond.law.volume == 64
 
 
 def test_spectral_training_fits_the_propagator_and_round_trips(tmp_path):
@@ -56,14 +56,14 @@ def test_spectral_training_fits_the_propagator_and_round_trips(tmp_path):
     b = 0 and a = 1 within the scatter of 48 configurations; the model file rebuilds the
     same denoiser; the song recipe has no propagator law."""
     res = _train(tmp_path, "spec", epochs=2, spectral=True)
-    law = res.model.precond.propagator
+    law = res.model.precond.inner.propagator
     assert law["b"] < 0.05 and law["a"] == pytest.approx(1.0, rel=0.1)
     assert np.isfinite(res.history["loss"].values).all()
     save_score_model(tmp_path / "m.pt", res.model)
     loaded, _ = load_score_model(tmp_path / "m.pt")
     x = _data(n=4, seed=1).float()
     torch.testing.assert_close(loaded.denoise(x, 0.4), res.model.eval().denoise(x, 0.4))
-    assert _train(tmp_path, "song", epochs=1, spectral=True, recipe="song").model.precond.propagator is None
+    assert "propagator" not in _train(tmp_path, "song", epochs=1, spectral=True, recipe="song").model.precond.config()
 
 
 @pytest.mark.parametrize("stop_after", [1, 3])
@@ -199,7 +199,7 @@ def test_model_trained_on_the_free_field_matches_its_exact_score_and_propagator(
     phi = torch.from_numpy(ens["phi"].values)
     train, test = phi[:2048], phi[2048:]
     res = train_score_model(train, sde=SDE, net={"channels": [16, 32], "embed_dim": 32,
-                                                 "zero_mode": True, "adaptive_norm": True},
+                                                 "field_stats": True, "adaptive_norm": True},
                             cfg=TrainConfig(epochs=40, batch_size=64, lr=3e-3), seed=2,
                             show_progress=False)
     model = res.model.double()

@@ -16,9 +16,10 @@ def test_mala_alone_converges_to_the_exact_u1_plaquette_at_beta_2_L_8():
     """The issue's proof of exactness: random starts, no model, exact plaquette."""
     gen = torch.Generator().manual_seed(11)
     theory = U1(2.0)
-    h, pilot_acc, schedule = tune_step_size(theory, theory.random_start(32, 8, gen), 150, gen)
-    res = run_mala(theory, theory.random_start(256, 8, gen), 800, h, gen, schedule=schedule)
-    assert res.step_sizes[:150].tolist() == schedule and (res.step_sizes[150:] == h).all()
+    tuning = tune_step_size(theory, theory.random_start(32, 8, gen), 150, gen)
+    h, pilot_acc = tuning.h, tuning.acceptance
+    res = run_mala(theory, theory.random_start(256, 8, gen), 800, h, gen, schedule=tuning.schedule)
+    assert res.step_sizes[:150].tolist() == tuning.schedule and (res.step_sizes[150:] == h).all()
     assert torch.all(res.x >= -math.pi) and torch.all(res.x < math.pi)   # wrapped links
     plaq = torch.cos(plaquette_angles(res.x)).mean(dim=(-2, -1)).numpy()  # one per chain
     err = plaq.std(ddof=1) / math.sqrt(len(plaq))
@@ -55,7 +56,8 @@ def test_step_size_is_tuned_to_the_target_and_shrinks_with_volume():
     gen = torch.Generator().manual_seed(2)
     steps = {}
     for L in (8, 32):
-        h, acc, _ = tune_step_size(theory, theory.cold_start(32, L), 300, gen, target=0.6)
+        tuning = tune_step_size(theory, theory.cold_start(32, L), 300, gen, target=0.6)
+        h, acc = tuning.h, tuning.acceptance
         assert 0.5 < float(acc[-100:].mean()) < 0.7
         steps[L] = h
     assert steps[32] < 0.6 * steps[8]          # optimal MALA steps scale like V^(-1/3)
@@ -90,7 +92,8 @@ def test_a_constant_start_moves_with_the_pilot_schedule_but_not_with_the_tuned_s
     theory = Phi4(0.5, 0.022)
     gen = torch.Generator().manual_seed(4)
     start = theory.cold_start(32, 16)
-    h, _, schedule = tune_step_size(theory, start.clone(), 200, gen)
+    tuning = tune_step_size(theory, start.clone(), 200, gen)
+    h, schedule = tuning.h, tuning.schedule
     fixed = run_mala(theory, start.clone(), 200, h, gen)
     replayed = run_mala(theory, start.clone(), 200, h, gen, schedule=schedule)
     assert float(replayed.acceptance[-50:].mean()) > 0.4

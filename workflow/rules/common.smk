@@ -175,15 +175,28 @@ def train_command(diff, epochs, recipe, extra=""):
 
 
 def mala_flags(mala):
-    """The MALA stage's options (--mala-*) from diffusion.mala."""
-    return cli_flags(mala, skip=("phi4_constant_start_kappa",), prefix="mala_")
+    """The MALA stage's options (--mala-*) from diffusion.mala, without the phi^4-only keys."""
+    return cli_flags(mala, skip=("phi4_constant_start_kappa", "phi4_global_moves"), prefix="mala_")
 
 
-def sample_command(sample, mala=None, extra=""):
+def exact_command(exact, n_steps, extra, out):
+    """The shell command of `physml diffusion sample` on the exact path (diffusion.exact): its
+    deterministic sampler with `n_steps` levels and the Jacobian density; `extra`: the outputs
+    beside `out`."""
+    return (
+        "python -m physml diffusion sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
+        f" --sampler {exact['sampler']} --n-steps {n_steps} --density jacobian"
+        f" --density-dtype {exact['density_dtype']} --n-snapshots 0{extra}"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
+        f" --out {out} > {{log}} 2>&1"
+    )
+
+
+def sample_command(sample, mala_options="", extra=""):
     """The shell command of `physml diffusion sample` with the settings `sample` writing the dm
-    ensemble, and the dm_mala one after the MALA stage `mala` (diffusion.mala) where given;
-    `extra`: more options."""
-    stage = f" {mala_flags(mala)} --mala-out {{output.dm_mala}}" if mala else ""
+    ensemble, and the dm_mala one after the MALA stage with `mala_options` (--mala-*) where
+    given; `extra`: more options."""
+    stage = f" {mala_options} --mala-out {{output.dm_mala}}" if mala_options else ""
     return (
         "python -m physml diffusion sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
         f"{extra} {cli_flags(sample)}{stage}"

@@ -75,7 +75,7 @@ rule sample_u1:
         mem_mb=3000,
         runtime=240,
     shell:
-        sample_command(DM_U1["sample"], MALA, extra=" --beta {wildcards.beta}")
+        sample_command(DM_U1["sample"], MALA_OPTIONS, extra=" --beta {wildcards.beta}")
 
 
 rule sample_u1_authors:

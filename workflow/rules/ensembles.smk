@@ -4,16 +4,22 @@ PHI4 = config["phi4"]
 
 
 rule hmc_phi4:
+    """`hmc`: the reference of every comparison at (kappa, L); `hmc_train`: the training
+    ensemble of the diffusion models, the same settings with another seed."""
     conda:
         CONDA_ENV
     output:
-        ensemble="results/phi4/hmc/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
+        ensemble="results/phi4/{source}/L{L}_kappa{kappa}_lam{lam}/ensemble.nc",
     log:
-        "results/logs/phi4/hmc/L{L}_kappa{kappa}_lam{lam}.log",
+        "results/logs/phi4/{source}/L{L}_kappa{kappa}_lam{lam}.log",
     benchmark:
-        "results/benchmarks/phi4/hmc/L{L}_kappa{kappa}_lam{lam}.tsv"
+        "results/benchmarks/phi4/{source}/L{L}_kappa{kappa}_lam{lam}.tsv"
+    wildcard_constraints:
+        source="hmc|hmc_train",
     params:
-        seed=lambda wc: derive_seed(config["seed"], "hmc_phi4", wc.L, wc.kappa, wc.lam),
+        seed=lambda wc: derive_seed(config["seed"], *(["hmc_phi4"] if wc.source == "hmc" else ["hmc_phi4", "train"]),
+                                    wc.L, wc.kappa, wc.lam),
+        source=lambda wc: "" if wc.source == "hmc" else f" --source {wc.source}",
         device=config["device"],
     threads: 1
     resources:
@@ -21,7 +27,7 @@ rule hmc_phi4:
         runtime=60,
     shell:
         "python -m physml lattice hmc phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
-        f" {cli_flags(PHI4['hmc'])} --seed {{params.seed}} --device {{params.device}}"
+        f" {cli_flags(PHI4['hmc'])}{{params.source}} --seed {{params.seed}} --device {{params.device}}"
         " --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
 

@@ -48,6 +48,9 @@ def add_mala_options(p: argparse.ArgumentParser, default_steps: int) -> None:
                    help="Robbins-Monro tuning steps on the pilot chains (replayed as warm-up)")
     p.add_argument("--mala-pilot", type=int, default=64,
                    help="pilot configurations for tuning (drawn like the others, never measured; >= 64)")
+    p.add_argument("--mala-global-moves", type=int, default=0,
+                   help="phi4: global moves after every MALA step, each a uniform shift of the field "
+                        "(width tuned on the pilot, exact accept on Delta S) and a Z2 flip (0: none)")
 
 
 def trivial_start(theory, start: str, n: int, L: int, scale: float, generator: torch.Generator,
@@ -80,7 +83,8 @@ def cmd_mala(args: argparse.Namespace) -> None:
         inputs.append(args.scale_from)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
-    stage = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance)
+    stage = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance,
+                      shift_moves=args.mala_global_moves)
     t0 = time.perf_counter()
     pilot = trivial_start(theory, args.start, args.mala_pilot, args.L, scale, pilot_gen, device)
     x = trivial_start(theory, args.start, args.n_configs, args.L, scale, gen, device)

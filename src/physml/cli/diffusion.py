@@ -26,7 +26,8 @@ import xarray as xr
 from physml.cli.common import Output, add_runtime_options, resolved_config, save, setup_runtime
 from physml.cli.corrections import add_mala_options
 from physml.cli.options import old_spelling
-from physml.diffusion.model import RECIPES, load_score_model, save_score_model
+from physml.diffusion.model import load_score_model, save_score_model
+from physml.diffusion.precond import RECIPES
 from physml.diffusion.samplers import GRIDS, SAMPLERS, make_sampler
 from physml.diffusion.training import (SIGMA_DISTRIBUTIONS, T_SAMPLING, TrainConfig,
                                        train_score_model)
@@ -35,6 +36,7 @@ from physml.io.artifacts import (locate_input, provenance_attrs, read_input,
 from physml.lattice.phi4 import Phi4
 from physml.lattice.u1 import U1
 from physml.mc.ensembles import independent_ensemble
+from physml.mc.importance import density_summary, imh_ensemble, log_weights, weighted_ensemble
 from physml.mc.mala import MALAStage
 from physml.seeds import derive_seed
 
@@ -69,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                       augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
     sde = {"name": args.sde_name, "sigma": args.sde_sigma}
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
-    flags = {k: getattr(args, k) for k in ("zero_mode", "adaptive_norm", "fourier_scale")
+    flags = {k: getattr(args, k) for k in ("field_stats", "adaptive_norm", "fourier_scale")
              if getattr(args, k) is not None}
     net = {"in_channels": in_channels, "channels": args.channels, "embed_dim": args.embed_dim,
            "groups": args.groups,
@@ -81,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     res = train_score_model(data, sde=sde, net=net, cfg=cfg, seed=args.seed, device=device, beta0=beta0,
                             checkpoint=checkpoint, data_sha256=ens_sha, show_progress=args.progress)
     config = resolved_config(args, checkpoint=None,
-                             **{k: res.model.net.hparams[k] for k in ("zero_mode", "adaptive_norm", "fourier_scale")})
+                             **{k: res.model.net.hparams[k] for k in ("field_stats", "adaptive_norm", "fourier_scale")})
     ensemble = {"path": str(args.ensemble), "sha256": ens_sha, "field": field,
                 **{k: ens.attrs[k] for k in ("theory", "source", "L", "kappa", "lam", "beta")
                    if k in ens.attrs}}
@@ -157,18 +159,25 @@ def cmd_sample(args: argparse.Namespace) -> None:
                          f"{model.downsampling}")
     if args.mala_steps and not args.mala_out:
         raise ValueError("--mala-steps needs --mala-out (the ensemble after MALA)")
+    if (args.imh_out or args.rw_out) and not args.density:
+        raise ValueError("--imh-out and --rw-out need --density (jacobian or path): the model's "
+                         "density of each sample")
     theory, ens_rec = _theory_from_record(record, args)
     beta = theory.beta if theory.name == "u1" else None   # physics conditioning: score x beta / beta0
     inputs = _training_inputs(args, ens_rec, record)
     sampler = sampler_from_args(args)
-    mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance) if args.mala_steps else None
+    sampler.check_density(args.density, args.anneal_steps)
+    if args.density:   # the density of the map actually run, in this dtype
+        model = model.to(getattr(torch, args.density_dtype))
+    mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance,
+                      shift_moves=args.mala_global_moves) if args.mala_steps else None
     site_shape = tuple(theory.cold_start(1, args.L).shape[1:])
     options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps, "beta": beta,
                "anneal_snr": args.anneal_snr, "show_progress": args.progress,
                "target": theory.action if sampler.needs_target else None}
     res = sampler.sample(model, args.n_configs, site_shape, seed=args.seed,
                          snapshot_taus=args.snapshot_taus, n_snapshots=args.n_snapshots,
-                         desc=f"{sampler.name} L={args.L}", **options)
+                         desc=f"{sampler.name} L={args.L}", density=args.density, **options)
     rate = args.n_configs / res.wall_time
     print(f"sampled {args.n_configs} configurations in {res.wall_time:.1f} s ({rate:.2f} configs/s, "
           f"{res.nfe} score evaluations each)")
@@ -188,7 +197,19 @@ def cmd_sample(args: argparse.Namespace) -> None:
         "train_L": int(record["ensemble"].get("L", -1)),
         **{f"train_{k}": float(record["ensemble"][k]) for k in COUPLINGS[theory.name]},
     }
-    ds = independent_ensemble(theory, res.x, args.source or sampler.source, **attrs)
+    log_w, dm_attrs = None, dict(attrs)
+    if res.log_q is not None:
+        log_w = log_weights(theory.action(res.x.double()).numpy(), res.log_q.numpy())
+        attrs.update(density=args.density, density_dtype=args.density_dtype)
+        dm_attrs = {**attrs, **density_summary(log_w)}
+        print(f"density ({args.density}): Kish ESS/N {dm_attrs['ess_fraction']:.4g}, log Z "
+              f"{dm_attrs['log_Z']:.6g} +- {dm_attrs['log_Z_err']:.2g}, {dm_attrs['n_nonfinite']} of "
+              f"{len(log_w)} log q not finite")
+    ds = independent_ensemble(theory, res.x, args.source or sampler.source, **dm_attrs)
+    if log_w is not None:
+        ds["log_q"] = ("config", res.log_q.numpy(), {"long_name": "log q of the configuration (physical "
+                       "units, measure prod dphi; path route: the path's log q)"})
+        ds["log_weight"] = ("config", log_w, {"long_name": "log w = -S - log q (NaN: not finite)"})
     ds["sigma_grid"] = ("sigma_level", np.asarray(res.sigma_grid),
                         {"long_name": "noise levels of the sampler (normalised units)"})
     if res.snapshots is not None:
@@ -199,6 +220,20 @@ def cmd_sample(args: argparse.Namespace) -> None:
                               snapshot_sigma=("tau", res.snapshot_sigma,
                                               {"long_name": "noise level (normalised units)"}))
     save(ds, args, "sample", inputs=inputs, model_sha256=model_sha)
+    dm_out = args.out
+    if args.law_out:   # the same draws through the preconditioner's law alone
+        law = sampler.sample(model.without_network(), args.n_configs, site_shape, seed=args.seed,
+                             desc=f"law only L={args.L}", **options)
+        args.out = args.law_out
+        save(independent_ensemble(theory, law.x, "law_only", **{**attrs, "density": "", "law_only": 1}),
+             args, "sample", inputs=inputs, model_sha256=model_sha, dm_ensemble=str(dm_out))
+    corrections = ((args.imh_out, lambda: imh_ensemble(
+                       theory, res.x, log_w, torch.Generator().manual_seed(derive_seed(args.seed, "imh")), **attrs)),
+                   (args.rw_out, lambda: weighted_ensemble(theory, res.x, log_w, **attrs)))
+    for out, build in corrections:
+        if out:
+            args.out = out
+            save(build(), args, "sample", inputs=inputs, model_sha256=model_sha, dm_ensemble=str(dm_out))
     if mala is None:
         return
     t0 = time.perf_counter()
@@ -210,7 +245,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
                                         show_progress=args.progress, desc=f"mala L={args.L}")
     attrs["wall_time_s"] = res.wall_time + time.perf_counter() - t0
     out = independent_ensemble(theory, x, "dm_mala", **attrs, **mala_attrs).merge(mala_vars)
-    args.out, dm_out = args.mala_out, args.out
+    args.out = args.mala_out
     save(out, args, "sample", inputs=inputs, model_sha256=model_sha, dm_ensemble=str(dm_out))
 
 
@@ -251,11 +286,13 @@ def verb_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--blocks-per-level", type=int, default=0, help="extra residual blocks per level")
     t.add_argument("--global-pool", action=argparse.BooleanOptionalAction, default=False,
                    help="mix the lattice average of the deepest features back in")
-    for flag, what in (("zero-mode", "the input's mean and RMS into the conditioning and a "
-                                     "zero-mode head"),
+    for flag, what in (("field-stats", "the input's mean and RMS into the conditioning and a "
+                                       "uniform output head"),
                        ("adaptive-norm", "conditioning as scale and shift after each GroupNorm")):
         t.add_argument(f"--{flag}", dest=flag.replace("-", "_"), action=argparse.BooleanOptionalAction,
                        default=None, help=f"{what} (default: on for edm, off for song and U(1))")
+    old_spelling(t, "--zero-mode", "--field-stats")
+    old_spelling(t, "--no-zero-mode", "--no-field-stats")
     t.add_argument("--gauge-covariant", action=argparse.BooleanOptionalAction, default=False,
                    help="U(1): score = B^T g(cos theta_P, sin theta_P), exactly gauge covariant "
                         "(see physml.diffusion.unet)")
@@ -338,6 +375,22 @@ def verb_sample(s: argparse.ArgumentParser) -> None:
                         "authors' sampler), e.g. dm_song for a song-recipe model beside the default one")
     add_mala_options(s, default_steps=0)
     s.add_argument("--mala-out", default=None, help="ensemble after the MALA stage (source = dm_mala)")
+    s.add_argument("--law-out", default=None,
+                   help="the same prior draws and sampler with the network's output set to zero: the "
+                        "preconditioner's fitted law alone (source = law_only; scalar fields)")
+    s.add_argument("--density", choices=("jacobian", "path"), default=None,
+                   help="the model's density of every sample, log q, and log w = -S - log q: "
+                        "jacobian (exact, deterministic samplers ode and ode2m; about V network "
+                        "passes per score evaluation) or path (path weights of --sampler em, no "
+                        "Jacobian); stored as log_q and log_weight with ESS/N and log Z")
+    s.add_argument("--density-dtype", choices=("float64", "float32"), default="float64",
+                   help="dtype of the sampling map whose density is taken (the log-determinant is "
+                        "always accumulated in float64)")
+    s.add_argument("--imh-out", default=None,
+                   help="with --density: the independence Metropolis chain over the samples "
+                        "(source = dm_imh)")
+    s.add_argument("--rw-out", default=None,
+                   help="with --density: the samples with importance weights (source = dm_rw)")
     s.add_argument("--seed", type=int, required=True, help="random seed")
     s.add_argument("--out", required=True, help="output ensemble .nc")
     add_runtime_options(s, device=True)

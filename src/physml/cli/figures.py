@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from physml.cli.common import Output, add_runtime_options, setup_runtime
-from physml.figures.diffusion import plot_phi4_denoising, plot_phi4_hmc_vs_dm, plot_phi4_mala_steps
+from physml.figures.diffusion import (plot_phi4_denoising, plot_phi4_exact_dm, plot_phi4_hmc_vs_dm,
+                                     plot_phi4_mala_steps)
 from physml.figures.phases import (plot_phase_boundaries, plot_phase_diagram, plot_phase_observables,
                                    plot_phase_trajectories)
 from physml.figures.phi4 import plot_phi4_hmc
@@ -19,7 +20,7 @@ FIGURES = {"phi4_hmc": plot_phi4_hmc,
            "phase_diagram": plot_phase_diagram, "phase_observables": plot_phase_observables,
            "phase_trajectories": plot_phase_trajectories, "phase_boundaries": plot_phase_boundaries,
            "phi4_denoising": plot_phi4_denoising, "phi4_hmc_vs_dm": plot_phi4_hmc_vs_dm,
-           "phi4_mala_steps": plot_phi4_mala_steps,
+           "phi4_mala_steps": plot_phi4_mala_steps, "phi4_exact_dm": plot_phi4_exact_dm,
            "rmt_spacing": plot_rmt_spacing, "rmt_mp": plot_rmt_mp,
            "rmt_temperature": plot_rmt_temperature, "rmt_transformer": plot_rmt_transformer,
            "u1_hmc": plot_u1_hmc, "u1_volume": plot_u1_volume, "u1_coupling": plot_u1_coupling}
@@ -27,6 +28,7 @@ FIGURES = {"phi4_hmc": plot_phi4_hmc,
 INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemble",), ("phi4",)),
           "phi4_hmc_vs_dm": (("observables", "table"), ("phi4",)),
           "phi4_mala_steps": (("observables", "ensemble"), ("phi4",)),
+          "phi4_exact_dm": (("ensemble",), ("phi4",)),
           "u1_hmc": (("observables",), ("u1",)), "u1_volume": (("observables", "table"), ("u1",)),
           "u1_coupling": (("observables", "table"), ("u1",)),
           "rmt_spacing": (("rmt_dbm", "rmt_temperature"), None),

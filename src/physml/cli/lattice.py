@@ -47,6 +47,9 @@ def _add_hmc_options(p: argparse.ArgumentParser, n_chains: int, n_therm: int, me
     p.add_argument("--engine", choices=engines, default="auto",
                    help="trajectory code: native = C kernel (phi^4, float64 CPU), reference = torch, "
                         "auto = the kernel where it applies and compiles (recorded as hmc_engine)")
+    p.add_argument("--source", default=None,
+                   help="source label of the ensemble (default: hmc, hmc_flux with flux moves), "
+                        "e.g. hmc_train for a diffusion model's training ensemble")
     p.add_argument("--seed", type=int, required=True, help="random seed")
     p.add_argument("--out", required=True, help="output ensemble .nc")
     add_runtime_options(p, device=True)
@@ -60,6 +63,8 @@ def _run_hmc(args: argparse.Namespace, theory) -> None:
                       step_size=args.step_size, n_steps=args.n_steps, seed=args.seed, start=args.start,
                       therm_step_size=args.therm_step_size, device=device, show_progress=args.progress,
                       engine=args.engine, flux_moves=getattr(args, "flux_moves", 0))
+    if args.source:
+        ds.attrs["source"] = args.source
     print(f"acceptance {ds.attrs['acceptance_rate']:.3f}")
     if ds.attrs["acceptance_rate"] == 0:
         raise ValueError(f"{args.out}: not written: no trajectory was accepted after thermalisation "

@@ -1,6 +1,7 @@
 """Generation as composed stages: prior -> predictor/corrector steps down a noise grid ->
-annealing -> final denoising (the exact corrections, MALA and SMC, act afterwards on the
-physical fields: :mod:`physml.diffusion.generate`).
+annealing -> final denoising (the exact corrections act afterwards on the physical
+fields: MALA, :mod:`physml.mc.mala`; SMC, :mod:`physml.mc.smc`; independence Metropolis
+and importance weights from the model's density, :mod:`physml.diffusion.density`).
 
 Every sampler works in the noise level sigma of the variance-exploding process
 x_sigma = x_0 + sigma z (normalised units, :mod:`physml.diffusion.model`), in the manner
@@ -45,6 +46,12 @@ convolutions); the price is one small draw per configuration and step, which dom
 only without a network (the exact free-field score).  Periodic fields are wrapped into [-pi, pi)
 after every update (:meth:`ScoreModel.wrap`).  ``beta`` (U(1) models) multiplies every
 score evaluation by beta / beta0 (physics conditioning).
+
+The model's density (``density="jacobian"``, deterministic samplers: ``ode`` without
+churn, ``ode2m``): the same walk run under forward-mode autodiff gives the Jacobian of
+the whole map from the prior draw to the generated field, and log q of each sample
+(:mod:`physml.diffusion.density`).  Path weights (``density="path"``, ``em``): the
+sampler's own Gaussian transitions against the forward noising kernels, no Jacobian.
 """
 
 from __future__ import annotations
@@ -79,7 +86,8 @@ class SampleResult:
     """Samples ``x`` (physical units, ``(n, *site_shape)``), snapshots
     ``(len(taus), n_snapshots, *site_shape)`` at ``snapshot_taus`` (noise levels
     ``snapshot_sigma``, normalised units), the number of score evaluations per
-    configuration (annealing and final denoising included) and the wall time."""
+    configuration (annealing and final denoising included), the wall time, and with a
+    density ``log_q`` per configuration (physical units, float64; :mod:`physml.diffusion.density`)."""
 
     x: torch.Tensor
     snapshots: torch.Tensor | None = None
@@ -89,6 +97,7 @@ class SampleResult:
     wall_time: float = 0.0
     sigma_grid: list[float] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    log_q: torch.Tensor | None = None
 
 
 class Noise:
@@ -123,26 +132,54 @@ def prior(model, sigma_max: float, noise: Noise, shape, dtype, device) -> torch.
     return model.wrap(x)
 
 
-def langevin_step(model: ScoreModel, x: torch.Tensor, sigma: float, snr: float, noise: Noise,
-                  beta: float | None = None) -> torch.Tensor:
+@dataclass
+class Walk:
+    """What one batch's walk down the grid needs besides the model and the field: its
+    noise streams, the coupling ``beta``, the exact ``target`` action (samplers that
+    accept or reject), ``on_step(k, x)`` called at each level, per-configuration
+    statistics (:meth:`tally`) and, for path weights, the running sum
+    ``log_path`` = sum_k log R_k - log F_k (:meth:`add_path_term`)."""
+
+    noise: Noise | None
+    beta: float | None = None
+    target: Callable[[torch.Tensor], torch.Tensor] | None = None
+    on_step: Callable[[int, torch.Tensor], None] = lambda k, x: None
+    stats: dict[str, list[float]] = field(default_factory=dict)
+    log_path: torch.Tensor | None = None
+
+    def tally(self, name: str, values: torch.Tensor) -> None:
+        """Accumulate a per-configuration statistic (e.g. acceptance) for the result's ``stats``."""
+        entry = self.stats.setdefault(name, [0.0, 0])
+        entry[0] += float(values.sum())
+        entry[1] += values.numel()
+
+    def add_path_term(self, x: torch.Tensor, x_next: torch.Tensor, z: torch.Tensor, dv: float) -> None:
+        """log R - log F of one Gaussian step x -> x_next = mean + sqrt(dv) z against the
+        forward kernel F(x | x_next) = N(x_next, dv): (|x - x_next|^2 / dv - |z|^2) / 2."""
+        if self.log_path is not None:
+            term = ((x - x_next).flatten(1).square().sum(1) / dv - z.flatten(1).square().sum(1)) / 2
+            self.log_path = self.log_path + term.double()
+
+
+def langevin_step(model: ScoreModel, x: torch.Tensor, sigma: float, snr: float, walk: Walk) -> torch.Tensor:
     """One Langevin step at fixed ``sigma`` with eps = 2 (snr sigma)^2 (module docstring)."""
-    return langevin_move(model, x, sigma, 2.0 * (snr * sigma) ** 2, noise, beta)
+    return langevin_move(model, x, sigma, 2.0 * (snr * sigma) ** 2, walk)
 
 
-def langevin_move(model: ScoreModel, x: torch.Tensor, sigma: float, eps: float, noise: Noise,
-                  beta: float | None = None) -> torch.Tensor:
+def langevin_move(model: ScoreModel, x: torch.Tensor, sigma: float, eps: float, walk: Walk) -> torch.Tensor:
     """x <- x + eps s(x; sigma) + sqrt(2 eps) z."""
-    z = noise.randn(x.shape, x.dtype, x.device)
-    return model.wrap(x + eps * model(x, sigma, beta) + math.sqrt(2.0 * eps) * z)
+    z = walk.noise.randn(x.shape, x.dtype, x.device)
+    return model.wrap(x + eps * model(x, sigma, walk.beta) + math.sqrt(2.0 * eps) * z)
 
 
-def em_step(model: ScoreModel, x: torch.Tensor, sigma: float, sigma_next: float, noise: Noise,
-            beta: float | None = None) -> torch.Tensor:
+def em_step(model: ScoreModel, x: torch.Tensor, sigma: float, sigma_next: float, walk: Walk) -> torch.Tensor:
     """Euler-Maruyama step of the reverse VE SDE from ``sigma`` to ``sigma_next`` with the
     exact variance increment sigma^2 - sigma_next^2 (module docstring)."""
     dv = sigma * sigma - sigma_next * sigma_next
-    z = noise.randn(x.shape, x.dtype, x.device)
-    return model.wrap(x + dv * model(x, sigma, beta) + math.sqrt(dv) * z)
+    z = walk.noise.randn(x.shape, x.dtype, x.device)
+    x_next = model.wrap(x + dv * model(x, sigma, walk.beta) + math.sqrt(dv) * z)
+    walk.add_path_term(x, x_next, z, dv)
+    return x_next
 
 
 class Sampler(ABC):
@@ -151,6 +188,7 @@ class Sampler(ABC):
     name = "sampler"
     source = "dm"          # the source label of the ensembles it generates
     needs_target = False   # True: sample() must be given the exact action (Metropolis-Hastings)
+    path_weights = False   # True: its Gaussian transitions give path weights (density="path")
 
     def __init__(self, n_steps: int = 64, grid: str = "karras", sigma_min: float | None = None,
                  sigma_max: float | None = None):
@@ -168,15 +206,27 @@ class Sampler(ABC):
 
     # ---- what subclasses provide -------------------------------------------------
     @abstractmethod
-    def _diffuse(self, model: ScoreModel, x: torch.Tensor, sigmas: list[float], noise: Noise,
-                 beta: float | None, on_step: Callable[[int, torch.Tensor], None]) -> torch.Tensor:
-        """Walk ``x`` ~ prior at ``sigmas[0]`` down to ``sigmas[-1]``; call ``on_step(k, x)``
-        when x is at level ``sigmas[k]``, k = 1 .. N - 1; x in normalised units."""
+    def _diffuse(self, model: ScoreModel, x: torch.Tensor, sigmas: list[float], walk: Walk) -> torch.Tensor:
+        """Walk ``x`` ~ prior at ``sigmas[0]`` down to ``sigmas[-1]``; call
+        ``walk.on_step(k, x)`` when x is at level ``sigmas[k]``, k = 1 .. N - 1; x in
+        normalised units."""
 
-    def final_step(self, model: ScoreModel, x: torch.Tensor, sigma: float,
-                   beta: float | None) -> torch.Tensor:
-        """The final denoising step x + sigma_min^2 s(x; sigma_min) (module docstring)."""
-        return model.wrap(x + sigma * sigma * model(x, sigma, beta))
+    @property
+    def deterministic(self) -> bool:
+        """Whether the walk draws no noise after the prior (then it has a density)."""
+        return False
+
+    def final_step(self, model: ScoreModel, x: torch.Tensor, sigma: float, walk: Walk) -> torch.Tensor:
+        """The final denoising step D = x + sigma_min^2 s(x; sigma_min) (module docstring);
+        with path weights a draw from N(D, sigma_min^2) instead, whose forward kernel is the
+        noising N(x0, sigma_min^2) of the generated field."""
+        d = model.wrap(x + sigma * sigma * model(x, sigma, walk.beta))
+        if walk.log_path is None:
+            return d
+        z = walk.noise.randn(x.shape, x.dtype, x.device)
+        x0 = d + sigma * z
+        walk.add_path_term(x, x0, z, sigma * sigma)
+        return x0
 
     @property
     def evals_per_level(self) -> int:
@@ -225,78 +275,116 @@ class Sampler(ABC):
                 raise ValueError(f"snapshot tau must be in [0, 1], got {tau}")
         return [int(round(tau * self.n_steps)) for tau in taus]
 
+    def check_density(self, density: str | None, anneal_steps: int = 0) -> None:
+        """Refuse a density this sampler cannot give, naming the options."""
+        if density not in (None, "jacobian", "path"):
+            raise ValueError(f"--density must be 'jacobian' or 'path', got {density!r}")
+        if density == "jacobian" and not self.deterministic:
+            raise ValueError(f"--density jacobian needs a deterministic sampler (--sampler ode with "
+                             f"--churn 0, or ode2m); --sampler {self.name} draws noise at every step")
+        if density == "path" and not self.path_weights:
+            raise ValueError(f"--density path needs Gaussian reverse transitions (--sampler em); "
+                             f"got --sampler {self.name}")
+        if density and anneal_steps:
+            raise ValueError("--density: the annealing stage (--anneal-steps) has no density; set it to 0")
+
     @torch.no_grad()
     def sample(self, model: ScoreModel, n: int, site_shape: Sequence[int], *, seed: int,
                batch_size: int = 256, beta: float | None = None,
                snapshot_taus: Sequence[float] = (), n_snapshots: int = 0,
                anneal_steps: int = 0, anneal_snr: float = 0.16, first_index: int = 0,
                show_progress: bool = True, desc: str | None = None,
-               target: Callable[[torch.Tensor], torch.Tensor] | None = None) -> SampleResult:
+               target: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               density: str | None = None) -> SampleResult:
         """Draw ``n`` configurations of shape ``site_shape`` (e.g. ``(L, L)``), indices
         ``first_index`` .. (their noise streams), then ``anneal_steps`` Langevin steps
         (``anneal_snr``) at sigma_min and the final step.  ``target``: the exact action
         S(phi) per configuration in physical units (at the generated coupling), for
-        samplers that accept or reject against it (``needs_target``)."""
+        samplers that accept or reject against it (``needs_target``).  ``density``:
+        ``jacobian`` (deterministic samplers) or ``path`` (path weights) fills
+        ``log_q`` (:mod:`physml.diffusion.density`); the Jacobian runs in the model's dtype
+        and is accumulated in float64."""
+        from physml.diffusion import density as dens
+
         if n < 1 or batch_size < 1:
             raise ValueError("need n >= 1 and batch_size >= 1")
         if self.needs_target and target is None:
             raise ValueError(f"sampler {self.name!r} needs the exact action (target) for its "
                              "Metropolis-Hastings steps")
-        self._target = target
-        self._stats: dict[str, list[float]] = {}   # name -> [sum, count] (:meth:`_tally`)
         if anneal_steps < 0 or anneal_snr <= 0:
             raise ValueError("need anneal_steps >= 0 and anneal_snr > 0")
+        self.check_density(density, anneal_steps)
+        if density == "path" and model.periodic:
+            raise ValueError("--density path: the path weights of periodic fields need wrapped "
+                             "kernels; use --density jacobian")
         model.eval()
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
         sigmas = self.noise_grid(model)
         snap_steps = self.snapshot_steps(snapshot_taus)
-        n_snap = min(int(n_snapshots), n) if snap_steps else 0
-        snaps: list[torch.Tensor | None] = [None] * len(snap_steps)
-        outs = []
+        if density == "jacobian":   # V tangents per configuration: small batches
+            batch_size = min(batch_size, dens.jacobian_batch(site_shape))
+        n_snap = min(int(n_snapshots), n, batch_size) if snap_steps else 0
+        snaps: list[list[torch.Tensor]] = [[] for _ in snap_steps]
+        outs, log_qs, stats = [], [], {}
         n_batches = math.ceil(n / batch_size)
         bar = progress(total=n_batches * (self.n_steps + anneal_steps), desc=desc or f"sample {self.name}",
                        enabled=show_progress)
 
-        def keep(k, xk, first):
-            if first and n_snap:
-                for j, s in enumerate(snap_steps):
-                    if s == k:
-                        snaps[j] = model.denormalise(xk[:n_snap]).cpu().clone()
+        def walk_batch(x, noise, first):
+            """prior draw -> generated fields, and the snapshots of the first batch."""
+            kept = {}
+
+            def keep(k, xk):
+                if first and k in snap_steps:
+                    kept[k] = xk
+
+            def on_step(k, xk):
+                bar.update(1)
+                keep(k, xk)
+            walk = Walk(noise, beta, target, on_step, stats,
+                        torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+                        if density == "path" else None)
+            keep(0, x)
+            x = self._diffuse(model, x, sigmas, walk)
+            for _ in range(anneal_steps):
+                x = langevin_step(model, x, sigmas[-1], anneal_snr, walk)
+                bar.update(1)
+            x = self.final_step(model, x, sigmas[-1], walk)
+            bar.update(1)
+            keep(self.n_steps, x)
+            return x, [kept[k] for k in snap_steps if k in kept], walk.log_path
 
         t0 = time.perf_counter()
         for b in range(n_batches):
             m = min(batch_size, n - b * batch_size)
             noise = Noise(seed, first_index + b * batch_size, m, device)
-            x = prior(model, sigmas[0], noise, (m, *site_shape), dtype, device)
-            keep(0, x, b == 0)
-
-            def on_step(k, xk, first=(b == 0)):
-                bar.update(1)
-                keep(k, xk, first)
-
-            x = self._diffuse(model, x, sigmas, noise, beta, on_step)
-            for _ in range(anneal_steps):
-                x = langevin_step(model, x, sigmas[-1], anneal_snr, noise, beta)
-                bar.update(1)
-            x = self.final_step(model, x, sigmas[-1], beta)
-            bar.update(1)
-            keep(self.n_steps, x, b == 0)
+            z = prior(model, sigmas[0], noise, (m, *site_shape), dtype, device)
+            if density == "jacobian":
+                x, kept, log_det, sign = dens.jacobian_walk(lambda v: walk_batch(v, None, b == 0)[:2], z)
+                log_qs.append(dens.prior_log_density(model, z, sigmas[0]) - log_det)
+                Walk(None, stats=stats).tally("jacobian_sign_negative", (sign < 0).double())
+            else:
+                x, kept, log_path = walk_batch(z, noise, b == 0)
+                if log_path is not None:
+                    log_qs.append(dens.prior_log_density(model, z, sigmas[0]) + log_path)
+            for j, xk in enumerate(kept):
+                snaps[j] = model.denormalise(xk[:n_snap]).cpu().clone()
             outs.append(model.denormalise(x).cpu())
         bar.close()
         wall = time.perf_counter() - t0
+        x = torch.cat(outs)
+        log_q = None
+        if log_qs:   # physical units: phi = scale x
+            volume = math.prod(x.shape[1:])
+            log_q = torch.cat(log_qs).cpu().double() - volume * math.log(model.scale)
         snap_sigma = [sigmas[s] if s < self.n_steps else 0.0 for s in snap_steps]
-        return SampleResult(x=torch.cat(outs), snapshots=torch.stack(snaps) if n_snap else None,
+        return SampleResult(x=x, snapshots=torch.stack(snaps) if n_snap else None,
                             snapshot_taus=[float(t) for t in snapshot_taus] if n_snap else [],
                             snapshot_sigma=snap_sigma if n_snap else [],
                             nfe=self.nfe + anneal_steps, wall_time=wall, sigma_grid=sigmas,
-                            stats={k: total / count for k, (total, count) in self._stats.items()})
-
-    def _tally(self, name: str, values: torch.Tensor) -> None:
-        """Accumulate a per-configuration statistic (e.g. acceptance) for the result's ``stats``."""
-        entry = self._stats.setdefault(name, [0.0, 0])
-        entry[0] += float(values.sum())
-        entry[1] += values.numel()
+                            stats={k: total / count for k, (total, count) in stats.items()},
+                            log_q=log_q)
 
 
 @register
@@ -304,11 +392,12 @@ class EulerMaruyama(Sampler):
     """Euler-Maruyama with exact variance increments (module docstring)."""
 
     name = "em"
+    path_weights = True
 
-    def _diffuse(self, model, x, sigmas, noise, beta, on_step):
+    def _diffuse(self, model, x, sigmas, walk):
         for k in range(1, len(sigmas)):
-            x = em_step(model, x, sigmas[k - 1], sigmas[k], noise, beta)
-            on_step(k, x)
+            x = em_step(model, x, sigmas[k - 1], sigmas[k], walk)
+            walk.on_step(k, x)
         return x
 
 
@@ -331,12 +420,12 @@ class PredictorCorrector(Sampler):
     def evals_per_level(self) -> int:
         return 1 + self.n_corrector
 
-    def _diffuse(self, model, x, sigmas, noise, beta, on_step):
+    def _diffuse(self, model, x, sigmas, walk):
         for k in range(1, len(sigmas)):
             for _ in range(self.n_corrector):
-                x = langevin_step(model, x, sigmas[k - 1], self.snr, noise, beta)
-            x = em_step(model, x, sigmas[k - 1], sigmas[k], noise, beta)
-            on_step(k, x)
+                x = langevin_step(model, x, sigmas[k - 1], self.snr, walk)
+            x = em_step(model, x, sigmas[k - 1], sigmas[k], walk)
+            walk.on_step(k, x)
         return x
 
 
@@ -363,19 +452,23 @@ class ProbabilityFlow(Sampler):
     def evals_per_level(self) -> int:
         return 2
 
-    def _diffuse(self, model, x, sigmas, noise, beta, on_step):
+    @property
+    def deterministic(self) -> bool:
+        return self.churn == 0
+
+    def _diffuse(self, model, x, sigmas, walk):
         gamma = min(self.churn / self.n_steps, math.sqrt(2.0) - 1.0)
         for k in range(1, len(sigmas)):
             s0, s1 = sigmas[k - 1], sigmas[k]
             if gamma > 0:
                 s_hat = s0 * (1.0 + gamma)
-                z = noise.randn(x.shape, x.dtype, x.device)
+                z = walk.noise.randn(x.shape, x.dtype, x.device)
                 x, s0 = model.wrap(x + math.sqrt(s_hat * s_hat - s0 * s0) * z), s_hat
-            d0 = -s0 * model(x, s0, beta)
+            d0 = -s0 * model(x, s0, walk.beta)
             x_pred = model.wrap(x + (s1 - s0) * d0)
-            d1 = -s1 * model(x_pred, s1, beta)
+            d1 = -s1 * model(x_pred, s1, walk.beta)
             x = model.wrap(x + 0.5 * (s1 - s0) * (d0 + d1))
-            on_step(k, x)
+            walk.on_step(k, x)
         return x
 
 
@@ -393,16 +486,20 @@ class MultistepODE(Sampler):
 
     name = "ode2m"
 
-    def _diffuse(self, model, x, sigmas, noise, beta, on_step):
+    @property
+    def deterministic(self) -> bool:
+        return True
+
+    def _diffuse(self, model, x, sigmas, walk):
         d_prev, h_prev = None, None
         for k in range(1, len(sigmas)):
             s0, s1 = sigmas[k - 1], sigmas[k]
-            d = x + s0 * s0 * model(x, s0, beta)
+            d = x + s0 * s0 * model(x, s0, walk.beta)
             h = math.log(s0 / s1)
             d_eff = d if d_prev is None else (1 + h / (2 * h_prev)) * d - h / (2 * h_prev) * d_prev
             x = model.wrap((s1 / s0) * x + (1 - s1 / s0) * d_eff)
             d_prev, h_prev = d, h
-            on_step(k, x)
+            walk.on_step(k, x)
         return x
 
 
@@ -425,12 +522,12 @@ class AnnealedLangevin(Sampler):
     def nfe(self) -> int:
         return self.n_steps * self.steps_per_level + 1
 
-    def _diffuse(self, model, x, sigmas, noise, beta, on_step):
+    def _diffuse(self, model, x, sigmas, walk):
         for k, sigma in enumerate(sigmas):
             for _ in range(self.steps_per_level):
-                x = langevin_step(model, x, sigma, self.snr, noise, beta)
+                x = langevin_step(model, x, sigma, self.snr, walk)
             if k:
-                on_step(k, x)
+                walk.on_step(k, x)
         return x
 
 
@@ -507,39 +604,39 @@ class AuthorsLangevin(Sampler):
                              f"trained on ({model.sigma_min:.4g})")
         return [min(s, model.sigma_max) for s in sig]
 
-    def _diffuse(self, model, x, sigmas, noise, beta, on_step):
+    def _diffuse(self, model, x, sigmas, walk):
         for k, (sigma, eps, t) in enumerate(zip(sigmas, self.step_sizes(), self.times())):
             if t < self.t_mh:
-                x = self._metropolis_level(model, x, sigma, eps, noise, beta)
+                x = self._metropolis_level(model, x, sigma, eps, walk)
             else:
                 for _ in range(self.steps_per_level):
-                    x = langevin_move(model, x, sigma, eps, noise, beta)
+                    x = langevin_move(model, x, sigma, eps, walk)
             if k:
-                on_step(k, x)
+                walk.on_step(k, x)
         return x
 
-    def _metropolis_level(self, model, x, sigma, eps, noise, beta):
+    def _metropolis_level(self, model, x, sigma, eps, walk):
         """``steps_per_level`` MALA steps with drift eps s(x; sigma) against the exact action."""
         def action(v):
-            return self._target(model.denormalise(v))
+            return walk.target(model.denormalise(v))
 
-        s_x, a_x = model(x, sigma, beta), action(x)
+        s_x, a_x = model(x, sigma, walk.beta), action(x)
         for _ in range(self.steps_per_level):
-            z = noise.randn(x.shape, x.dtype, x.device)
+            z = walk.noise.randn(x.shape, x.dtype, x.device)
             y = model.wrap(x + eps * s_x + math.sqrt(2.0 * eps) * z)
-            s_y, a_y = model(y, sigma, beta), action(y)
+            s_y, a_y = model(y, sigma, walk.beta), action(y)
             log_a = mala_log_acceptance(x, y, eps, s_x, s_y, a_x, a_y, model.wrap)
-            accept = torch.log(noise.rand(x.dtype, x.device)) < log_a
-            self._tally("mh_acceptance", accept.to(x.dtype))
+            accept = torch.log(walk.noise.rand(x.dtype, x.device)) < log_a
+            walk.tally("mh_acceptance", accept.to(x.dtype))
             keep = _bcast(accept, x)
             x, s_x, a_x = torch.where(keep, y, x), torch.where(keep, s_y, s_x), torch.where(accept, a_y, a_x)
         return x
 
-    def final_step(self, model, x, sigma, beta):
+    def final_step(self, model, x, sigma, walk):
         """``output`` "mean": x + eps_last s(x; sigma_last), as the authors take it; "state": x."""
         if self.output == "state":
             return x
-        return model.wrap(x + self.step_sizes()[-1] * model(x, sigma, beta))
+        return model.wrap(x + self.step_sizes()[-1] * model(x, sigma, walk.beta))
 
 
 def make_sampler(name: str = "ode", **params) -> Sampler:

@@ -2,36 +2,27 @@
 
 Every model is a variance-exploding one, x = x0 + sigma z with z ~ N(0, 1) per
 component (:mod:`physml.diffusion.model`), trained to denoise: with the denoiser
-D(x; sigma) = x + sigma^2 s(x; sigma) the loss per configuration is
+D(x; sigma) = x + sigma^2 s(x; sigma), the loss is the preconditioner's weighted
+|D(x; sigma) - x0|^2 (:meth:`physml.diffusion.precond.Scalings.loss`: every mode in
+units of its output scale; with the zero-mode split the site average's error is added
+``zero_mode_weight`` times as much as all other modes together), averaged over sigma,
+x0 and z.  Any positive weighting of the modes and noise levels has the same minimiser
+(the exact score), so these choices only move where the network's capacity goes.  The
+two recipes:
 
-    lambda(sigma; sigma_data) |D(x; sigma) - x0|^2 / V
-      + w0 (mean_sites (D - x0))^2 / c_out0(sigma)^2
-
-averaged over sigma, x0 and z (V = number of field components).  The second term
-(edm recipe, scalar fields) is the **zero mode**, the error along the unit uniform
-field, which the per-site mean gives a weight of only 1/V; it is weighted like every
-other mode in EDM's scheme, by the inverse square of its own output scale c_out0
-(:mod:`physml.diffusion.model`), so ``zero_mode_weight`` = w0 = 1 gives it as much
-weight as all the other modes together at every noise level.  With spectral scalings
-(``spectral``, :mod:`physml.diffusion.model`) the first term is taken per momentum,
-mean_p |D~(p) - x0~(p)|^2 / c_out(p)^2 over the fluctuations (orthonormal FFT), so that
-every mode, the narrow short-wavelength ones included, counts alike.  Any
-positive weighting of the modes and noise levels has the same minimiser (the exact
-score), so both choices only move where the network's capacity goes.  The two
-recipes:
-
-- ``edm`` (Karras et al. 2022): lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2
-  (the network's target then has unit variance at every sigma); sigma log-uniform in
-  [sigma_min, sigma_max] (or log-normal, ``sigma_distribution``).  ``sigma_max`` is
-  sized from the data (Song and Ermon 2020, technique 1: at least the largest distance
-  between two training configurations): the maximum pairwise distance of the
-  normalised training set, times sqrt(V_gen / V) for generation at a larger volume
-  V_gen (the distance between configurations, the zero mode's included, grows at most
-  like sqrt(V) in normalised units), computed by :func:`data_sigma_max` and recorded.
+- ``edm`` (Karras et al. 2022): sigma log-uniform in [sigma_min, sigma_max] (or
+  log-normal, ``sigma_distribution``).  ``sigma_max`` is sized from the data (Song and
+  Ermon 2020, technique 1: at least the largest distance between two training
+  configurations): the maximum pairwise distance of the normalised training set, times
+  sqrt(V_gen / V) for generation at a larger volume V_gen (the distance between
+  configurations, the zero mode's included, grows at most like sqrt(V) in normalised
+  units), computed by :func:`data_sigma_max` and recorded.  Scalar fields get the
+  zero-mode split with the law of the training site averages
+  (:class:`physml.diffusion.precond.ZeroModeLaw`), and with ``spectral`` per-momentum
+  scalings from the propagator law fitted to their fluctuations.
 - ``song`` (score_sde, the papers' recipe): the VE SDE with sigma(t)^2 =
   (s^(2t) - 1) / (2 ln s), t uniform in [t_min, 1] (or sigma(t) log-uniform,
-  ``t_sampling``), lambda = 1 / sigma^2, i.e. the sigma^2-weighted score loss
-  |sigma s + z|^2, with no zero-mode term.
+  ``t_sampling``): the sigma^2-weighted score loss |sigma s + z|^2, no zero-mode split.
 
 The data are normalised by a scale with no shift (:func:`normalisation_scale`); the
 score is odd by construction (:class:`physml.diffusion.model.ScoreModel`); each batch
@@ -78,8 +69,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physml.diffusion.model import (RECIPES, ScoreModel, build_score_model, fit_propagator, fit_zero_mode,
-                                   song_sigma_range)
+from physml.diffusion.model import ScoreModel, build_score_model, song_sigma_range
+from physml.diffusion.precond import RECIPES, ZeroModeLaw, fit_propagator
 from physml.io.artifacts import atomic_path, canonical_json
 from physml.lattice.u1 import random_gauge_transform
 from physml.progress import progress
@@ -106,7 +97,7 @@ class TrainConfig:
     generate_L: int = 0              # edm: largest L to be generated (sizes sigma_max; 0: training L)
     t_min: float = 1e-5              # song: smallest training time
     t_sampling: str = "uniform"      # song: uniform in t | log_sigma
-    zero_mode_weight: float = 1.0    # w0 of the zero-mode term (scalar fields)
+    zero_mode_weight: float = 1.0    # weight of the zero mode's error (zero-mode split only)
     spectral: bool = False           # edm, scalar fields: per-momentum scalings (module docstring)
     normalisation: str = "rms"       # rms | minmax (both without a shift) | none
     periodic: bool = False           # angles in [-pi, pi): wrapped inputs, gauge augmentation
@@ -237,15 +228,6 @@ def sample_sigmas(model: ScoreModel, n: int, cfg: TrainConfig, generator: torch.
     return torch.exp(lo + (hi - lo) * u).to(dtype)
 
 
-def loss_weight(sigma: torch.Tensor, sigma_data: float | None) -> torch.Tensor:
-    """lambda(sigma) of the denoiser loss: (sigma^2 + sigma_data^2) / (sigma sigma_data)^2
-    (edm), or 1 / sigma^2 without ``sigma_data`` (song)."""
-    if sigma_data is None:
-        return 1.0 / sigma ** 2
-    sd2 = sigma_data ** 2
-    return (sigma ** 2 + sd2) / (sigma ** 2 * sd2)
-
-
 def dsm_loss(model: ScoreModel, x0: torch.Tensor, generator: torch.Generator, cfg: TrainConfig,
              return_sigma: bool = False):
     """Denoising loss of the module docstring, averaged over the batch (with
@@ -255,17 +237,9 @@ def dsm_loss(model: ScoreModel, x0: torch.Tensor, generator: torch.Generator, cf
     z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     noise = sigma.reshape(-1, *([1] * (x0.dim() - 1))) * z
     x = model.wrap(x0 + noise)
-    err = (model.denoise(x, sigma) - (x - noise)).flatten(1)   # target x - sigma z: x0 unwrapped
-    edm = model.precond.recipe == "edm"
-    if model.splits_zero_mode and model.precond.propagator is not None:
-        fluct = (err - err.mean(dim=1, keepdim=True)).reshape(x0.shape[0], 1, *x0.shape[-2:])
-        out_p = model.precond.spectral(sigma, x0.shape[-2:], x0.dtype)[1]
-        per_sample = (torch.fft.fft2(fluct, norm="ortho").abs() / out_p).square().flatten(1).mean(dim=1)
-    else:
-        per_sample = loss_weight(sigma, model.precond.sigma_data if edm else None) * err.square().mean(dim=1)
-    if edm and cfg.zero_mode_weight and model.splits_zero_mode:
-        c_out0 = model.zero_mode_scalings(sigma, x[:, None] if x.dim() == 3 else x)[1]
-        per_sample = per_sample + cfg.zero_mode_weight * err.mean(dim=1).square() / c_out0.square()
+    err = model.denoise(x, sigma) - (x - noise)   # target x - sigma z: x0 unwrapped
+    channels = (lambda v: v[:, None]) if x.dim() == 3 else (lambda v: v)
+    per_sample = model.precond.loss(channels(err), channels(x), sigma, cfg.zero_mode_weight)
     loss = per_sample.mean()
     return (loss, per_sample.detach(), sigma) if return_sigma else loss
 
@@ -341,16 +315,16 @@ def _history_dataset(hist: dict[str, list], cfg: TrainConfig, edges: np.ndarray)
 # ln(sigma)/4 spans about 2.5 over the noise range, where Fourier frequencies of scale 16
 # decorrelate neighbouring noise levels (measured, kappa = 0.21, L = 8: the score's relative
 # error to the drift at sigma = 0.055 was 1.07 with scale 16 and 0.23 with scale 1); the
-# song label t in [0, 1] keeps the papers' 16.  The zero-mode path is for scalar fields.
-RECIPE_NETWORK = {"edm": {"zero_mode": True, "adaptive_norm": True, "fourier_scale": 1.0},
-                  "song": {"zero_mode": False, "adaptive_norm": False, "fourier_scale": 16.0}}
+# song label t in [0, 1] keeps the papers' 16.  The field statistics are for scalar fields.
+RECIPE_NETWORK = {"edm": {"field_stats": True, "adaptive_norm": True, "fourier_scale": 1.0},
+                  "song": {"field_stats": False, "adaptive_norm": False, "fourier_scale": 16.0}}
 
 
 def recipe_network(net: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
     """``net`` with the recipe's defaults (:data:`RECIPE_NETWORK`) for the keys it lacks."""
     defaults = dict(RECIPE_NETWORK[cfg.recipe])
     if cfg.periodic or net.get("gauge"):
-        defaults["zero_mode"] = False
+        defaults["field_stats"] = False
     return {**defaults, **net}
 
 
@@ -393,28 +367,26 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
     n = x_all.shape[0]
     noise = noise_range(x_cpu, sde, cfg)
     x64 = x_cpu.double()
-    # the law of the site average, for the zero mode's own denoiser (edm, scalar fields)
-    zero_mode = ({**fit_zero_mode(x64.mean(dim=(-2, -1))), "volume": x64.shape[-1] * x64.shape[-2]}
-                 if cfg.recipe == "edm" and x64.dim() == 3 else None)
-    # the fluctuations about the site average, where the zero mode has its own denoiser
-    fluct = x64 - x64.mean(dim=(-2, -1), keepdim=True) if zero_mode is not None else None
+    precond: dict[str, Any] = {"recipe": cfg.recipe}
     if cfg.periodic:
-        sigma_data = 1.0
-    elif fluct is not None:   # own zero-mode denoiser: sigma_data of the rest
-        sigma_data = float(fluct.square().mean().sqrt())
+        precond["sigma_data"] = 1.0
+    elif cfg.recipe == "edm" and x64.dim() == 3:   # scalar field: the zero-mode split
+        m0 = x64.mean(dim=(-2, -1))
+        fluct = x64 - m0[:, None, None]
+        precond["sigma_data"] = float(fluct.square().mean().sqrt())
+        precond["zero_mode"] = asdict(ZeroModeLaw.fit(m0, x64.shape[-1] * x64.shape[-2]))
+        if cfg.spectral:
+            precond["propagator"] = fit_propagator(fluct)
     else:
-        sigma_data = float(x64.square().mean().sqrt())
-    propagator = fit_propagator(fluct) if cfg.spectral and fluct is not None else None
-    precond = {"recipe": cfg.recipe, "sigma_data": sigma_data,
-               **({"sde": sde} if cfg.recipe == "song" else {}),
-               **({"propagator": propagator} if propagator else {})}
+        precond["sigma_data"] = float(x64.square().mean().sqrt())
+    if cfg.recipe == "song":
+        precond["sde"] = sde
     fp = fingerprint(precond, net, asdict(cfg), int(seed), data_sha256 or float(data.double().sum()),
                      list(data.shape), beta0)
 
     torch.manual_seed(seed)
     model = build_score_model(net, precond, noise["sigma_min"], noise["sigma_max"], scale=scale,
-                              odd=cfg.odd, periodic=cfg.periodic, beta0=beta0,
-                              zero_mode=zero_mode).to(device)
+                              odd=cfg.odd, periodic=cfg.periodic, beta0=beta0).to(device)
     if data.shape[-1] % model.downsampling:
         raise ValueError(f"L = {data.shape[-1]} is not a multiple of the U-Net's downsampling "
                          f"factor {model.downsampling}")

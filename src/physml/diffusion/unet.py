@@ -15,11 +15,11 @@ Downsampling is a stride-2 circular 3x3 convolution, upsampling a 2x2
 transposed convolution with stride 2 (each coarse site feeds exactly its own
 2x2 block, so no padding is involved and periodicity is exact).
 
-Zero mode (``zero_mode=True``, scalar fields).  GroupNorm makes every block blind to a
-uniform shift and to the overall amplitude of its input, and in the broken phase of
-phi^4 those two numbers (phibar and the RMS) are what the score must restore.  So the
-per-configuration mean and RMS of each input channel enter the conditioning next to
-the noise label (before any normalisation), and a zero-mode head adds a uniform field
+Field statistics (``field_stats=True``, scalar fields).  GroupNorm makes every block
+blind to a uniform shift and to the overall amplitude of its input, and in the broken
+phase of phi^4 those two numbers (phibar and the RMS) are what the score must restore.
+So the per-configuration mean and RMS of each input channel enter the conditioning next
+to the noise label (before any normalisation), and a uniform head adds a uniform field
 computed from that conditioning to the output: the score along phibar is then a direct
 function of (phibar, RMS, sigma).  ``adaptive_norm=True`` applies the conditioning
 after GroupNorm as a per-channel scale and shift (h -> norm(h) (1 + a) + b, as in EDM's
@@ -119,31 +119,31 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
                  embed_dim: int = 64, fourier_scale: float = 16.0, groups: int = 4,
                  blocks_per_level: int = 0, global_pool: bool = False, gauge: bool = False,
-                 zero_mode: bool = False, adaptive_norm: bool = False):
+                 field_stats: bool = False, adaptive_norm: bool = False):
         super().__init__()
         channels = [int(c) for c in channels]
         if not channels or min(channels) < 1:
             raise ValueError(f"channels must be a non-empty list of positive ints, got {channels}")
         if gauge and in_channels != 2:
             raise ValueError(f"the gauge-covariant network takes U(1) links (2 channels), got {in_channels}")
-        if gauge and zero_mode:
-            raise ValueError("zero_mode is for scalar fields; the gauge-covariant network has no zero mode")
+        if gauge and field_stats:
+            raise ValueError("field_stats is for scalar fields; the gauge-covariant network reads plaquettes")
         self.gauge = bool(gauge)
-        self.zero_mode = bool(zero_mode)
+        self.field_stats = bool(field_stats)
         self.in_channels = int(in_channels)
         self.channels = channels
         self.hparams = {"in_channels": self.in_channels, "channels": channels,
                         "embed_dim": int(embed_dim), "fourier_scale": float(fourier_scale),
                         "groups": int(groups), "blocks_per_level": int(blocks_per_level),
                         "global_pool": bool(global_pool), "gauge": self.gauge,
-                        "zero_mode": self.zero_mode, "adaptive_norm": bool(adaptive_norm)}
+                        "field_stats": self.field_stats, "adaptive_norm": bool(adaptive_norm)}
         self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale),
                                    nn.Linear(embed_dim, embed_dim), nn.SiLU())
         c_out = 1 if self.gauge else self.in_channels
-        if self.zero_mode:   # (mean, RMS) of each input channel -> conditioning; uniform output
+        if self.field_stats:   # (mean, RMS) of each input channel -> conditioning; uniform head
             self.stats = nn.Sequential(nn.Linear(2 * self.in_channels, embed_dim), nn.SiLU(),
                                        nn.Linear(embed_dim, embed_dim), nn.SiLU())
-            self.zero_head = nn.Linear(embed_dim, c_out)
+            self.uniform_head = nn.Linear(embed_dim, c_out)
         block = dict(embed_dim=embed_dim, groups=groups, adaptive=adaptive_norm)
         self.enc = nn.ModuleList()
         self.extra = nn.ModuleList()
@@ -175,7 +175,7 @@ class UNet(nn.Module):
             raise ValueError(f"lattice {tuple(x.shape[-2:])} not divisible by the U-Net's "
                              f"downsampling factor {self.downsampling}")
         emb = self.embed(c_noise)
-        if self.zero_mode:
+        if self.field_stats:
             stats = torch.cat([x.mean(dim=(-2, -1)), x.square().mean(dim=(-2, -1)).sqrt()], dim=1)
             emb = emb + self.stats(stats)
         skips = []
@@ -195,6 +195,6 @@ class UNet(nn.Module):
         for block in self.dec:
             h = torch.cat([block(h, emb), skips.pop()], dim=1)
         h = self.out(h)
-        if self.zero_mode:
-            h = h + self.zero_head(emb)[:, :, None, None]
+        if self.field_stats:
+            h = h + self.uniform_head(emb)[:, :, None, None]
         return plaquette_transpose(h[:, 0]) if self.gauge else h   # s = B^T g (module docstring)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
@@ -189,5 +191,56 @@ def plot_phi4_mala_steps(datasets: list[xr.Dataset]):
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Pull against HMC after each number of MALA steps: DM start (dm_mala) and "
                  "trivial start (mala_only); grey band |pull| < 3", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _exact_points(datasets, source):
+    """(kappa, L, n_steps, the ensemble) of every ensemble of ``source`` with a density."""
+    out = []
+    for d in datasets:
+        if d.attrs.get("source") == source and d.attrs.get("density"):
+            steps = int(json.loads(d.attrs["sampler_json"])["n_steps"])
+            out.append((float(d.attrs["kappa"]), int(d.attrs["L"]), steps, d))
+    return out
+
+
+def plot_phi4_exact_dm(datasets: list[xr.Dataset]):
+    """The model as an exact sampler: Kish ESS/N of the importance weights and the
+    independence Metropolis acceptance of the proposals (with their Jacobian density),
+    against kappa at every L (the sampler's default steps), and against the number of
+    sampler steps where a sweep was run.  1 = the model is the target; ESS/N ~ exp(-var log w)."""
+    proposals = _exact_points(datasets, "dm_q")
+    chains = {(k, L, n): d for k, L, n, d in _exact_points(datasets, "dm_imh")}
+    if not proposals:
+        raise ValueError("fig_phi4_exact_dm needs dm_q ensembles with a density (physml diffusion sample --density)")
+    fig, (ax_k, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
+    common = max({n for _, _, n, _ in proposals}, key=lambda n: sum(p[2] == n for p in proposals))
+    for i, L in enumerate(sorted({p[1] for p in proposals})):
+        pts = sorted((k, d) for k, L2, n, d in proposals if L2 == L and n == common)
+        ks = [k for k, _ in pts]
+        ax_k.plot(ks, [float(d.attrs["ess_fraction"]) for _, d in pts], "o-", color=f"C{i}",
+                  label=f"ESS/N, L={L}")
+        acc = [float(chains[(k, L, common)].attrs["imh_acceptance"]) if (k, L, common) in chains else np.nan
+               for k in ks]
+        ax_k.plot(ks, acc, "s--", color=f"C{i}", label=f"IMH acceptance, L={L}")
+    ax_k.set(xlabel="kappa", ylabel="fraction", ylim=(0, 1.05),
+             title=f"against kappa ({common} sampler steps)")
+    for i, (k, L) in enumerate(sorted({(p[0], p[1]) for p in proposals})):
+        pts = sorted((n, d) for k2, L2, n, d in proposals if (k2, L2) == (k, L))
+        if len(pts) < 2:
+            continue
+        ns = [n for n, _ in pts]
+        ax_n.plot(ns, [float(d.attrs["ess_fraction"]) for _, d in pts], "o-", color=f"C{i}",
+                  label=f"ESS/N, kappa={k:g}, L={L}")
+        ax_n.plot(ns, [float(chains[(k, L, n)].attrs["imh_acceptance"]) if (k, L, n) in chains else np.nan
+                       for n in ns], "s--", color=f"C{i}", label=f"IMH acceptance, kappa={k:g}, L={L}")
+    ax_n.set(xscale="log", xlabel="sampler steps (noise levels)", ylabel="fraction", ylim=(0, 1.05),
+             title="against the sampler's steps")
+    for ax in (ax_k, ax_n):
+        ax.legend(fontsize=7)
+    n_prop = sorted({int(d.sizes["config"]) for *_, d in proposals})
+    fig.suptitle("The diffusion model as an exact sampler: importance weights w = exp(-S - log q) "
+                 f"({'/'.join(map(str, n_prop))} proposals per point; 1 = exact)", fontsize=10)
     fig.tight_layout()
     return fig

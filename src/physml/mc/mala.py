@@ -27,6 +27,12 @@ the CPU's) changes every chain.
 All arithmetic is in the field's dtype; use float64 (S of a 32 x 32 lattice is
 O(10^3) and the accept test needs its differences to O(10^-3)).
 
+Global moves (phi^4, ``shift_moves`` > 0): after every MALA step, that many uniform
+shifts phi -> phi + c of the whole field, c ~ N(0, width^2) (a symmetric proposal)
+accepted with min(1, exp(-Delta S)) on the exact action, each followed by the Z2 flip
+phi -> -phi with probability 1/2 (exact: S is even).  Local Langevin steps move the site
+average only by diffusion; a shift moves it directly, at a cost of O(V).
+
 Step-size tuning (:func:`tune_step_size`) adapts log h by Robbins-Monro towards
 a target acceptance on a **pilot** set of chains that the caller must not
 measure afterwards.  The measured chains never adapt (that would break detailed
@@ -49,17 +55,33 @@ from physml.lattice.theory import Theory
 from physml.progress import progress
 
 TARGET_ACCEPTANCE = 0.6   # the optimal MALA acceptance in high dimension is 0.574
+SHIFT_TARGET = 0.4        # acceptance the width of the global shift is tuned for
 
 
 @dataclass
 class MALAResult:
-    """Final fields, acceptance rate (mean over chains) of every step, accepted steps per chain."""
+    """Final fields, acceptance rate (mean over chains) of every step, accepted steps per
+    chain, and the acceptance of the global shifts after every step (empty without)."""
 
     x: torch.Tensor
     acceptance: torch.Tensor                  # (n_steps,)
     accepted_per_chain: torch.Tensor          # (batch,)
     step_size: float = 0.0                    # the tuned h, used after the schedule
     step_sizes: torch.Tensor = field(default_factory=lambda: torch.zeros(0))   # (n_steps,)
+    shift_acceptance: torch.Tensor = field(default_factory=lambda: torch.zeros(0))   # (n_steps,)
+
+
+@dataclass
+class Tuning:
+    """What :func:`tune_step_size` found on the pilot chains: the step size h and the
+    shift width, the schedules the measured chains replay, the pilot's acceptances."""
+
+    h: float
+    acceptance: torch.Tensor
+    schedule: list[float]
+    width: float = 0.0
+    width_schedule: list[float] = field(default_factory=list)
+    shift_acceptance: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
 
 def _sq_norm(d: torch.Tensor) -> torch.Tensor:
@@ -97,50 +119,105 @@ def mala_step(theory: Theory, x: torch.Tensor, h: float, generator: torch.Genera
             torch.where(keep, force_y, force), accept)
 
 
+def shift_move(theory: Theory, x: torch.Tensor, width: float, generator: torch.Generator,
+               action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One global move of every chain (module docstring): the shift by c ~ N(0, width^2),
+    accepted on the exact Delta S, then the Z2 flip with probability 1/2; returns (x, its
+    action, accepted)."""
+    shape = (-1, *([1] * (x.dim() - 1)))
+    c = width * torch.randn(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
+    y = x + c.view(shape)
+    action_y = theory.action(y)
+    u = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
+    accept = torch.log(u) < action - action_y
+    x = torch.where(accept.view(shape), y, x)
+    flip = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device) < 0.5
+    return theory.symmetry_flip(x, flip), torch.where(accept, action_y, action), accept
+
+
+def _sweep(theory, x, h, width, shift_moves, generator, action, force):
+    """One MALA step and ``shift_moves`` global moves; returns (x, action, force, MALA
+    accepted, mean shift acceptance per chain)."""
+    x, action, force, accepted = mala_step(theory, x, h, generator, action, force)
+    shifted = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    for _ in range(shift_moves):
+        x, action, moved = shift_move(theory, x, width, generator, action)
+        shifted += moved.double() / shift_moves
+        force = None
+    return x, action, force, accepted, shifted
+
+
+def _check_shift(theory: Theory, shift_moves: int) -> None:
+    if shift_moves < 0:
+        raise ValueError(f"shift_moves must be >= 0, got {shift_moves}")
+    if shift_moves and not hasattr(theory, "symmetry_flip"):
+        raise ValueError(f"--mala-global-moves: the shift and Z2 moves are for phi^4, not {theory.name}")
+
+
 def run_mala(theory: Theory, x: torch.Tensor, n_steps: int, h: float, generator: torch.Generator,
-             schedule: list[float] = (), show_progress: bool = False, desc: str = "mala") -> MALAResult:
-    """``n_steps`` MALA steps from ``x`` (every row an independent chain): step k has size
-    ``schedule[k]`` while the schedule lasts, then ``h``."""
+             schedule: list[float] = (), show_progress: bool = False, desc: str = "mala",
+             shift_moves: int = 0, width: float = 0.0, width_schedule: list[float] = ()) -> MALAResult:
+    """``n_steps`` MALA steps from ``x`` (every row an independent chain), each followed by
+    ``shift_moves`` global moves of width ``width``: step k has size ``schedule[k]`` (and
+    width ``width_schedule[k]``) while the schedule lasts, then ``h`` (``width``)."""
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    _check_shift(theory, shift_moves)
     sizes = [*schedule[:n_steps], *[h] * max(0, n_steps - len(schedule))]
+    widths = [*width_schedule[:n_steps], *[width] * max(0, n_steps - len(width_schedule))]
     acc = torch.zeros(n_steps, dtype=torch.float64)
+    shift_acc = torch.zeros(n_steps if shift_moves else 0, dtype=torch.float64)
     per_chain = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
-    action = force = None
+    action = theory.action(x)
+    force = None
     bar = progress(total=n_steps, desc=desc, enabled=show_progress and n_steps > 0)
-    for k, size in enumerate(sizes):
-        x, action, force, accepted = mala_step(theory, x, size, generator, action, force)
+    for k, (size, w) in enumerate(zip(sizes, widths)):
+        x, action, force, accepted, shifted = _sweep(theory, x, size, w, shift_moves, generator, action, force)
         acc[k] = accepted.double().mean().item()
+        if shift_moves:
+            shift_acc[k] = shifted.mean().item()
         per_chain += accepted
         bar.update(1)
     bar.close()
     return MALAResult(x=x, acceptance=acc, accepted_per_chain=per_chain.cpu(), step_size=float(h),
-                      step_sizes=torch.tensor(sizes, dtype=torch.float64))
+                      step_sizes=torch.tensor(sizes, dtype=torch.float64), shift_acceptance=shift_acc)
 
 
 def tune_step_size(theory: Theory, x: torch.Tensor, n_steps: int, generator: torch.Generator,
-                   target: float = TARGET_ACCEPTANCE, h0: float = 1e-2
-                   ) -> tuple[float, torch.Tensor, list[float]]:
+                   target: float = TARGET_ACCEPTANCE, h0: float = 1e-2, shift_moves: int = 0,
+                   width0: float = 0.1) -> Tuning:
     """Robbins-Monro tuning on pilot chains ``x``: after every step
     log h += 2 (a_k - target) / (k + 1)^0.6 with a_k the step's acceptance rate over the
-    chains; returns (h, the pilot's per-step acceptance, the step size of every pilot
-    step: the schedule the measured chains replay).  h is the geometric mean of the
-    second half of the trajectory of h, which averages out the last steps' noise."""
+    chains (with ``shift_moves``, the width of the global shift alike towards
+    :data:`SHIFT_TARGET`); the step size of every pilot step is the schedule the measured
+    chains replay.  h (and the width) is the geometric mean of the second half of its
+    trajectory, which averages out the last steps' noise."""
     if not 0 < target < 1:
         raise ValueError(f"target acceptance must be in (0, 1), got {target}")
     if n_steps < 2:
         raise ValueError(f"need at least 2 tuning steps, got {n_steps}")
-    log_h = math.log(h0)
-    schedule, history, acc = [], [], torch.zeros(n_steps, dtype=torch.float64)
-    action = force = None
+    _check_shift(theory, shift_moves)
+    log_h, log_w = math.log(h0), math.log(width0)
+    schedule, widths, history = [], [], []
+    acc = torch.zeros(n_steps, dtype=torch.float64)
+    shift_acc = torch.zeros(n_steps if shift_moves else 0, dtype=torch.float64)
+    action, force = theory.action(x), None
     for k in range(n_steps):
         schedule.append(math.exp(log_h))
-        x, action, force, accepted = mala_step(theory, x, schedule[-1], generator, action, force)
+        widths.append(math.exp(log_w) if shift_moves else 0.0)
+        x, action, force, accepted, shifted = _sweep(theory, x, schedule[-1], widths[-1], shift_moves,
+                                                     generator, action, force)
         acc[k] = accepted.double().mean().item()
-        log_h += 2.0 * (float(acc[k]) - target) / (k + 1) ** 0.6
-        history.append(log_h)
+        gain = 2.0 / (k + 1) ** 0.6
+        log_h += gain * (float(acc[k]) - target)
+        if shift_moves:
+            shift_acc[k] = shifted.mean().item()
+            log_w += gain * (float(shift_acc[k]) - SHIFT_TARGET)
+        history.append((log_h, log_w))
     tail = history[n_steps // 2:]
-    return math.exp(sum(tail) / len(tail)), acc, schedule
+    mean = [sum(v) / len(tail) for v in zip(*tail)]
+    return Tuning(math.exp(mean[0]), acc, schedule, math.exp(mean[1]) if shift_moves else 0.0,
+                  widths if shift_moves else [], shift_acc)
 
 
 TRACE_STEPS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -161,21 +238,24 @@ def trace_summaries(theory: Theory, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @dataclass
 class MALAStage:
-    """The exact correction of a generated (or trivial) start: tune h on ``pilot`` chains
-    (never measured), then run the measured chains through a warm-up that replays the
-    pilot's step-size schedule (``tune_steps`` steps, a schedule fixed in advance) and
-    ``steps`` further steps at the tuned h.  Summaries (:func:`trace_summaries`) are
-    recorded after the total step counts in :data:`TRACE_STEPS`, for the pull against the
-    number of MALA steps, and after the last step."""
+    """The exact correction of a generated (or trivial) start: tune h (and the width of the
+    ``shift_moves`` global moves after every step) on ``pilot`` chains (never measured),
+    then run the measured chains through a warm-up that replays the pilot's schedule
+    (``tune_steps`` steps, fixed in advance) and ``steps`` further steps at the tuned
+    values.  Summaries (:func:`trace_summaries`) are recorded after the total step counts
+    in :data:`TRACE_STEPS`, for the pull against the number of MALA steps, and after the
+    last step."""
 
     steps: int
     tune_steps: int = 100
     target: float = TARGET_ACCEPTANCE
     min_pilot: int = 64
+    shift_moves: int = 0
 
     def __post_init__(self):
-        if self.steps < 0 or self.tune_steps < 2:
-            raise ValueError(f"need steps >= 0 and tune_steps >= 2, got {self.steps}, {self.tune_steps}")
+        if self.steps < 0 or self.tune_steps < 2 or self.shift_moves < 0:
+            raise ValueError(f"need steps >= 0, tune_steps >= 2 and shift_moves >= 0, got {self.steps}, "
+                             f"{self.tune_steps}, {self.shift_moves}")
 
     def run(self, theory: Theory, x: torch.Tensor, pilot: torch.Tensor, generator: torch.Generator,
             pilot_generator: torch.Generator, show_progress: bool = False, desc: str = "mala"):
@@ -183,20 +263,24 @@ class MALAStage:
         ensemble artifact."""
         if pilot.shape[0] < self.min_pilot:
             raise ValueError(f"MALA tuning needs at least {self.min_pilot} pilot chains, got {pilot.shape[0]}")
-        h, pilot_acc, schedule = tune_step_size(theory, pilot.double(), self.tune_steps,
-                                                pilot_generator, target=self.target)
+        tuning = tune_step_size(theory, pilot.double(), self.tune_steps, pilot_generator,
+                                target=self.target, shift_moves=self.shift_moves)
+        h, width = tuning.h, tuning.width
         total = self.tune_steps + self.steps
         marks = [s for s in TRACE_STEPS if s < total] + [total]
         x = x.double()
         traces = {k: [v.cpu()] for k, v in trace_summaries(theory, x).items()}
-        acc, sizes, accepted = [], [], torch.zeros(x.shape[0], dtype=torch.int64)
+        acc, sizes, shifts = [], [], []
+        accepted = torch.zeros(x.shape[0], dtype=torch.int64)
         done = 0
         bar = progress(total=total, desc=desc, enabled=show_progress and total > 0)
         for mark in marks[1:]:
-            res = run_mala(theory, x, mark - done, h, generator, schedule=schedule[done:])
+            res = run_mala(theory, x, mark - done, h, generator, schedule=tuning.schedule[done:],
+                           shift_moves=self.shift_moves, width=width, width_schedule=tuning.width_schedule[done:])
             x, done = res.x, mark
             acc.append(res.acceptance)
             sizes.append(res.step_sizes)
+            shifts.append(res.shift_acceptance)
             accepted += res.accepted_per_chain
             bar.update(res.acceptance.numel())
             for k, v in trace_summaries(theory, x).items():
@@ -204,19 +288,26 @@ class MALAStage:
         bar.close()
         acc_all = torch.cat(acc) if acc else torch.zeros(0, dtype=torch.float64)
         mean_acc = float(acc_all[self.tune_steps:].mean()) if self.steps else float("nan")
+        shift_all = torch.cat(shifts) if shifts else torch.zeros(0, dtype=torch.float64)
+        shift_rate = float(shift_all[self.tune_steps:].mean()) if self.steps and self.shift_moves else float("nan")
+        moves = (f", {self.shift_moves} global shift(s) of width {width:.4g} and Z2 flips after each step "
+                 f"(shift acceptance {shift_rate:.3f})" if self.shift_moves else "")
         print(f"MALA: step size {h:.4g} (tuned for acceptance {self.target} on {pilot.shape[0]} pilot "
               f"chains), {self.tune_steps} warm-up steps on the pilot's schedule, then {self.steps} "
-              f"at h: acceptance {mean_acc:.3f}")
+              f"at h: acceptance {mean_acc:.3f}{moves}")
         data_vars = {
             "mala_acceptance": ("mala_step", acc_all.numpy(),
                                 {"long_name": "MALA acceptance rate of each step, mean over configurations"}),
             "mala_step_sizes": ("mala_step", (torch.cat(sizes) if sizes else acc_all).numpy(),
                                 {"long_name": "step size of each MALA step (warm-up schedule, then h)"}),
-            "mala_pilot_acceptance": ("mala_tune_step", pilot_acc.numpy(),
+            "mala_pilot_acceptance": ("mala_tune_step", tuning.acceptance.numpy(),
                                       {"long_name": "acceptance of each tuning step on the pilot chains"}),
             "mala_accepted": ("config", accepted.numpy(),
                               {"long_name": "accepted MALA steps of each configuration"}),
         }
+        if self.shift_moves:
+            data_vars["mala_shift_acceptance"] = ("mala_step", shift_all.numpy(), {
+                "long_name": "acceptance of the global shifts after each MALA step, mean over configurations"})
         for k, v in traces.items():
             data_vars[f"mala_trace_{k}"] = (("mala_trace_step", "config"), torch.stack(v).numpy(),
                                             {"long_name": f"{k} of each configuration after the "
@@ -224,7 +315,10 @@ class MALAStage:
         attrs = {"mala_steps": int(self.steps), "mala_warmup_steps": int(self.tune_steps),
                  "mala_step_size": float(h), "mala_target_acceptance": float(self.target),
                  "mala_acceptance_rate": mean_acc, "mala_pilot_chains": int(pilot.shape[0]),
+                 "mala_global_moves": int(self.shift_moves),
                  "mala_tuning": f"Robbins-Monro on {pilot.shape[0]} pilot chains (not measured), "
                                 f"{self.tune_steps} steps; the measured chains replay the pilot's "
                                 f"schedule as warm-up, then run {self.steps} steps at h"}
+        if self.shift_moves:
+            attrs.update(mala_shift_width=float(width), mala_shift_acceptance_rate=shift_rate)
         return x, xr.Dataset(data_vars, coords={"mala_trace_step": marks}), attrs

@@ -20,10 +20,14 @@ The table is tidy long form, one row per (observable, source, L, coupling), with
 
 ``pull`` = (value - reference value) / sqrt(error^2 + reference error^2), the
 deviation in combined sigma, is stored beside each non-reference row (NaN on
-reference rows and where undefined).  ``ess`` is the Kish effective sample size of
-reweighted sources (NaN elsewhere) and ``flag`` says why a row cannot be trusted
-(empty when it can): a chi_t or P(Q) of a run with frozen topology, or any row of a
-reweighted source whose ESS is too small.
+reference rows and where undefined); ``reference`` names the source it was taken
+against.  ``ess`` is the Kish effective sample size of reweighted sources, and ESS/N
+for sources with importance weights from the model's density (``ess_fraction``; NaN
+elsewhere); ``acceptance`` the acceptance rate of the exactness stage (independence
+Metropolis, MALA; NaN elsewhere); ``flag`` says why a row cannot be trusted (empty when
+it can): a chi_t or P(Q) of a run with frozen topology, any row of a reweighted source
+whose ESS is too small, or the reason an observable artifact records in its ``flag``
+attribute (:func:`physml.observables.phi4.correction_flag`).
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ def observable_rows(ds: xr.Dataset) -> list[tuple[str, float, float]]:
 def row_flag(ds: xr.Dataset, name: str) -> str:
     """Why a row of this artifact cannot be trusted ('' if it can): the topological rows
     of an unreliable chi_t, and every row of a reweighted artifact with too small an ESS."""
+    if ds.attrs.get("flag"):
+        return str(ds.attrs["flag"])
     if "chi_t_reliable" not in ds or int(ds["chi_t_reliable"]):
         return ""
     topological = name in ("chi_t", "cost_per_independent_Q") or name.startswith("P_Q")
@@ -99,7 +105,9 @@ def comparison_table(datasets: list[xr.Dataset], reference: str = "hmc") -> xr.D
         ref_rows = {n: (v, e) for n, v, e in observable_rows(ref)} if ref is not None else {}
         for source in sorted(sources, key=lambda s: (s != reference, s)):
             ds = sources[source]
-            ess = float(ds["ess"]) if "ess" in ds else np.nan
+            ess = float(ds["ess"]) if "ess" in ds else float(ds.attrs.get("ess_fraction", np.nan))
+            acc = float(ds.attrs.get("imh_acceptance", ds.attrs.get("mala_acceptance_rate", np.nan)))
+            against = reference if source != reference else ""
             for name, value, error in observable_rows(ds):
                 pull = np.nan
                 if source != reference and name in ref_rows:
@@ -107,14 +115,14 @@ def comparison_table(datasets: list[xr.Dataset], reference: str = "hmc") -> xr.D
                     comb = np.hypot(error, re)
                     pull = (value - rv) / comb if comb > 0 else np.nan
                 records.append((name, source, L, coupling, value, error, pull, ess,
-                                row_flag(ds, name)))
+                                row_flag(ds, name), acc, against))
             if source != reference and ref is not None and "action_per_site" in ds \
                     and "action_per_site" in ref:
                 ks = stats.ks_2samp(ds["action_per_site"].values, ref["action_per_site"].values)
                 records.append(("action_hist_ks", source, L, coupling, float(ks.statistic), np.nan,
-                                np.nan, ess, ""))
+                                np.nan, ess, "", acc, against))
                 records.append(("action_hist_ks_pvalue", source, L, coupling, float(ks.pvalue),
-                                np.nan, np.nan, ess, ""))
+                                np.nan, np.nan, ess, "", acc, against))
     if not records:
         raise ValueError("no observables to tabulate")
     cols = list(zip(*records))
@@ -129,9 +137,14 @@ def comparison_table(datasets: list[xr.Dataset], reference: str = "hmc") -> xr.D
             "pull": ("row", np.array(cols[6], dtype=float),
                      {"long_name": f"(value - {reference}) / combined error"}),
             "ess": ("row", np.array(cols[7], dtype=float),
-                    {"long_name": "Kish effective sample size (reweighted sources)"}),
+                    {"long_name": "Kish effective sample size (reweighted sources); ESS/N (importance "
+                                  "weights from the model's density)"}),
             "flag": ("row", np.array(cols[8], dtype=str),
                      {"long_name": "why the row cannot be trusted ('' if it can)"}),
+            "acceptance": ("row", np.array(cols[9], dtype=float),
+                           {"long_name": "acceptance rate of the exactness stage (IMH, MALA)"}),
+            "reference": ("row", np.array(cols[10], dtype=str),
+                          {"long_name": "the source the pull is taken against"}),
         },
         coords={"row": np.arange(len(records))},
         attrs={"reference": reference, "coupling": param,
@@ -140,8 +153,9 @@ def comparison_table(datasets: list[xr.Dataset], reference: str = "hmc") -> xr.D
 
 
 def table_frame(table: xr.Dataset):
-    """The CSV columns ``observable, source, L, <coupling>, value, error, pull, ess, flag``
-    as a DataFrame."""
+    """The CSV columns ``observable, source, L, <coupling>, value, error, pull, ess, flag,
+    acceptance, reference`` as a DataFrame."""
     param = table.attrs["coupling"]
-    cols = ["observable", "source", "L", param, "value", "error", "pull", "ess", "flag"]
+    cols = ["observable", "source", "L", param, "value", "error", "pull", "ess", "flag", "acceptance",
+            "reference"]
     return table[cols].to_dataframe().reset_index(drop=True)

@@ -19,6 +19,16 @@ error comes out too small; the spread of independent chains does not depend on t
 window.  (Measured on the quick config's first HMC ensembles at kappa = 0.27, L = 16:
 64 chains of 16 measurements, Gamma error 0.0079 of <|phibar|>, chains 0.033.)
 
+Weighted ensembles (a ``weight`` variable: importance weights of the model's samples,
+:mod:`physml.mc.importance`) give self-normalised estimates sum_i w_i O_i / sum_i w_i of
+every primary, and errors from the jackknife over configurations with the weights
+recomputed in every jackknife sample (the delete-one ratio estimates); tau_int is 0.5
+(independent proposals).  Their artifact carries ``ess_fraction`` and a ``flag`` attribute
+when the estimate cannot be trusted: fewer than :data:`MIN_ESS` effective samples, or
+proposals left out for a non-finite log-weight.  An independence Metropolis chain
+(``imh_accepted``) is one Markov chain: Gamma errors with its tau_int, flagged with fewer
+than :data:`MIN_ESS` accepted proposals.
+
 Per-configuration ``phibar`` and ``action_per_site`` are kept for histograms.
 """
 
@@ -28,8 +38,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from physml.stats.estimate import Estimate
 from physml.stats.gamma import chain_jackknife_error, estimate, primary
 
+MIN_ESS = 20   # effective (or accepted) samples below which a corrected ensemble is flagged
 LONG_NAMES = {"mag": "<phibar>", "abs_mag": "<|phibar|>", "chi2": "susceptibility chi_2",
               "binder": "Binder cumulant U_L", "action_density": "<S>/V"}
 
@@ -51,6 +63,43 @@ def _by_chain(values: np.ndarray, chain: np.ndarray) -> np.ndarray:
     return values[order].reshape(n_chains, len(values) // n_chains, *values.shape[1:])
 
 
+def weighted_jackknife(primaries: dict[str, np.ndarray], weights: np.ndarray, formula) -> tuple[float, float]:
+    """(formula of the weighted means, its delete-one jackknife error with the weights
+    recomputed in every sample) over configurations with weights ``weights``."""
+    w = np.asarray(weights, dtype=float)
+    total = w.sum()
+    sums = {k: np.sum(w * v) for k, v in primaries.items()}
+    value = float(formula({k: v / total for k, v in sums.items()}))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo = formula({k: (sums[k] - w * v) / (total - w) for k, v in primaries.items()})
+    loo = np.asarray(loo, dtype=float)[w > 0]
+    n = len(loo)
+    err = float(np.sqrt((n - 1) / n * np.square(loo - loo.mean()).sum())) if n > 1 else np.inf
+    return value, err if np.isfinite(err) else np.inf
+
+
+def correction_flag(ds: xr.Dataset) -> str:
+    """Why an exactly corrected ensemble cannot be trusted ('' if it can; module docstring)."""
+    reasons = []
+    if "weight" in ds:
+        w = ds["weight"].values.astype(float)
+        ess = float(w.sum() ** 2 / np.square(w).sum()) if w.any() else 0.0
+        if ess < MIN_ESS:
+            reasons.append(f"Kish ESS {ess:.3g} < {MIN_ESS}")
+    if "imh_accepted" in ds:
+        accepted = int(ds["imh_accepted"].values.sum())
+        if accepted < MIN_ESS:
+            reasons.append(f"{accepted} accepted proposals < {MIN_ESS}")
+    bad = int(ds.attrs.get("n_nonfinite", 0))
+    if bad:
+        reasons.append(f"{bad} proposals left out (log q not finite)")
+    negative = float(ds.attrs.get("jacobian_sign_negative", 0.0))
+    if 0 < negative < 1:
+        reasons.append(f"the sampler's Jacobian changes sign ({negative:.0%} negative): the map folds, "
+                       "log q is not its density")
+    return "; ".join(reasons)
+
+
 def measure_phi4(ds: xr.Dataset) -> xr.Dataset:
     """Observables of a phi^4 ensemble artifact (variable ``phi`` over ``(config, x, y)``)."""
     if "phi" not in ds or ds["phi"].dims != ("config", "x", "y"):
@@ -68,7 +117,9 @@ def measure_phi4(ds: xr.Dataset) -> xr.Dataset:
     if action is not None:
         primaries["action"] = action / volume
     by_chain = {k: _by_chain(v, chain) for k, v in primaries.items()}
-    obs = {k: primary(v) for k, v in by_chain.items()}
+    weights = ds["weight"].values.astype(float) if "weight" in ds else None
+    void = (weights is not None and not weights.any()) or ("imh_accepted" in ds and not ds["imh_accepted"].any())
+    obs = {} if weights is not None or void else {k: primary(v) for k, v in by_chain.items()}
     chain_means = {k: v.mean(axis=1) for k, v in by_chain.items()}
     formulas = {"mag": lambda p: p["m1"], "abs_mag": lambda p: p["abs"],
                 "chi2": lambda p: volume * (p["m2"] - p["m1"] * p["m1"]),
@@ -76,8 +127,15 @@ def measure_phi4(ds: xr.Dataset) -> xr.Dataset:
     if action is not None:
         formulas["action_density"] = lambda p: p["action"]
 
+
     def analyse(formula):
-        """(Gamma estimate, jackknife-over-chains error; Gamma's again for a single chain)."""
+        """(estimate, error of the jackknife over chains, Gamma's again for a single chain;
+        for weighted ensembles the weighted jackknife's, twice; NaN without a usable proposal)."""
+        if void:
+            return Estimate(np.nan, np.nan, np.nan, np.nan), np.nan
+        if weights is not None:
+            value, err = weighted_jackknife(primaries, weights, formula)
+            return Estimate(value, err, 0.5, 0.0), err
         e = estimate(formula(obs))
         return e, chain_jackknife_error(chain_means, formula) if len(by_chain["m1"]) > 1 else e.error
 
@@ -102,4 +160,11 @@ def measure_phi4(ds: xr.Dataset) -> xr.Dataset:
             out.attrs[k] = ds.attrs[k]
     out.attrs["n_configs"] = int(phi.shape[0])
     out.attrs["n_chains"] = int(len(np.unique(chain)))
+    for k in ("ess_fraction", "imh_acceptance", "log_Z", "log_Z_err", "n_nonfinite", "mala_acceptance_rate",
+              "mala_shift_acceptance_rate"):
+        if k in ds.attrs and ("weight" in ds or k != "ess_fraction"):
+            out.attrs[k] = ds.attrs[k]
+    flag = correction_flag(ds)
+    if flag:
+        out.attrs["flag"] = flag
     return out
