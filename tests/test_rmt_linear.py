@@ -8,7 +8,7 @@ from scipy import stats
 from physml.rmt import linear_sgd as ls
 from physml.rmt import spectra as sp
 from physml.rmt import temperature as tm
-from physml.rmt.analysis import temperature_dataset
+from physml.rmt.grid import temperature_dataset
 
 S = [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
 SIGMA = 0.5
@@ -105,9 +105,5 @@ def test_helpers():
     assert tm.degenerate_pairs([3, 1, 1, 2]) == [(0, 1)]
     with pytest.raises(ValueError, match="doubly"):
         tm.degenerate_pairs([1, 1, 1])
-    assert tm.fit_line([1, 2, 3, 4], [2, 4, 6, 8]).r2 == pytest.approx(1)
-    assert tm.collapse_spread([0.1, 0.1, 0.2], [1.0, 1.5, 7.0]) == {0.1: pytest.approx(0.5)}
-    # 0.3/3 = 0.09999999999999999: one group, one key
-    assert tm.collapse_spread([0.3 / 3, 0.1, 0.2], [1.0, 1.5, 7.0]) == {0.1: pytest.approx(0.5)}
     with pytest.raises(ValueError, match="rmt linear.*'rmt_dbm'"):
         temperature_dataset([xr.Dataset(attrs={"kind": "rmt_dbm"})] * 3, lr_linear_max=0.1)

@@ -124,3 +124,34 @@ def test_polynomial_unfolding_matches_the_exact_semicircle():
     exact = sp.unfold_spectrum(ev, cdf=lambda x: sp.semicircle_cdf(x, 2.0))
     assert np.max(np.abs(poly - exact)) < 1.0       # within one mean level spacing
     assert np.diff(poly, axis=-1).mean() == pytest.approx(1.0, rel=0.02)   # unit density, unnormalised
+
+
+def test_bulk_ratio_drops_the_levels_above_the_cut():
+    from physml.rmt.analysis import bulk_ratio
+
+    x = np.array([[1.0, 2.0, 4.0, 5.0, 50.0, 60.0], [1.0, 1.5, 3.0, 3.5, 4.0, 4.2]])
+    n_out, r = bulk_ratio(x, cut=10.0)
+    assert n_out.tolist() == [2, 0]
+    # spacings 1, 2, 1: ratios 1/2, 1/2; spacings 0.5, 1.5, 0.5, 0.5, 0.2: 1/3, 1/3, 1, 0.4
+    assert r[0] == pytest.approx(0.5) and r[1] == pytest.approx((1 / 3 + 1 / 3 + 1 + 0.4) / 4)
+    assert np.isnan(bulk_ratio(np.array([[1.0, 20.0, 30.0]]), cut=10.0)[1][0])   # two levels left
+
+
+def test_per_head_ratios_of_iid_matrices_have_honest_errors_and_rare_outliers():
+    """spectra_dataset on 2 x 40 iid 64 x 16 'heads': the outlier cut flags about 1% of them,
+    each head's stated error is the spread of <r> over the heads, the mean over heads is the
+    iid value within its error, and the bulk <r> is the <r> of all levels."""
+    import xarray as xr
+
+    from physml.rmt.analysis import spectra_dataset
+
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((2, 40, 64, 16))
+    ds = xr.Dataset({"W": (("step", "matrix", "row", "col"), W)}, coords={"step": [0, 1]})
+    out = spectra_dataset(ds, n_null=150, seed=1, p_threshold=0.01)
+    assert out["n_outliers"].values.sum() <= 3                              # 80 matrices, 1% expected
+    r = out["spacing_ratio"].values.ravel()
+    assert np.mean(out["spacing_ratio_err"].values) == pytest.approx(r.std(ddof=1), rel=0.2)
+    m, e = out["spacing_ratio_mean"].values, out["spacing_ratio_mean_err"].values
+    assert np.all(np.abs(m - float(out["spacing_ratio_null_mean"])) < 4 * e)
+    np.testing.assert_allclose(out["spacing_ratio_bulk_mean"], m, atol=0.02)

@@ -117,3 +117,17 @@ def test_common_value_test_tells_equal_from_different_exponents():
     same = analysis.common_value_test(np.array([[3.0], [3.05], [2.95], [3.1]]), err)
     diff = analysis.common_value_test(np.array([[2.0], [3.0], [4.0], [3.0]]), err)
     assert same[1][0] == 3 and same[2][0] > 0.3 and diff[2][0] < 1e-6
+
+
+def test_a_tail_that_starts_at_the_search_floor_is_flagged():
+    """127 bulk values below 1 and the 129 quantiles of a Pareto law (alpha = 2.5) from 1: the
+    CSN x_min is the first tail value, which is the sample's median, the lowest candidate when
+    x_min is searched from the median up (flagged) and not when it is searched from the bottom."""
+    rng = np.random.default_rng(2)
+    tail = (1 - (np.arange(129) + 0.5) / 129) ** (-1 / 1.5)
+    x = np.concatenate([rng.uniform(0.2, 0.9, 127), tail])
+    fit = tl.fit_power_law(x, 5, rng, compare=False, xmin_quantile=0.5)
+    assert fit.xmin == tail[0] == np.quantile(x, 0.5, method="lower") and fit.xmin_at_floor
+    assert "search floor" in fit.verdict() and fit.alpha == pytest.approx(2.5, abs=0.1)
+    fit = tl.fit_power_law(x, 5, rng, compare=False, xmin_quantile=0.0)
+    assert fit.xmin == tail[0] and not fit.xmin_at_floor

@@ -153,6 +153,15 @@ def cross_key_problems(config: dict[str, Any]) -> list[str]:
     if abs(sub - round(sub)) > 1e-9:
         problems.append(f"config key 'rmt.dbm.dt_sde': 'rmt.dbm.dt' = {dbm['dt']} is not a whole "
                         f"multiple of it ({dbm['dt_sde']})")
+    for key in ("mlp_online", "rbm"):
+        grid = rmt[key]
+        if grid["burn_in_time"] >= grid["time"]:
+            problems.append(f"config key 'rmt.{key}.burn_in_time': {grid['burn_in_time']} must be below "
+                            f"'rmt.{key}.time' = {grid['time']}")
+    rbm = rmt["rbm"]
+    if rbm["mu2"] <= rbm["m2"] + 4:
+        problems.append(f"config key 'rmt.rbm.mu2': {rbm['mu2']} must exceed 'rmt.rbm.m2' + 4 = "
+                        f"{rbm['m2'] + 4} (the target's largest kernel eigenvalue)")
     if rmt["transformer"]["dense_until"] > rmt["transformer"]["n_steps"]:
         problems.append(f"config key 'rmt.transformer.dense_until': {rmt['transformer']['dense_until']} "
                         f"beyond 'rmt.transformer.n_steps' = {rmt['transformer']['n_steps']}")

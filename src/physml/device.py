@@ -1,17 +1,22 @@
-"""Run-time choice of the torch device and thread count."""
+"""Run-time choice of the torch device and thread count (torch is imported by the functions
+that need it, so that :func:`keep_freed_memory` serves torch-free verbs too)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` takes CUDA when available, else the CPU; ``cpu``/``cuda`` force one."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
@@ -24,6 +29,8 @@ def select_device(name: str = "auto") -> torch.device:
 def set_threads(threads: int) -> None:
     """One torch intra-op pool of ``threads`` (match the Snakemake rule's threads), and
     :func:`keep_freed_memory` for the many short-lived field-sized temporaries."""
+    import torch
+
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)

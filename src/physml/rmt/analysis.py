@@ -1,21 +1,19 @@
-"""Artifact-level analyses of the RMT study: spectra of recorded weights, tail exponents of
-the transformer's per-head spectra and the temperature of the linear teacher-student grid
-(datasets in, datasets out; the CLI writes them)."""
+"""Artifact-level analyses of the RMT study: spectra of recorded weights and tail exponents of
+the transformer's per-head spectra (datasets in, datasets out; the CLI writes them).  The
+temperature of an (lr, B) grid is in :mod:`physml.rmt.grid`."""
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from physml.rmt import spectra as sp
 from physml.rmt import tails as tl
-from physml.rmt import temperature as tm
-from physml.rmt.linear_sgd import stationary_variance
 
 
 def _pool_dim(W: xr.DataArray) -> str:
@@ -37,16 +35,32 @@ def departure_step(steps: np.ndarray, p: np.ndarray, threshold: float) -> int:
 def level_statistics(x: np.ndarray) -> tuple[float, np.ndarray]:
     """Level statistics of spectra ``x (n_spectra, M)`` (each scaled to its own MP variance):
     the KS distance of their nearest-neighbour spacings from the GOE Wigner surmise, after
-    unfolding with the pooled staircase (:func:`spectra.unfold_spectrum`), and the mean
-    spacing ratio <r> of each spectrum (no unfolding)."""
+    unfolding with the pooled staircase (:func:`spectra.unfold_spectrum`), and the spacing
+    ratios of each spectrum, ``(n_spectra, M - 2)`` (no unfolding)."""
+    x = np.atleast_2d(x)
     D = sp.ks_distance(sp.spacings(sp.unfold_spectrum(x)), sp.wigner_surmise_cdf)
-    return D, np.array([sp.spacing_ratios(row).mean() for row in np.atleast_2d(x)])
+    return D, sp.spacing_ratios(x).reshape(len(x), -1)
+
+
+def bulk_ratio(x: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """The outlier rule: in each spectrum of ``x (n_spectra, M)`` (in units of its fitted MP
+    variance) the levels above ``cut`` are outliers.  Returns (number of outliers, <r> of the
+    levels below the cut: nan where fewer than three remain)."""
+    x = np.atleast_2d(x)
+    n_out = np.sum(x > cut, axis=-1)
+    r = np.full(len(x), np.nan)
+    for i, row in enumerate(x):
+        bulk = row[row <= cut]
+        if len(bulk) >= 3:
+            r[i] = sp.spacing_ratios(bulk).mean()
+    return n_out, r
 
 
 def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: float) -> xr.Dataset:
     """Eigenvalues of every recorded W, MP test per step (pooled over seeds or matrices, and per
     matrix) against the iid Gaussian null, level spacings against the Wigner surmise (pooled)
-    and spacing ratios (per matrix) against the same null."""
+    and spacing ratios <r> per matrix with errors, averaged over matrices, and again for the
+    bulk below the outlier cut (:func:`bulk_ratio`; the cut from the null's largest level)."""
     W = ds["W"]
     pool = _pool_dim(W)
     W = W.transpose("step", pool, "row", "col")
@@ -62,12 +76,22 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
                    for x in (sp.gram_eigenvalues(rng.standard_normal((n_pool, *shape))) / N
                              for _ in range(n_null))]
     null_wigner = np.array([d for d, _ in null_levels])
-    null_r = np.concatenate([r for _, r in null_levels])
+    null_ratios = np.concatenate([r for _, r in null_levels])             # (n_null n_pool, M - 2)
+    null_r = null_ratios.mean(axis=1)
+    # a head's <r> error: std(r) / sqrt(M - 2), scaled by the factor that makes it the spread
+    # of <r> over iid matrices of this shape (consecutive ratios are correlated)
+    se_factor = float(null_r.std(ddof=1) / np.sqrt(np.mean(null_ratios.var(axis=1, ddof=1)
+                                                              / null_ratios.shape[1])))
+    cut = float(np.quantile(null_single.top, 0.99) * sp.mp_edges(1.0, q)[1])
     D, p, D_bulk, p_bulk, top, p_top, D_wig, p_wig = (np.empty(n_step) for _ in range(8))
-    sigma2, D1, p1, mean_r = (np.empty((n_step, n_pool)) for _ in range(4))
+    sigma2, D1, p1, mean_r, r_err, r_bulk, n_out = (np.empty((n_step, n_pool)) for _ in range(7))
     for t in range(n_step):
         x = eig[t] / N
-        D_wig[t], mean_r[t] = level_statistics(x / sp.fit_mp(x, q)[:, None])
+        scaled = x / sp.fit_mp(x, q)[:, None]
+        D_wig[t], ratios = level_statistics(scaled)
+        mean_r[t] = ratios.mean(axis=1)
+        r_err[t] = se_factor * ratios.std(axis=1, ddof=1) / np.sqrt(ratios.shape[1])
+        n_out[t], r_bulk[t] = bulk_ratio(scaled, cut)
         p_wig[t] = (np.sum(null_wigner >= D_wig[t]) + 1) / (n_null + 1)
         res = sp.mp_test(eig[t], shape, null_pooled)
         D[t], p[t], sigma2[t], top[t], p_top[t] = res.distance, res.p_value, res.sigma2, res.top, res.p_top
@@ -76,6 +100,10 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
         for m in range(n_pool):
             single = sp.mp_test(eig[t, m:m + 1], shape, null_single)
             D1[t, m], p1[t, m] = single.distance, single.p_value
+    with warnings.catch_warnings():   # a step with no bulk <r> gives nan, as it should
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bulk_mean = np.nanmean(r_bulk, axis=1)
+        bulk_err = np.nanstd(r_bulk, axis=1, ddof=1) / np.sqrt(np.sum(np.isfinite(r_bulk), axis=1))
     steps = W["step"].values
     out = ds.drop_vars("W")
     out = out.assign(
@@ -101,10 +129,25 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
                             {"long_name": "median Wigner distance of iid Gaussian matrices"}),
         spacing_ratio=(("step", pool), mean_r, {"long_name": "mean ratio <r> of consecutive level "
                                                  "spacings of each matrix"}),
+        spacing_ratio_err=(("step", pool), r_err, {"long_name": "error of each matrix's <r>: std(r) / "
+                                                   "sqrt(M - 2) times the attribute spacing_ratio_err_factor"}),
+        spacing_ratio_mean=(("step",), mean_r.mean(axis=1), {"long_name": f"<r> averaged over the {pool} dim"}),
+        spacing_ratio_mean_err=(("step",), mean_r.std(axis=1, ddof=1) / np.sqrt(n_pool),
+                                {"long_name": "its standard error (spread over matrices)"}),
+        n_outliers=(("step", pool), n_out.astype(np.int16),
+                    {"long_name": "levels above the outlier cut (attribute outlier_cut)"}),
+        spacing_ratio_bulk=(("step", pool), r_bulk, {"long_name": "<r> of the levels below the outlier "
+                                                     "cut (nan: fewer than three)"}),
+        spacing_ratio_bulk_mean=(("step",), bulk_mean, {"long_name": "bulk <r> averaged over matrices"}),
+        spacing_ratio_bulk_mean_err=(("step",), bulk_err, {"long_name": "its standard error"}),
         spacing_ratio_null_mean=((), float(null_r.mean()), {"long_name": "<r> of one iid Gaussian "
                                                              "matrix of the same shape, mean"}),
         spacing_ratio_null_std=((), float(null_r.std(ddof=1)), {"long_name": "its standard deviation"}),
     )
+    out.attrs.update(outlier_cut=cut, spacing_ratio_err_factor=se_factor,
+                     outlier_rule="a level is an outlier when lambda / (N sigma^2_fit) exceeds the 99% "
+                                  "quantile of the largest level of one iid Gaussian matrix of the same "
+                                  "shape (in units of the MP upper edge) times that edge")
     out.attrs.update(aspect_N=N, aspect_q=q, pool_dim=pool, n_null=n_null, p_threshold=p_threshold,
                      mp_departure_step=departure_step(steps, p, p_threshold),
                      mp_departure_step_bulk=departure_step(steps, p_bulk, p_threshold),
@@ -112,85 +155,8 @@ def spectra_dataset(ds: xr.Dataset, *, n_null: int, seed: int, p_threshold: floa
     return out
 
 
-def temperature_dataset(weights: list[xr.Dataset], *, lr_linear_max: float) -> xr.Dataset:
-    """Per (lr, B) point of the linear teacher-student: measured entry variance against the
-    closed form, effective temperature from eigenvalue widths, degenerate-pair spacings; and
-    the linear-scaling fits and collapse checks (attribute ``fits``, JSON)."""
-    if len(weights) < 3:
-        raise ValueError(f"need at least three (lr, B) points, got {len(weights)}")
-    for ds in weights:
-        if ds.attrs.get("kind") != "rmt_linear":
-            raise ValueError("temperature needs weights of `physml rmt linear`, got kind "
-                             f"{ds.attrs.get('kind')!r}")
-    ref = weights[0]
-    s = ref["teacher_singular_values"].values
-    n, sigma = int(ref.attrs["n"]), float(ref.attrs["sigma"])
-    for ds in weights:
-        if (int(ds.attrs["n"]), float(ds.attrs["sigma"])) != (n, sigma) or not np.array_equal(
-                ds["teacher_singular_values"].values, s):
-            raise ValueError("all points must share the teacher (n, singular values) and sigma")
-    weights = sorted(weights, key=lambda d: (float(d.attrs["lr"]), int(d.attrs["batch"])))
-    lr = np.array([float(d.attrs["lr"]) for d in weights])
-    B = np.array([int(d.attrs["batch"]) for d in weights])
-    rows = {k: [] for k in ("entry", "entry_err", "teff", "teff_err", "var", "var_err", "pairs")}
-    for ds in weights:
-        eig = sp.gram_eigenvalues(ds["W"].transpose("seed", "step", "row", "col").values)
-        steps, burn = ds["step"].values, int(ds.attrs["burn_in"])
-        d2 = ds["delta_sq"].values
-        rows["entry"].append(d2.mean())
-        rows["entry_err"].append(d2.std(ddof=1) / np.sqrt(len(d2)))
-        t, te = tm.effective_temperature(eig, steps, burn, s)
-        rows["teff"].append(t)
-        rows["teff_err"].append(te)
-        v, ve = tm.eigenvalue_variances(eig, steps, burn)
-        rows["var"].append(v)
-        rows["var_err"].append(ve)
-        rows["pairs"].append(tm.pair_spacings(eig[:, -1], s))
-    c = stationary_variance(lr, B, n, sigma)
-    x_naive, x_corr = lr / B, c / sigma ** 2
-    teff = np.array(rows["teff"])
-    small = lr <= lr_linear_max
-    if small.sum() < 3:
-        raise ValueError(f"only {small.sum()} points have lr <= lr_linear_max = {lr_linear_max}; "
-                         "the naive linear fit needs three")
-    naive = tm.fit_line(x_naive[small], teff[small])
-    corrected = tm.fit_line(x_corr, teff)
-    entry = np.array(rows["entry"])
-    fits = {
-        "naive": {"slope": naive.slope, "intercept": naive.intercept, "r2": naive.r2,
-                  "lr_max": lr_linear_max, "span": float(x_naive[small].max() / x_naive[small].min()),
-                  "expected_slope": sigma ** 2 / 2},
-        "corrected": {"slope": corrected.slope, "intercept": corrected.intercept, "r2": corrected.r2,
-                      "expected_slope": sigma ** 2},
-        "collapse_naive": tm.collapse_spread(x_naive, teff),
-        "collapse_corrected": tm.collapse_spread(x_naive, teff / x_corr),
-        "entry_over_closed_form_max_abs_z": float(np.max(np.abs(entry - c) / np.array(rows["entry_err"]))),
-    }
-    fits = json.loads(json.dumps(fits, default=float).replace("NaN", "null"))
-    point = np.arange(len(weights))
-    ds = xr.Dataset(
-        {"lr": (("point",), lr), "batch": (("point",), B),
-         "lr_over_B": (("point",), x_naive, {"long_name": "naive scaling variable lr / B"}),
-         "x_corrected": (("point",), x_corr,
-                         {"long_name": "corrected variable lr / (B (2 - lr - lr (n+1)/B)) = c / sigma^2"}),
-         "closed_form": (("point",), c, {"long_name": "exact stationary entry variance c"}),
-         "entry_variance": (("point",), entry, {"long_name": "measured stationary variance of W - W_t"}),
-         "entry_variance_err": (("point",), np.array(rows["entry_err"])),
-         "T_eff": (("point",), teff, {"long_name": "effective temperature from eigenvalue widths"}),
-         "T_eff_err": (("point",), np.array(rows["teff_err"])),
-         "eig_variance": (("point", "k"), np.array(rows["var"]),
-                          {"long_name": "variance of each eigenvalue of W^T W over seeds, late steps"}),
-         "eig_variance_err": (("point", "k"), np.array(rows["var_err"])),
-         "pair_spacing": (("point", "pair_sample"), np.array(rows["pairs"]),
-                          {"long_name": "degenerate-pair spacings at the last step, mean 1 per pair"}),
-         "teacher_singular_values": (("k",), s)},
-        coords={"point": point})
-    ds.attrs.update(kind="rmt_temperature", n=n, sigma=sigma, fits=json.dumps(fits, sort_keys=True))
-    return ds
-
-
 TAIL_METHODS = ("powerlaw", "weightwatcher", "hill")
-TAIL_COLUMNS = ("matrix", "step", "method", "alpha", "alpha_err", "xmin", "n_tail", "p_value")
+TAIL_COLUMNS = ("matrix", "step", "method", "alpha", "alpha_err", "xmin", "n_tail", "p_value", "xmin_at_floor")
 
 
 def _head_groups(names) -> dict[str, list[int]]:
@@ -235,6 +201,7 @@ def tails_dataset(spec: xr.Dataset, *, n_boot: int, seed: int, xmin_quantile: fl
     detail = {c: np.full(shape[1:], np.nan) for c in ("ks_distance", "R_lognormal", "p_lognormal",
                                                       "R_exponential", "p_exponential")}
     supported = np.zeros(shape[1:], dtype=np.int8)
+    at_floor = np.zeros(shape[1:], dtype=np.int8)
     rng = np.random.default_rng(seed)
     verdicts = {}
     for t in range(len(steps)):
@@ -255,6 +222,7 @@ def tails_dataset(spec: xr.Dataset, *, n_boot: int, seed: int, xmin_quantile: fl
             detail["R_lognormal"][r, t], detail["p_lognormal"][r, t] = fit.R_lognormal, fit.p_lognormal
             detail["R_exponential"][r, t], detail["p_exponential"][r, t] = fit.R_exponential, fit.p_exponential
             supported[r, t] = fit.supported
+            at_floor[r, t] = fit.xmin_at_floor
             if t == len(steps) - 1 and pooled:
                 verdicts[name] = fit.verdict()
     kinds = [k for k in "qkv" if k in groups]
@@ -285,6 +253,8 @@ def tails_dataset(spec: xr.Dataset, *, n_boot: int, seed: int, xmin_quantile: fl
                                                             "ratio power law / exponential"}),
          "p_exponential": (dims2, detail["p_exponential"]),
          "supported": (dims2, supported, {"long_name": "1: the CSN tail passes physml.rmt.tails' rule"}),
+         "xmin_at_floor": (dims2, at_floor, {"long_name": "1: the CSN x_min is the lowest value the "
+                                             "scan may pick (xmin_quantile): a tail set by the search floor"}),
          "common_chi2": (("kind", "step"), chi2, {"long_name": "chi^2 of the per-layer CSN alphas "
                                                    "around their weighted mean"}),
          "common_dof": (("kind", "step"), dof),
@@ -302,6 +272,8 @@ def tails_dataset(spec: xr.Dataset, *, n_boot: int, seed: int, xmin_quantile: fl
 def common_value_test(alpha: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per column of ``alpha (n_estimates, n_steps)`` with errors: chi^2 of the estimates around
     their inverse-variance weighted mean, its degrees of freedom (n - 1) and p-value."""
+    from scipy import stats   # here: scipy.stats costs every rmt verb a second of start-up
+
     alpha, err = np.atleast_2d(alpha), np.atleast_2d(err)
     w = 1 / err ** 2
     mean = np.sum(w * alpha, axis=0) / np.sum(w, axis=0)
@@ -312,9 +284,11 @@ def common_value_test(alpha: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, n
 
 def tails_table(ds: xr.Dataset) -> pd.DataFrame:
     """The tidy table of :func:`tails_dataset`: one row per fitted (matrix, step) and method
-    (a failed weightwatcher fit stays as a row of nan), columns :data:`TAIL_COLUMNS`."""
+    (a failed weightwatcher fit stays as a row of nan), columns :data:`TAIL_COLUMNS`
+    (``xmin_at_floor``: 1 or 0 for the CSN rows, empty for the others)."""
     computed = np.isfinite(ds["alpha"].sel({"method": "powerlaw"})).broadcast_like(ds["alpha"])
-    df = ds[["alpha", "alpha_err", "xmin", "n_tail", "p_value"]].assign(computed=computed)
+    floor = ds["xmin_at_floor"].astype(float).where(ds["method"] == "powerlaw")   # CSN rows only
+    df = ds[["alpha", "alpha_err", "xmin", "n_tail", "p_value"]].assign(computed=computed, xmin_at_floor=floor)
     df = df.to_dataframe().reset_index()
     df = df[df["computed"]].astype({"n_tail": int})
     return df[list(TAIL_COLUMNS)].reset_index(drop=True)

@@ -43,7 +43,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 def finite_lr_factor(lr, batch, n: int):
@@ -88,14 +87,18 @@ class LinearRun:
 
 def train_linear_sgd(W_teacher: np.ndarray, *, lr: float, batch: int, sigma: float, n_steps: int,
                      n_seeds: int, snapshot_every: int, burn_in: int, seed: int,
-                     init_scale: float = 1.0, device: torch.device | str = "cpu",
-                     dtype: torch.dtype = torch.float64, progress=None) -> LinearRun:
+                     init_scale: float = 1.0, device="cpu", dtype=None, progress=None) -> LinearRun:
     """Plain SGD of ``n_seeds`` students at once (tensor ``(n_seeds, n, n)``).
 
     Students start from iid N(0, init_scale^2 / n) entries.  W is stored every
     ``snapshot_every`` steps (and at step 0); ``delta_sq`` averages (W - W_t)^2 over every
     step after ``burn_in`` (not only snapshots).  ``progress(step)`` is called every 100 steps.
+    ``dtype``: a torch dtype, float64 by default (torch is imported here only, so that the
+    closed forms above cost no torch import).
     """
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
     Wt_np = np.asarray(W_teacher, dtype=float)
     n = Wt_np.shape[0]
     if Wt_np.shape != (n, n):

@@ -148,6 +148,8 @@ class PowerLawFit:
     p_lognormal: float
     R_exponential: float
     p_exponential: float
+    xmin_at_floor: bool = False  # x_min is the lowest value the scan may pick (the tail is the
+                                 # whole searched range: a tail found by the search floor)
 
     @property
     def supported(self) -> bool:
@@ -162,22 +164,24 @@ class PowerLawFit:
                 f"{self.n_tail}/{self.n} values, GoF p = {self.p_value:.2f}, "
                 f"R vs exp {self.R_exponential:+.2f} (p {self.p_exponential:.2f}), "
                 f"vs lognormal {self.R_lognormal:+.2f} (p {self.p_lognormal:.2f}))")
-        return ("supported: " if self.supported else "not supported: ") + head
+        floor = "; x_min at the search floor" if self.xmin_at_floor else ""
+        return ("supported: " if self.supported else "not supported: ") + head + floor
 
 
 def fit_power_law(x: np.ndarray, n_boot: int, rng: np.random.Generator, *, compare: bool = True,
                   xmin_quantile: float = 0.0) -> PowerLawFit:
     """CSN fit of ``x`` (:func:`csn_scan`, x_min searched among the values at or above the
     ``xmin_quantile`` quantile of the sample: 0 scans them all as CSN do, 0.5 looks for the
-    tail in the upper half), bootstrap error and p-value (:func:`bootstrap`, same rule) and,
+    tail in the upper half; a fit whose x_min is that floor is flagged), bootstrap error and p-value (:func:`bootstrap`, same rule) and,
     when ``compare``, the likelihood ratios (:func:`likelihood_ratios`; else nan)."""
     x = np.asarray(x, dtype=float).ravel()
     scan = _scan_above(x, xmin_quantile)
     err, p = bootstrap(x, scan, n_boot, rng, xmin_quantile)
     nan2 = (float("nan"), float("nan"))
     lr = likelihood_ratios(x, scan.xmin) if compare else {"lognormal": nan2, "exponential": nan2}
+    floor = np.quantile(x, xmin_quantile, method="lower") if xmin_quantile > 0 else x.min()
     return PowerLawFit(scan.alpha, err, scan.xmin, scan.n_tail, x.size, scan.distance, p,
-                       *lr["lognormal"], *lr["exponential"])
+                       *lr["lognormal"], *lr["exponential"], xmin_at_floor=bool(scan.xmin <= floor))
 
 
 def hill(x: np.ndarray, k: int | None = None) -> tuple[float, float, float, int]:

@@ -20,8 +20,15 @@ follows the Wigner surmise exactly at this order.)
 The effective temperature ``T_eff`` is the mean of the c that these relations infer (one
 estimate per non-degenerate eigenvalue, two per pair); it equals the exact per-entry variance
 ``lr sigma^2 / (B (2 - lr - lr (n+1)/B))`` as long as first-order perturbation theory holds
-(fluctuations small against the teacher's gaps).  Naive scaling variable: lr/B; corrected
-variable: ``c / sigma^2`` of the closed form, in which all (lr, B) must collapse.
+(fluctuations small against the teacher's gaps).  The same relations hold about any
+stationary point with known eigenvalues s^2 (the Gaussian RBM's fixed point,
+:mod:`physml.rmt.rbm`); :func:`window_temperature` applies the single-level rule about each
+run's own time average where the stationary point is not known (the MLP).
+
+Also here: the local Coulomb gas fitted to stationary spectra (:func:`coulomb_gas_fit`), and
+the fits of T_eff over an (lr, B) grid: weighted least squares with errors
+(:func:`weighted_fit`, :func:`line_fit`) and the test of whether lr/B alone sets T
+(:func:`scaling_test`).
 """
 from __future__ import annotations
 
@@ -136,34 +143,172 @@ def pair_spacings(eigs: np.ndarray, singular_values) -> np.ndarray:
     return np.concatenate([s / s.mean() for s in out])
 
 
+def window_temperature(eigs: np.ndarray, steps: np.ndarray, burn_in: int) -> dict[str, float]:
+    """Width temperature of spectra ``eigs (run, step, k)`` whose runs each sit near a minimum
+    of their own (no known stationary point, no degeneracies): per run and eigenvalue,
+    ``var_t(lambda) / (4 mean_t(lambda))`` over the snapshots after ``burn_in`` (the
+    non-degenerate rule of the module docstring, about the run's own time average), averaged
+    over eigenvalues and runs; the error is the spread over runs (independent), and the value
+    over the first and the second half of the window shows whether it is still drifting."""
+    x = np.asarray(eigs, float)[:, late(steps, burn_in)]
+    if x.shape[0] < 2 or x.shape[1] < 4:
+        raise ValueError(f"need >= 2 runs and >= 4 late snapshots, got {x.shape[:2]}")
+
+    def per_run(window):
+        return np.mean(window.var(axis=1) / (4 * window.mean(axis=1)), axis=-1)
+
+    t = per_run(x)
+    half = x.shape[1] // 2
+    return {"T": float(t.mean()), "T_err": float(t.std(ddof=1) / np.sqrt(len(t))),
+            "T_first_half": float(per_run(x[:, :half]).mean()),
+            "T_second_half": float(per_run(x[:, half:]).mean())}
+
+
+def coulomb_gas_fit(eigs: np.ndarray, steps: np.ndarray, burn_in: int, singular_values,
+                    n_blocks: int = 16) -> dict[str, float]:
+    """Maximum-likelihood fit of the local Coulomb gas to the stationary eigenvalues
+    ``eigs (seed, step, k)`` of W^T W near a stationary point with eigenvalues s^2::
+
+        P(x) ~ prod_pairs |x_j - x_i|^beta  prod_i exp(-(x_i - m_g)^2 / (8 m_g T))
+
+    (each degenerate pair a two-level gas, each other level a Gaussian, m_g the sample mean
+    of the level or of the pair's centre).  Then ``var(x) = 4 m T`` for a single level, the
+    pair centre has variance ``2 m T`` and the pair spacing s the density
+    ``~ s^beta exp(-s^2 / (16 m T))`` (beta = 1: the Wigner surmise).  T has a closed form
+    given beta; beta is found by a bounded scalar search.  Errors: delete-one-block jackknife
+    over blocks of seeds.  Returns T, T_err, beta, beta_err."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import gammaln
+
+    pairs = degenerate_pairs(singular_values)
+    if not pairs:
+        raise ValueError("the Coulomb-gas fit needs degenerate pairs; the teacher has none")
+    x = np.asarray(eigs, float)[:, late(steps, burn_in)]
+    paired = {i for p in pairs for i in p}
+    singles = [i for i in range(x.shape[-1]) if i not in paired]
+    centre = np.stack([(x[..., i] + x[..., j]) / 2 for i, j in pairs], axis=-1)
+    gap = np.stack([x[..., j] - x[..., i] for i, j in pairs], axis=-1)
+    if np.any(gap <= 0):
+        raise ValueError("a degenerate pair has a zero or negative spacing")
+    blocks = np.array_split(np.arange(x.shape[0]), min(n_blocks, x.shape[0]))
+    if len(blocks) < 2:
+        raise ValueError("need at least two seeds for an error")
+
+    def sums(v):   # per block: count, sum, sum of squares over seeds and snapshots
+        return np.stack([np.stack([np.full(v.shape[-1], v[b].shape[0] * v[b].shape[1]),
+                                   v[b].sum((0, 1)), (v[b] ** 2).sum((0, 1))]) for b in blocks])
+
+    S1, S2, S3 = sums(x[..., singles]), sums(centre), sums(gap)
+    L3 = np.stack([np.log(gap[b]).sum((0, 1)) for b in blocks])
+
+    def estimate(keep):
+        s1, s2, s3, l3 = S1[keep].sum(0), S2[keep].sum(0), S3[keep].sum(0), L3[keep].sum(0)
+        m1, m2 = s1[1] / s1[0], s2[1] / s2[0]
+        Q = (np.sum((s1[2] - s1[0] * m1 ** 2) / (8 * m1)) + np.sum((s2[2] - s2[0] * m2 ** 2) / (4 * m2))
+             + np.sum(s3[2] / (16 * m2)))
+        n1, n2, n3 = s1[0].sum(), s2[0].sum(), s3[0].sum()
+
+        def T_of(beta):
+            return 2 * Q / (n1 + n2 + (beta + 1) * n3)
+
+        def minus_loglik(beta):
+            T = T_of(beta)
+            return -(-Q / T - (n1 + n2) / 2 * np.log(T) + beta * l3.sum()
+                     - np.sum(s3[0] * ((beta + 1) / 2 * np.log(16 * m2 * T) + gammaln((beta + 1) / 2))))
+
+        beta = minimize_scalar(minus_loglik, bounds=(-0.95, 8.0), method="bounded",
+                               options={"xatol": 1e-7}).x
+        return np.array([T_of(beta), beta])
+
+    full = estimate(np.arange(len(blocks)))
+    leave = np.stack([estimate(np.delete(np.arange(len(blocks)), b)) for b in range(len(blocks))])
+    n = len(blocks)
+    err = np.sqrt((n - 1) / n * np.sum((leave - leave.mean(0)) ** 2, axis=0))
+    return {"T": float(full[0]), "T_err": float(err[0]), "beta": float(full[1]), "beta_err": float(err[1])}
+
+
 @dataclass(frozen=True)
-class LineFit:
-    """Ordinary least-squares line y = slope x + intercept and its coefficient of determination."""
+class WeightedFit:
+    """Weighted least squares ``y = X coef`` with independent errors on y."""
 
-    slope: float
-    intercept: float
-    r2: float
+    coef: np.ndarray
+    cov: np.ndarray         # from the errors given, not rescaled by chi^2 / dof
+    chi2: float
+    dof: int
+    residual_z: np.ndarray  # (y - X coef) / err, per point
+
+    @property
+    def err(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov))
+
+    @property
+    def p_value(self) -> float:
+        """Probability of a chi^2 at least this large if the model and the errors hold."""
+        from scipy.stats import chi2
+
+        return float(chi2.sf(self.chi2, self.dof)) if self.dof > 0 else float("nan")
 
 
-def fit_line(x, y) -> LineFit:
-    """Least-squares straight line through (x, y) with R^2."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3:
-        raise ValueError("need at least three points for a line with a meaningful R^2")
-    slope, intercept = np.polyfit(x, y, 1)
-    resid = y - (slope * x + intercept)
-    r2 = 1 - np.sum(resid ** 2) / np.sum((y - y.mean()) ** 2)
-    return LineFit(float(slope), float(intercept), float(r2))
+def weighted_fit(X, y, err) -> WeightedFit:
+    """Weighted least squares of ``y`` (errors ``err``) on the columns of ``X``."""
+    X, y, err = np.atleast_2d(np.asarray(X, float)), np.asarray(y, float), np.asarray(err, float)
+    if X.shape[0] != len(y) or len(y) != len(err):
+        raise ValueError(f"shapes differ: X {X.shape}, y {y.shape}, err {err.shape}")
+    if len(y) < X.shape[1] or np.any(~(err > 0)):
+        raise ValueError(f"need at least {X.shape[1]} points with positive errors, got {len(y)}")
+    A = X / err[:, None]
+    if np.linalg.matrix_rank(A) < X.shape[1]:
+        raise ValueError(f"the {len(y)} points do not determine the {X.shape[1]} parameters of the fit "
+                         "(too few distinct values of the variables)")
+    cov = np.linalg.inv(A.T @ A)
+    coef = cov @ A.T @ (y / err)
+    z = (y - X @ coef) / err
+    return WeightedFit(coef, cov, float(z @ z), len(y) - X.shape[1], z)
 
 
-def collapse_spread(key, value, digits: int = 9) -> dict[float, float]:
-    """For each key shared by two or more points (e.g. lr/B, equal when rounded to ``digits``
-    significant digits, so 0.3/3 and 0.1 are one key), max/min - 1 of their values."""
-    key = np.array([float(f"{k:.{digits}g}") for k in np.asarray(key, float)])
-    value = np.asarray(value, float)
-    out = {}
-    for k in np.unique(key):
-        sel = key == k
-        if sel.sum() > 1:
-            out[float(k)] = float(value[sel].max() / value[sel].min() - 1)
+def line_fit(x, y, err) -> dict[str, float]:
+    """Weighted straight line ``y = slope x + intercept``: both with errors, chi^2 per degree
+    of freedom and its p-value."""
+    f = weighted_fit(np.stack([np.asarray(x, float), np.ones(len(x))], axis=1), y, err)
+    return {"slope": float(f.coef[0]), "slope_err": float(f.err[0]), "intercept": float(f.coef[1]),
+            "intercept_err": float(f.err[1]), "chi2": f.chi2, "dof": f.dof,
+            "chi2_dof": f.chi2 / f.dof if f.dof else float("nan"), "p_value": f.p_value,
+            "n_points": len(x)}
+
+
+def scaling_test(lr, batch, T, err) -> dict:
+    """Does lr/B alone set T?  Two weighted fits of ``ln(T / x)``, ``x = lr/B``, over every
+    point (those alone at their lr/B included):
+
+    * collapse: ``a + b ln x + c (ln x)^2`` (fewer powers when there are fewer than three
+      distinct x), a smooth function of x only; its chi^2 / dof, the p-value and each point's
+      residual in units of its error (the largest and where);
+    * lr term: the same plus ``g lr``.  ``g`` (relative change of T per unit lr at fixed lr/B)
+      with its error and significance ``z = g / err``; g = 0 when lr/B alone sets T (nan when
+      no two points share an lr/B and the grid cannot tell).
+
+    With errors err on T the errors on ln T are err / T."""
+    lr, batch, T, err = (np.asarray(v, float) for v in (lr, batch, T, err))
+    if np.any(T <= 0):
+        raise ValueError("the scaling test needs positive temperatures")
+    x = lr / batch
+    lx = np.log(x)
+    degree = min(2, len(np.unique(np.round(lx, 9))) - 1)
+    base = np.stack([lx ** k for k in range(degree + 1)], axis=1)
+    y, ey = np.log(T / x), err / T
+    collapse = weighted_fit(base, y, ey)
+    worst = int(np.argmax(np.abs(collapse.residual_z)))
+    out = {"collapse_degree": degree, "collapse_chi2": collapse.chi2, "collapse_dof": collapse.dof,
+           "collapse_chi2_dof": collapse.chi2 / collapse.dof if collapse.dof else float("nan"),
+           "collapse_p": collapse.p_value, "residual_z": collapse.residual_z.tolist(),
+           "max_abs_z": float(abs(collapse.residual_z[worst])), "worst_lr": float(lr[worst]),
+           "worst_batch": float(batch[worst]), "lr_coef": float("nan"), "lr_coef_err": float("nan"),
+           "lr_coef_z": float("nan"), "lr_term_chi2_dof": float("nan")}
+    try:
+        full = weighted_fit(np.column_stack([base, lr]), y, ey)
+    except ValueError:
+        return out
+    g, g_err = float(full.coef[-1]), float(full.err[-1])
+    out.update(lr_coef=g, lr_coef_err=g_err, lr_coef_z=g / g_err,
+               lr_term_chi2_dof=full.chi2 / full.dof if full.dof else float("nan"))
     return out
