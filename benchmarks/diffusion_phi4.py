@@ -69,9 +69,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = build_score_model({"channels": args.channels, "zero_mode": True, "adaptive_norm": True},
-                              {"recipe": "edm", "sigma_data": 0.5}, 2e-3, 80.0,
-                              zero_mode={"mu": 0.5, "width": 0.3, "volume": 256}).eval()
+    model = build_score_model({"channels": args.channels, "field_stats": True, "adaptive_norm": True},
+                              {"recipe": "edm", "sigma_data": 0.5,
+                               "zero_mode": {"mu": 0.5, "width": 0.3, "volume": 256}}, 2e-3, 80.0).eval()
     print(f"phi^4 at kappa={args.kappa}, lambda={args.lam}, one thread; U-Net {args.channels}, "
           "sampler ode2m with 64 score evaluations; HMC C kernel, "
           f"{args.chains} chains x {args.hmc_traj} trajectories")

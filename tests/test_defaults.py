@@ -28,7 +28,8 @@ PAIRS = [
     ("diffusion.u1", "diffusion train", {}, {"gauge_covariant": "a switch of the verb (it trains phi4 too); "
                                                       "the U(1) rules pass it"}),
     ("diffusion.sample", "diffusion sample", {}, {}),
-    *[("diffusion.mala", verb, {k: f"mala_{k}" for k in ("steps", "target_acceptance", "tune_steps", "pilot")},
+    *[("diffusion.mala", verb, {k: f"mala_{k}" for k in ("steps", "target_acceptance", "tune_steps", "pilot",
+                                                          "global_moves")},
        {"steps": "sample runs MALA only when asked (--mala-steps 0)"} if verb == "diffusion sample" else {})
       for verb in ("lattice mala phi4", "lattice mala u1", "diffusion sample")],
     ("phases", "phases cell", {}, {}),

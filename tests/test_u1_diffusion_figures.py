@@ -4,7 +4,7 @@ without sources, points and the comparison table."""
 import pytest
 import torch
 
-from physml.cli.figures import FIGURES
+from physml.cli.figures import figure_function
 from physml.figures.render import save_figure
 from physml.figures.u1_diffusion import plot_u1_coupling, plot_u1_volume
 from physml.lattice.u1 import U1
@@ -53,7 +53,7 @@ def observables():
 
 
 def test_figures_are_registered():
-    assert FIGURES["u1_volume"] is plot_u1_volume and FIGURES["u1_coupling"] is plot_u1_coupling
+    assert figure_function("u1_volume") is plot_u1_volume and figure_function("u1_coupling") is plot_u1_coupling
 
 
 @pytest.mark.parametrize("plot", [plot_u1_volume, plot_u1_coupling])

@@ -176,17 +176,16 @@ def train_command(diff, epochs, recipe, extra=""):
 
 def mala_flags(mala):
     """The MALA stage's options (--mala-*) from diffusion.mala, without the phi^4-only keys."""
-    return cli_flags(mala, skip=("phi4_constant_start_kappa", "phi4_global_moves"), prefix="mala_")
+    return cli_flags(mala, skip=("phi4_constant_start_kappa", "global_moves"), prefix="mala_")
 
 
-def exact_command(exact, n_steps, extra, out):
+def exact_command(exact, steps, extra, out):
     """The shell command of `physml diffusion sample` on the exact path (diffusion.exact): its
-    deterministic sampler with `n_steps` levels and the Jacobian density; `extra`: the outputs
-    beside `out`."""
+    deterministic sampler with the levels `steps` (--n-steps N) and the Jacobian density;
+    `extra`: the outputs beside `out`."""
     return (
         "python -m physml diffusion sample {input.model} --L {wildcards.L} --n-configs {params.n_configs}"
-        f" --sampler {exact['sampler']} --n-steps {n_steps} --density jacobian"
-        f" --density-dtype {exact['density_dtype']} --n-snapshots 0{extra}"
+        f" {cli_flags(exact, ['sampler', 'density_dtype'])} {steps} --density jacobian --n-snapshots 0{extra}"
         " --seed {params.seed} --device {params.device} --threads {threads}"
         f" --out {out} > {{log}} 2>&1"
     )

@@ -10,7 +10,7 @@ DM_LS = [PHI4["L"] * f for f in DM_GEN["L_factors"]]
 DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
 MALA = DIFF["mala"]
 MALA_OPTIONS = mala_flags(MALA)
-PHI4_MALA_OPTIONS = f"{MALA_OPTIONS} --mala-global-moves {MALA['phi4_global_moves']}"
+PHI4_MALA_OPTIONS = f"{MALA_OPTIONS} {cli_flags(MALA, ['global_moves'], prefix='mala_')}"   # phi^4 only
 EXACT = DIFF["exact"]
 
 
@@ -95,8 +95,8 @@ rule sample_phi4_exact:
         mem_mb=4000,
         runtime=240,
     shell:
-        exact_command(EXACT, EXACT["n_steps"], " --source dm_q --imh-out {output.dm_imh} --rw-out {output.dm_rw}",
-                      "{output.dm_q}")
+        exact_command(EXACT, cli_flags(EXACT, ["n_steps"]),
+                      " --source dm_q --imh-out {output.dm_imh} --rw-out {output.dm_rw}", "{output.dm_q}")
 
 
 rule sample_phi4_exact_steps:
@@ -122,7 +122,8 @@ rule sample_phi4_exact_steps:
         mem_mb=4000,
         runtime=240,
     shell:
-        exact_command(EXACT, "{wildcards.steps}", " --source dm_q --imh-out {output.dm_imh}", "{output.dm_q}")
+        exact_command(EXACT, "--n-steps {wildcards.steps}", " --source dm_q --imh-out {output.dm_imh}",
+                      "{output.dm_q}")
 
 
 rule mala_phi4:

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 
 from physml.cli.common import Output, add_runtime_options, setup_runtime
-from physml.figures.diffusion import (plot_phi4_denoising, plot_phi4_exact_dm, plot_phi4_hmc_vs_dm,
-                                     plot_phi4_mala_steps)
-from physml.figures.phases import (plot_phase_boundaries, plot_phase_diagram, plot_phase_observables,
-                                   plot_phase_trajectories)
-from physml.figures.phi4 import plot_phi4_hmc
 from physml.figures.render import save_figure
-from physml.figures.rmt import plot_rmt_mp, plot_rmt_spacing, plot_rmt_temperature, plot_rmt_transformer
-from physml.figures.u1 import plot_u1_hmc
-from physml.figures.u1_diffusion import plot_u1_coupling, plot_u1_volume
 from physml.io.artifacts import read_input
 
-FIGURES = {"phi4_hmc": plot_phi4_hmc,
-           "phase_diagram": plot_phase_diagram, "phase_observables": plot_phase_observables,
-           "phase_trajectories": plot_phase_trajectories, "phase_boundaries": plot_phase_boundaries,
-           "phi4_denoising": plot_phi4_denoising, "phi4_hmc_vs_dm": plot_phi4_hmc_vs_dm,
-           "phi4_mala_steps": plot_phi4_mala_steps, "phi4_exact_dm": plot_phi4_exact_dm,
-           "rmt_spacing": plot_rmt_spacing, "rmt_mp": plot_rmt_mp,
-           "rmt_temperature": plot_rmt_temperature, "rmt_transformer": plot_rmt_transformer,
-           "u1_hmc": plot_u1_hmc, "u1_volume": plot_u1_volume, "u1_coupling": plot_u1_coupling}
+# name -> "module:function": a figure job imports only its own module (some import torch)
+FIGURES = {"phi4_hmc": "physml.figures.phi4:plot_phi4_hmc",
+           **{f"phase_{n}": f"physml.figures.phases:plot_phase_{n}"
+              for n in ("diagram", "observables", "trajectories", "boundaries")},
+           **{f"phi4_{n}": f"physml.figures.diffusion:plot_phi4_{n}"
+              for n in ("denoising", "hmc_vs_dm", "mala_steps", "exact_dm")},
+           **{f"rmt_{n}": f"physml.figures.rmt:plot_rmt_{n}" for n in ("spacing", "mp", "temperature", "transformer")},
+           "u1_hmc": "physml.figures.u1:plot_u1_hmc",
+           **{f"u1_{n}": f"physml.figures.u1_diffusion:plot_u1_{n}" for n in ("volume", "coupling")}}
 # the kinds (physml.io.artifacts.kind_of) and theories of each figure's inputs
 INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemble",), ("phi4",)),
           "phi4_hmc_vs_dm": (("observables", "table"), ("phi4",)),
@@ -39,12 +34,20 @@ INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemb
           "phase_boundaries": (("phase boundaries", "phase grid"), None)}
 
 
+def figure_function(name: str):
+    """The plotting function of figure ``name`` (imported on demand)."""
+    module, function = FIGURES[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def cmd_figure(args: argparse.Namespace) -> None:
-    setup_runtime(args)
+    plot = figure_function(args.name)
+    if "torch" in sys.modules:   # only then do threads matter
+        setup_runtime(args)
     kinds, theories = INPUTS[args.name]
     what = f"{' or '.join(kinds)}{' of theory ' + theories[0] if theories else ''} (figure {args.name})"
     datasets = [read_input(p, what, kinds=kinds, theories=theories) for p in args.inputs]
-    fig = FIGURES[args.name](datasets)
+    fig = plot(datasets)
     for path in save_figure(fig, args.out, name=f"fig_{args.name}", rule=args.rule or f"fig_{args.name}",
                             inputs=args.inputs):
         print(f"wrote {path}")

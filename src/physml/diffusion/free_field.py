@@ -17,6 +17,7 @@ dtype), on any L.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -82,10 +83,25 @@ def score_errors(model, phi: torch.Tensor, kappa: float, n_levels: int = 9, seed
     return out
 
 
-def propagator_pulls(sample: torch.Tensor, reference: torch.Tensor, kappa: float) -> torch.Tensor:
+def propagator_pulls(sample: torch.Tensor, kappa: float) -> torch.Tensor:
     """(<|phi~(p)|^2>/V of ``sample`` - exact) / error at every momentum, shape ``(L, L)``
-    (p = 0 is chi_2); the error combines the sample's and the ``reference`` ensemble's
-    statistical errors (configurations taken as independent)."""
-    prop, ref = momentum_propagator(sample.double()), momentum_propagator(reference.double())
-    err = torch.sqrt(prop.var(0) / len(prop) + ref.var(0) / len(ref))
-    return (prop.mean(0) - free_propagator(kappa, sample.shape[-1])) / err
+    (p = 0 is chi_2); the sample's statistical error (configurations taken as independent)."""
+    prop = momentum_propagator(sample.double())
+    return (prop.mean(0) - free_propagator(kappa, sample.shape[-1])) / (prop.std(0) / len(prop) ** 0.5)
+
+
+def family_threshold(L: int, p_value: float = 0.0027) -> float:
+    """|pull| that all independent momenta of an L x L power spectrum stay below together
+    with probability 1 - ``p_value`` (0.0027: the two-sided 3 sigma of one Gaussian), for
+    pulls of independent N(0, 1): |phi~(p)|^2 = |phi~(-p)|^2, so V / 2 + 2 of the V momenta
+    are independent (Sidak's correction)."""
+    from scipy.stats import norm
+
+    n = L * L // 2 + 2
+    return float(norm.isf(-math.expm1(math.log1p(-p_value) / n) / 2))
+
+
+def lowest_momenta(pull: torch.Tensor) -> torch.Tensor:
+    """The pulls at the momenta with every |n_mu| <= 1 (p = 0, the lowest non-zero ones and
+    their diagonals), the longest modes, where a model's errors near criticality show."""
+    return pull[[[0], [1], [-1]], [0, 1, -1]].flatten()

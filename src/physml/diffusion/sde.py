@@ -4,7 +4,7 @@ dx = g(t) dW with g(t) = s^t on t in [0, 1]: the perturbation kernel is N(x0, si
 with sigma(t)^2 = int_0^t s^(2u) du = (s^(2t) - 1) / (2 ln s) (for s = 25, sigma(1) = 9.84).
 The samplers work in the noise level sigma directly (:mod:`physml.diffusion.samplers`);
 a song-recipe model uses the SDE only to turn sigma into its time label t
-(:class:`physml.diffusion.model.Precond`) and for the papers' time grids.
+(:class:`physml.diffusion.precond.Scalings`) and for the papers' time grids.
 Time ``t`` is a tensor (or a float); all quantities are in the model's normalised units.
 """
 
