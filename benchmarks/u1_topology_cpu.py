@@ -1,9 +1,11 @@
 """U(1) topology at strong coupling on one CPU core, against the exact torus results: HMC
 with global flux moves (hmc_flux) and sequential Monte Carlo in beta from exact samples
 at beta_0 (smc); with ``--model`` (a U(1) score model trained at beta_0) also SMC from
-the model's samples at beta_0 (dm_smc, drawn with the sampler of ``diffusion.u1.sample`` in
-``--config``, as the pipeline draws them) and the authors' annealed-Langevin sampler
-(dm_authors, physml.diffusion.samplers.AuthorsLangevin) at every beta.
+the model's proposals at beta_0 weighted by p_beta_0 / q with their density (dm_smc: the
+deterministic sampler, steps and dtype of ``diffusion.u1.exact`` in ``--config``, as the
+pipeline draws them; the model's generation and log-det time counted in its cost) and the
+authors' annealed-Langevin sampler (dm_authors, physml.diffusion.samplers.AuthorsLangevin)
+at every beta.
 
 For each beta: chi_t with its error (hmc_flux: Gamma method over chains; smc: scatter
 of independent replicas / sqrt(R)), the exact chi_t, the pull, the relative error, the
@@ -28,13 +30,13 @@ from pathlib import Path
 
 import torch
 
-from physml.cli.diffusion import sampler_from_args
 from physml.config import load_config
 from physml.diffusion.model import load_score_model
 from physml.diffusion.samplers import make_sampler
 from physml.lattice import u1_exact as ex
 from physml.lattice.u1 import U1
 from physml.mc.ensembles import hmc_ensemble, independent_ensemble
+from physml.mc.importance import log_weights
 from physml.mc.smc import run_replicas, smc_ensemble
 from physml.observables.u1 import measure_u1
 
@@ -59,29 +61,38 @@ def _model(path: str, beta0: float):
     return model
 
 
-def _start_sampler(config: str):
-    """The sampler of the model's raw samples at beta_0: diffusion.u1.sample of ``config``,
-    read as `physml diffusion sample` reads its options."""
+@functools.cache
+def _proposals(path: str, beta0: float, config: str, n: int, L: int, seed: int):
+    """The model's proposals at beta0 with log w = -S - log q: the sampler of
+    diffusion.u1.exact of ``config`` with the Jacobian density, as `physml diffusion sample
+    --density jacobian` draws them (the same start for every target beta)."""
     schema = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-    return sampler_from_args(argparse.Namespace(**load_config(config, schema)["diffusion"]["u1"]["sample"]))
+    exact = load_config(config, schema)["diffusion"]["u1"]["exact"]
+    model = _model(path, beta0).to(getattr(torch, exact["density_dtype"]))
+    res = make_sampler(exact["sampler"], n_steps=exact["n_steps"]).sample(
+        model, n, (2, L, L), seed=seed, beta=beta0, show_progress=False, density="jacobian")
+    return res.x.double(), log_weights(U1(beta0).action(res.x.double()).numpy(), res.log_q.numpy()), res.wall_time
 
 
 def smc(args, beta: float, source: str = "smc"):
     n = args.replicas * args.particles
+    log_w = None
     if source == "smc":
         start = ex.exact_ensemble(beta=args.beta0, L=args.L, n_configs=n, seed=int(10 * beta) + 2)
         pool, wall = torch.from_numpy(start["theta"].values), float(start.attrs["wall_time_s"])
-    else:   # the model's raw samples at beta_0
-        res = _start_sampler(args.config).sample(_model(args.model, args.beta0), n, (2, args.L, args.L), seed=int(10 * beta) + 2,
-                             show_progress=False)
-        pool, wall = res.x.double(), res.wall_time
+    else:   # the model's proposals at beta_0, weighted by p / q
+        pool, log_w, wall = _proposals(args.model, args.beta0, args.config, n, args.L, 2)
+        log_w = torch.from_numpy(log_w)
     runs, _ = run_replicas(U1, pool, args.beta0, beta, replicas=args.replicas, n_particles=args.particles,
-                           seed=int(10 * beta) + 3, n_moves=args.n_moves, flux_moves=args.flux_moves)
-    ds = smc_ensemble(U1, runs, args.beta0, beta, source=source,
-                      input_source="exact" if source == "smc" else "dm", input_wall_time_s=wall)
+                           seed=int(10 * beta) + 3, pool_log_w=log_w, n_moves=args.n_moves,
+                           flux_moves=args.flux_moves)
+    ds = smc_ensemble(U1, runs, args.beta0, beta, source=source, min_distinct=0.1,
+                      input_source="exact" if source == "smc" else "dm_q", input_wall_time_s=wall)
     steps = [len(r.betas) - 1 for r in runs]
     note = (f"{args.replicas} x {args.particles} particles, {min(steps)}-{max(steps)} steps, "
-            f"{sum(len(r.resampled) for r in runs) / len(runs):.1f} resamplings/replica")
+            f"{sum(len(r.resampled) for r in runs) / len(runs):.1f} resamplings/replica, start ESS/N "
+            f"{min(r.start_ess for r in runs):.3f}-{max(r.start_ess for r in runs):.3f}, "
+            f"{sum(r.collapsed for r in runs)} collapsed, start generation {wall:.0f} s")
     return ds, note
 
 
@@ -114,7 +125,7 @@ OPTIONS = (
     ("--n-therm", int, 200, "hmc_flux thermalisation trajectories (cold start)"),
     ("--meas-interval", int, 2, "hmc_flux trajectories between stored configurations"),
     ("--model", str, None, "dm_smc, dm_authors: U(1) score model trained at beta0 and --L"),
-    ("--config", str, "config/config.yaml", "dm_smc: its diffusion.u1.sample draws the start"),
+    ("--config", str, "config/config.yaml", "dm_smc: its diffusion.u1.exact draws the start"),
     ("--authors-configs", int, 128, "dm_authors: samples per beta"),
     ("--authors-steps-per-level", int, 400, "dm_authors: Langevin steps per level (the authors' 400)"),
 )
@@ -144,6 +155,8 @@ def main() -> None:
     print(head, flush=True)
     print("-" * len(head))
     for name, beta, obs, wall, _ in rows:
+        if obs.attrs.get("flag"):
+            print(f"{name} beta={beta:g} flagged: {obs.attrs['flag']}")
         chi, err, exact = float(obs["chi_t"]), float(obs["chi_t_err"]), ex.chi_t(beta, args.L)
         plaq_pull = (float(obs["plaquette"]) - ex.plaquette(beta, args.L)) / float(obs["plaquette_err"])
         print(f"{name:9} {beta:4g} {chi:10.6f} {err:9.6f} {exact:10.6f} {(chi - exact) / err:6.2f} "

@@ -55,7 +55,7 @@ PAIRS = [
 NOT_VERB_DEFAULTS = {"u1", "u1.training", "u1.exact", "phases.boundary_study",
                      "phases.boundary_study.sigma_w_cut", "phases.boundary_study.T_cut",
                      "phases.models", "diffusion.generate", "diffusion.u1.sample", "diffusion.u1.authors",
-                     "diffusion.exact"}
+                     "diffusion.exact", "diffusion.u1.exact"}
 
 
 @pytest.fixture(scope="module")

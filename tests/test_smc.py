@@ -10,7 +10,8 @@ from physml.cli.main import main
 from physml.io.artifacts import read_artifact, write_artifact
 from physml.lattice import u1_exact as ex
 from physml.lattice.u1 import U1
-from physml.mc.smc import conditional_ess_fraction, next_beta, run_replicas, systematic_resample
+from physml.mc.smc import (conditional_ess_fraction, distinct_fraction, next_beta, run_replicas,
+                           sample_smc, systematic_resample)
 from physml.observables.u1 import measure_u1, replica_pvalue
 
 
@@ -107,10 +108,13 @@ def test_replica_pvalue_rejects_a_wrong_distribution():
     good = rng.choice(q, size=2048, p=p / p.sum())
     groups = np.repeat(np.arange(16), 128)
     assert replica_pvalue(good, np.ones(2048), groups, q, p) > 0.01
-    assert replica_pvalue(np.zeros(2048, dtype=int), np.ones(2048), groups, q, p) != \
-        replica_pvalue(good, np.ones(2048), groups, q, p)
+    # every replica frozen at Q = 0: no covariance to test with, NaN (never a pass)
+    assert math.isnan(replica_pvalue(np.zeros(2048, dtype=int), np.ones(2048), groups, q, p))
     shifted = np.where(rng.random(2048) < 0.1, 1, good)   # too many Q = 1
     assert replica_pvalue(shifted, np.ones(2048), groups, q, p) < 1e-3
+    q1, p1 = ex.topological_charge_distribution(1.0, 4)   # the charges of another beta
+    wrong = rng.choice(q1, size=2048, p=np.clip(p1, 0, None) / np.clip(p1, 0, None).sum())
+    assert replica_pvalue(wrong, np.ones(2048), groups, q, p) < 1e-3
 
 
 def test_smc_verb_rejects_bad_inputs_in_one_line(exact_start, tmp_path, capsys):
@@ -128,14 +132,82 @@ def test_smc_verb_rejects_bad_inputs_in_one_line(exact_start, tmp_path, capsys):
     assert not (tmp_path / "x.nc").exists()
 
 
-def test_model_input_gives_dm_smc(exact_start, tmp_path):
+def _model_start(tmp_path, beta_start, beta_q, n=1024, seed=11):
+    """A stand-in for the model's samples with their density: exact draws at beta_q with
+    log q = beta_q sum_P cos theta_P (up to a constant, which the self-normalised weights
+    ignore), stored at beta_start with log_weight = -S(beta_start) - log q, source dm_q."""
+    ds = ex.exact_ensemble(beta=beta_q, L=4, n_configs=n, seed=seed)
+    theta = torch.from_numpy(ds["theta"].values)
+    unit = -U1(1.0).action(theta).numpy()                    # sum_P cos theta_P
+    ds["log_weight"] = ("config", (beta_start - beta_q) * unit)
+    ds.attrs.update(source="dm_q", beta=float(beta_start))
+    path = tmp_path / f"dm_q_{beta_start:g}.nc"
+    write_artifact(ds, path, config={}, rule="sample_u1_exact", seed=seed)
+    return path
+
+
+@pytest.mark.parametrize("beta_start", [3.0, 2.5])
+def test_weighted_model_start_reproduces_the_torus(tmp_path, beta_start):
+    """dm_smc from proposals that are not the target's law (exact at beta 2), weighted by
+    p / q: at the target itself (importance resampling) and from beta 2.5, the plaquette
+    and chi_t at beta 3 within 3 replica errors.  No MCMC moves, so only the weights can
+    make it right (the unweighted start's plaquette is beta 2's, 0.70 against 0.81)."""
+    out = tmp_path / "dm_smc.nc"
+    assert main(["lattice", "smc", str(_model_start(tmp_path, beta_start, 2.0)), "--beta", "3", "--replicas", "8",
+                 "--n-particles", "128", "--n-moves", "0", "--seed", "5", "--no-progress", "--out", str(out)]) == 0
+    ds = read_artifact(out)
+    assert ds.attrs["source"] == "dm_smc" and ds.attrs["input_source"] == "dm_q"
+    assert np.all(ds["smc_start_ess"].values < 0.9) and ds.attrs["collapsed_replicas"] == 0
+    obs = measure_u1(ds)
+    for name, exact in (("plaquette", ex.plaquette(3.0, 4)), ("chi_t", ex.chi_t(3.0, 4))):
+        value, err = float(obs[name]), float(obs[f"{name}_err"])
+        assert 0 < err < 0.25 * exact
+        assert abs(value - exact) < 3 * err, (name, value, err, exact)
+    assert "flag" not in obs.attrs and int(obs["chi_t_reliable"]) == 1
+
+
+def test_model_samples_without_density_are_refused(exact_start, tmp_path, capsys):
     ds = read_artifact(exact_start)
     ds.attrs["source"] = "dm_mala"
     dm = tmp_path / "dm.nc"
     write_artifact(ds, dm, config={}, rule="sample_u1", seed=1)
-    out = tmp_path / "dm_smc.nc"
-    assert main(["lattice", "smc", str(dm), "--beta", "1.5", "--replicas", "2", "--n-particles", "16",
-                 "--n-moves", "1", "--seed", "1", "--no-progress", "--out", str(out)]) == 0
+    assert main(["lattice", "smc", str(dm), "--beta", "1.5", "--seed", "1", "--out", str(tmp_path / "x.nc")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--density jacobian" in err
+
+
+def test_distinct_fraction_counts_copies():
+    x = torch.randn(8, 2, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    equal = torch.full((8,), 1 / 8, dtype=torch.float64)
+    assert distinct_fraction(x, equal) == pytest.approx(1.0)
+    assert distinct_fraction(x[[0] * 8], equal) == pytest.approx(1 / 8)
+    assert distinct_fraction(x[[0, 0, 0, 0, 1, 1, 2, 3]], equal) == pytest.approx((1 / (0.25 + 0.0625 + 2 / 64)) / 8)
+
+
+def test_identical_particles_are_flagged_as_collapsed(tmp_path):
+    """The collapsed start of the issue: every particle one configuration.  Its conditional
+    ESS is 1 for any step, so the ladder jumps to the target in one step and nothing else
+    looks wrong; the guard flags every row of the measurement."""
+    ds = ex.exact_ensemble(beta=1.0, L=4, n_configs=64, seed=3)
+    ds["theta"].values[:] = ds["theta"].values[:1]
+    start = tmp_path / "identical.nc"
+    write_artifact(ds, start, config={}, rule="exact_u1", seed=3)
+    out = tmp_path / "smc.nc"
+    assert main(["lattice", "smc", str(start), "--beta", "3", "--replicas", "4", "--n-particles", "16",
+                 "--n-moves", "1", "--seed", "2", "--no-progress", "--out", str(out)]) == 0
     res = read_artifact(out)
-    assert res.attrs["source"] == "dm_smc" and res.attrs["input_source"] == "dm_mala"
-    assert res.sizes["config"] == 32 and set(res["replica"].values) == {0, 1}
+    assert np.all(res["smc_n_steps"].values == 1)          # the ladder jumped: no warning from it
+    assert res.attrs["collapsed_replicas"] == 4 and np.allclose(res["smc_min_distinct"].values, 1 / 16)
+    obs = measure_u1(res)
+    assert "4 of 4 replicas collapsed" in obs.attrs["flag"] and int(obs["chi_t_reliable"]) == 0
+
+
+def test_a_start_with_one_dominant_weight_collapses():
+    """A model's start whose weights sit on one particle: its start ESS is 1 / N, so the
+    run is flagged however the moves spread the copies afterwards."""
+    theta, _ = ex.sample_exact(1.0, 4, 16, seed=4)
+    log_w0 = torch.full((16,), -50.0, dtype=torch.float64)
+    log_w0[5] = 0.0
+    run = sample_smc(U1, theta, 3.0, 3.0, generator=torch.Generator().manual_seed(1), log_w0=log_w0, n_moves=1)
+    assert run.collapsed and run.start_ess == pytest.approx(1 / 16, rel=1e-6)
+    assert len(run.resampled) == 1 and run.resampled[0][0] == 0

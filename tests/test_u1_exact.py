@@ -141,3 +141,15 @@ def test_links_from_plaquettes_reproduce_the_plaquettes():
 def test_bad_parameters_raise(bad):
     with pytest.raises(ValueError):
         ex.plaquette(**bad)
+
+
+@pytest.mark.parametrize("beta", [0.5, 2.5])
+def test_log_partition_matches_the_2x2_integral(beta):
+    """Z = int over the 8 links of exp(beta sum_P cos theta_P): the maximal tree (3 links)
+    integrates to (2 pi)^3, the other 5 on a midpoint grid (smooth and periodic: spectral)."""
+    n = 16
+    g = -np.pi + (np.arange(n) + 0.5) * 2 * np.pi / n
+    a10, a11, b01, b11 = np.meshgrid(g, g, g, g, indexing="ij")
+    z5 = sum(np.exp(beta * sum(np.cos(t) for t in _plaquettes_2x2(a10, a11, b01, b10, b11))).sum() for b10 in g)
+    log_z = 3 * np.log(2 * np.pi) + np.log(z5 * (2 * np.pi / n) ** 5)
+    assert ex.log_partition(beta, 2) == pytest.approx(log_z, rel=1e-10)

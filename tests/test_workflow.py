@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from physml.io.artifacts import PROVENANCE_KEYS, read_artifact
@@ -140,13 +141,16 @@ def test_u1_diffusion_table_has_every_source_and_the_mala_record(workdir):
     assert list(table.columns)[:6] == ["observable", "source", "L", "beta", "value", "error"]
     assert {"ess", "flag", "pull"} <= set(table.columns)
     assert set(table["source"]) == {"hmc", "exact", "dm", "dm_mala", "mala_only", "dm_reweighted",
-                                    "hmc_flux", "smc", "dm_smc", "dm_authors"}
+                                    "hmc_flux", "smc", "dm_smc", "dm_authors", "dm_q", "dm_imh", "dm_rw"}
     authors = read_artifact(workdir / "results/u1/dm_authors/L4_beta3/ensemble.nc")
     # 4 levels at t = 1, 0.7, 0.49, 0.34, the last two Metropolis (t_mh 0.5): 4 x 2 + 2 + 1 evaluations
     assert authors.attrs["source"] == "dm_authors" and authors.attrs["nfe"] == 11
     assert 0 < authors.attrs["mh_acceptance"] <= 1 and json.loads(authors.attrs["sampler_json"])["t_mh"] == 0.5
     smc = read_artifact(workdir / "results/u1/dm_smc/L4_beta3/ensemble.nc")
-    assert smc.attrs["input_source"] == "dm" and smc.attrs["replicas"] == 4
+    assert smc.attrs["input_source"] == "dm_q" and smc.attrs["replicas"] == 4   # the weighted start
+    assert np.all(smc["smc_start_ess"].values < 1) and "smc_min_distinct" in smc
+    weighted = table[(table["source"] == "dm_rw") & (table["observable"] == "plaquette")]
+    assert len(weighted) == 2 and weighted["ess"].between(0, 1).all()   # ESS/N at beta 1 and 3
     assert {"plaquette", "W_1x1", "chi_t", "P_Q0"} <= set(table["observable"])
     rw = table[table["source"] == "dm_reweighted"]
     assert (rw["beta"] == 1.5).all() and rw["ess"].notna().all()

@@ -68,7 +68,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                       t_min=args.t_min, t_sampling=args.t_sampling,
                       zero_mode_weight=0.0 if periodic else args.zero_mode_weight, spectral=args.spectral,
                       normalisation="none" if periodic else args.normalisation, periodic=periodic,
-                      augment=args.augment, odd=args.odd, grad_clip=args.grad_clip)
+                      augment=args.augment, odd=args.odd, grad_clip=args.grad_clip,
+                      plaquette_law=periodic and args.plaquette_law)
     sde = {"name": args.sde_name, "sigma": args.sde_sigma}
     in_channels = 1 if data.dim() == 3 else int(data.shape[1])
     flags = {k: getattr(args, k) for k in ("field_stats", "adaptive_norm", "fourier_scale")
@@ -296,6 +297,9 @@ def verb_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--gauge-covariant", action=argparse.BooleanOptionalAction, default=False,
                    help="U(1): score = B^T g(cos theta_P, sin theta_P), exactly gauge covariant "
                         "(see physml.diffusion.unet)")
+    t.add_argument("--plaquette-law", action=argparse.BooleanOptionalAction, default=False,
+                   help="U(1): the denoiser carries the noised law of independent plaquettes at beta_0, "
+                        "the network learns the rest (physml.diffusion.precond.PlaquetteLaw)")
     t.add_argument("--epochs", type=int, default=d.epochs, help="passes over the ensemble")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help="configurations per step")
     t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
@@ -377,7 +381,8 @@ def verb_sample(s: argparse.ArgumentParser) -> None:
     s.add_argument("--mala-out", default=None, help="ensemble after the MALA stage (source = dm_mala)")
     s.add_argument("--law-out", default=None,
                    help="the same prior draws and sampler with the network's output set to zero: the "
-                        "preconditioner's fitted law alone (source = law_only; scalar fields)")
+                        "preconditioner's fitted law alone (source = law_only; scalar fields, and U(1) "
+                        "models trained with --plaquette-law)")
     s.add_argument("--density", choices=("jacobian", "path"), default=None,
                    help="the model's density of every sample, log q, and log w = -S - log q: "
                         "jacobian (exact, deterministic samplers ode and ode2m; about V network "

@@ -18,14 +18,14 @@ FIGURES = {"phi4_hmc": "physml.figures.phi4:plot_phi4_hmc",
               for n in ("denoising", "hmc_vs_dm", "mala_steps", "exact_dm")},
            **{f"rmt_{n}": f"physml.figures.rmt:plot_rmt_{n}" for n in ("spacing", "mp", "temperature", "transformer")},
            "u1_hmc": "physml.figures.u1:plot_u1_hmc",
-           **{f"u1_{n}": f"physml.figures.u1_diffusion:plot_u1_{n}" for n in ("volume", "coupling")}}
+           **{f"u1_{n}": f"physml.figures.u1_diffusion:plot_u1_{n}" for n in ("volume", "coupling", "exact_dm")}}
 # the kinds (physml.io.artifacts.kind_of) and theories of each figure's inputs
 INPUTS = {"phi4_hmc": (("observables",), ("phi4",)), "phi4_denoising": (("ensemble",), ("phi4",)),
           "phi4_hmc_vs_dm": (("observables", "table"), ("phi4",)),
           "phi4_mala_steps": (("observables", "ensemble"), ("phi4",)),
           "phi4_exact_dm": (("ensemble",), ("phi4",)),
           "u1_hmc": (("observables",), ("u1",)), "u1_volume": (("observables", "table"), ("u1",)),
-          "u1_coupling": (("observables", "table"), ("u1",)),
+          "u1_coupling": (("observables", "table"), ("u1",)), "u1_exact_dm": (("ensemble",), ("u1",)),
           "rmt_spacing": (("rmt_dbm", "rmt_temperature"), None),
           "rmt_mp": (("rmt_mlp", "rmt_transformer"), None),
           "rmt_temperature": (("rmt_dbm", "rmt_temperature"), None),

@@ -8,11 +8,14 @@ of them, split evenly) and carries each replica's particles from beta_0 to
 systematic resampling, HMC trajectories each followed by global flux moves).
 
 The output's ``source`` is ``smc`` for a model-free input (``hmc``, ``hmc_flux``,
-``training``, ``exact``) and ``dm_smc`` for a diffusion-model input (``dm``,
-``dm_mala``, ``dm_authors``); ``input_source`` records the input's.  The SMC takes
-its start as exact draws from pi_{beta_0}: the weights correct the path from
-beta_0 to beta, not a start that is off (a model's error at beta_0 is only reduced
-by the MCMC moves).
+``training``, ``exact``: equally weighted draws at beta_0) and ``dm_smc`` for the
+diffusion model's samples with their density (an ensemble with ``log_weight`` = -S -
+log q at its beta, from ``physml diffusion sample --density jacobian``: sources ``dm``,
+``dm_q``, ``dm_rw``): their importance weights p_beta_0 / q make the start exact, so
+beta_0 may be the target itself.  A model's samples without ``log_weight`` are refused:
+taken as exact draws they were SMC from a start whose error only the moves reduce
+(before this rule, ``dm_smc`` meant that unweighted start; it is gone).
+``input_source`` records the input's source.
 
 Artifact: ``theta`` over ``(config, mu, x, y)`` with ``config = replica * N + i``;
 per configuration ``replica``, ``weight`` (normalised within each replica) and
@@ -20,8 +23,11 @@ per configuration ``replica``, ``weight`` (normalised within each replica) and
 over ``(replica_id, smc_step)`` ``smc_ess``, ``smc_hmc_acceptance``,
 ``smc_flux_acceptance``; the resampling events (``resample_replica``,
 ``resample_step``, ``resample_ess``, attribute ``resampling_reasons``);
+per replica ``smc_start_ess``, ``smc_min_distinct``, ``smc_collapsed`` and over
+``(replica_id, smc_step)`` ``smc_distinct`` (:mod:`physml.mc.smc`, collapse);
 attributes ``wall_time_s`` (the SMC alone, all replicas), ``input_wall_time_s``
-(the input's generation time, pro rata of the configurations used),
+(the input's generation time, the model's density included, pro rata of the
+configurations used), ``collapsed_replicas``,
 ``n_hmc_trajectories`` and ``n_flux_moves`` (totals over all particles of all
 replicas), and the settings.
 """
@@ -39,24 +45,28 @@ from physml.lattice.u1 import U1
 from physml.mc.smc import run_replicas, smc_ensemble
 
 MODEL_FREE = ("hmc", "hmc_flux", "training", "exact")
-MODEL = ("dm", "dm_mala", "dm_authors")
+MODEL = ("dm", "dm_q", "dm_rw", "dm_mala", "dm_authors")
 
 
 def output_source(path: str, ds) -> str:
-    """``smc`` or ``dm_smc`` for the input's source; a clear error for anything else."""
+    """``smc`` or ``dm_smc`` for the input's source (module docstring); a clear error for
+    anything else."""
     source = ds.attrs.get("source")
     if ds.attrs.get("theory") != "u1" or "theta" not in ds:
         raise ValueError(f"{path}: SMC in beta needs a U(1) ensemble (theory 'u1', variable 'theta'), "
                          f"got theory {ds.attrs.get('theory')!r}")
     if "beta" not in ds.attrs:
         raise ValueError(f"{path}: U(1) ensemble has no 'beta' attribute (beta_0 of the SMC)")
+    if source in MODEL and "log_weight" in ds:
+        return "dm_smc"
+    if source in MODEL:
+        raise ValueError(f"{path}: the model's samples (source {source!r}) carry no log_weight; SMC "
+                         "from a model needs its density (physml diffusion sample --density jacobian)")
     if "weight" in ds:
         raise ValueError(f"{path}: the input holds weighted configurations (source {source!r}); "
                          "SMC needs equally weighted draws at beta_0")
     if source in MODEL_FREE:
         return "smc"
-    if source in MODEL:
-        return "dm_smc"
     raise ValueError(f"{path}: source {source!r} is not a start of SMC in beta; "
                      f"known: {', '.join(MODEL_FREE + MODEL)}")
 
@@ -77,11 +87,13 @@ def cmd_smc(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.ensemble}: {args.replicas} replicas x {n_particles} particles need "
                          f"{args.replicas * max(n_particles, 1)} configurations, the file holds {n_pool}")
     pool = torch.from_numpy(ds["theta"].values.astype(np.float64)).to(device)
+    pool_log_w = (torch.from_numpy(ds["log_weight"].values.astype(np.float64)).to(device)
+                  if source == "dm_smc" else None)
     options = dict(ess_fraction=args.ess_fraction, resample_below=args.resample_below,
                    n_moves=args.n_moves, flux_moves=args.flux_moves, step_size=args.step_size,
-                   n_steps=args.n_steps)
+                   n_steps=args.n_steps, min_distinct=args.min_distinct)
     runs, _ = run_replicas(U1, pool, beta0, args.beta, replicas=args.replicas, n_particles=n_particles,
-                           seed=args.seed, show_progress=args.progress, **options)
+                           seed=args.seed, pool_log_w=pool_log_w, show_progress=args.progress, **options)
     used = args.replicas * n_particles
     steps = sum(len(r.betas) - 1 for r in runs) * n_particles
     out = smc_ensemble(U1, runs, beta0, args.beta, source=source, input_source=str(ds.attrs.get("source")),
@@ -90,8 +102,8 @@ def cmd_smc(args: argparse.Namespace) -> None:
                        n_hmc_trajectories=int(steps * args.n_moves),
                        n_flux_moves=int(steps * args.n_moves * args.flux_moves), **options)
     for i, r in enumerate(runs):
-        print(f"replica {i}: {len(r.betas) - 1} steps, {len(r.resampled)} resamplings, HMC acceptance "
-              f"{float(r.hmc_acceptance.mean()):.3f}, flux acceptance {float(r.flux_acceptance.mean()):.3f}, "
+        print(f"replica {i}: start ESS/N {r.start_ess:.3f}, {len(r.betas) - 1} steps, {len(r.resampled)} "
+              f"resamplings, distinct particles >= {r.min_distinct:.3f} N{' (collapsed)' if r.collapsed else ''}, "
               f"{r.wall_time_s:.1f} s")
     save(out, args, "smc", inputs=[args.ensemble], beta0=beta0)
 
@@ -121,6 +133,8 @@ OPTIONS = (
     ("--flux-moves", _count, 1, "flux moves after every HMC trajectory"),
     ("--step-size", float, 0.05, "leapfrog step size of the HMC moves"),
     ("--n-steps", int, 20, "leapfrog steps per HMC trajectory"),
+    ("--min-distinct", _fraction, 0.1, "a replica whose effective distinct particles fall below this "
+                                       "fraction of N has collapsed and is flagged"),
 )
 
 

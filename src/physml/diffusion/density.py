@@ -12,7 +12,13 @@ of field components), so the whole V x V Jacobian of Phi comes with the sample, 
 for multistep solvers whose steps depend on earlier states; its log-determinant is taken
 by ``slogdet`` in float64.  Cost: about V network passes per score evaluation.  The
 Jacobian is that of the arithmetic in the model's dtype; the sample returned is the
-primal output of the same computation.
+primal output of the same computation.  A map that moves only the span of an
+orthonormal basis U (dim x k) and is the identity on its complement (the gauge-covariant
+U(1) model: every update is B^T of something, and the score reads only the plaquettes,
+so gauge directions and holonomies pass through untouched) has the block form
+J = [[U^T J U, 0], [0, 1]], so log |det J| = log |det U^T J U| from k tangents instead
+of V (:meth:`physml.diffusion.model.ScoreModel.moved_subspace`: k = L^2 - 1 of the
+2 L^2 link angles).
 
 **Path route** (samplers with Gaussian reverse transitions, ``em``).  No Jacobian: the
 sampler's reverse chain x_N ~ prior, x_k ~ R_k(. | x_{k+1}), and the final draw
@@ -40,7 +46,7 @@ import math
 from typing import Callable, Sequence
 
 import torch
-from torch.func import jacfwd, vmap
+from torch.func import jacfwd, jvp, vmap
 
 TANGENTS_PER_CALL = 256   # configurations x tangents per vmapped Jacobian call
 
@@ -51,20 +57,35 @@ def jacobian_batch(site_shape: Sequence[int]) -> int:
 
 
 def jacobian_walk(walk: Callable[[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]],
-                  z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+                  z: torch.Tensor, basis: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Run ``walk`` (a batch of prior draws -> (generated fields, list of snapshot fields))
     on every configuration of ``z`` ``(m, *site)`` under forward-mode autodiff.  Returns the
     fields, the snapshots, log |det dPhi/dz| per configuration (float64; NaN where the
     determinant is zero or not finite) and the determinant's sign.  |det| is the density's
     factor for a map that is one to one; a sign that differs between samples shows a map
-    that folds, where no change of variables holds (the caller flags it)."""
+    that folds, where no change of variables holds (the caller flags it).  ``basis``
+    ``(dim, k)``: the orthonormal basis of the only directions the map moves (module
+    docstring); the Jacobian is then taken along its k columns."""
     def one(z1):
         x1, kept = walk(z1[None])
         return x1[0], (x1[0], [k[0] for k in kept])
 
-    jac, (x, kept) = vmap(jacfwd(one, has_aux=True))(z)
     dim = math.prod(z.shape[1:])
-    sign, log_det = torch.linalg.slogdet(jac.reshape(z.shape[0], dim, dim).double())
+    if basis is None:
+        jac, (x, kept) = vmap(jacfwd(one, has_aux=True))(z)
+        jac = jac.reshape(z.shape[0], dim, dim).double()
+    else:
+        u = basis.to(z)
+        tangents = u.T.reshape(u.shape[1], *z.shape[1:])
+
+        def along(z1):
+            _, ju, (x1, kept1) = vmap(lambda v: jvp(one, (z1,), (v,), has_aux=True))(tangents)
+            return ju, (x1[0], [k[0] for k in kept1])
+
+        ju, (x, kept) = vmap(along)(z)                               # (m, k, *site)
+        jac = u.T.double() @ ju.reshape(z.shape[0], -1, dim).double().transpose(1, 2)   # U^T J U
+    sign, log_det = torch.linalg.slogdet(jac)
     log_det = torch.where((sign != 0) & torch.isfinite(log_det), log_det, torch.full_like(log_det, math.nan))
     return x, kept, log_det, sign
 

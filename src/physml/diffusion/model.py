@@ -61,7 +61,7 @@ from physml.diffusion.precond import make_precond
 from physml.diffusion.sde import make_sde
 from physml.diffusion.unet import UNet
 from physml.io.artifacts import atomic_path
-from physml.lattice.u1 import wrap_angle
+from physml.lattice.u1 import plaquette_transpose, wrap_angle
 
 MODEL_FORMAT = "physml-score-model-3"
 
@@ -144,6 +144,20 @@ class ScoreModel(nn.Module):
         if self.beta0 is None:
             raise ValueError("this model was not trained at a coupling beta0: no physics conditioning")
         return float(beta) / self.beta0
+
+    def moved_subspace(self, site_shape) -> torch.Tensor | None:
+        """An orthonormal basis ``(dim, k)`` of the only directions a deterministic sampler
+        moves a field of ``site_shape`` in, when the sampler is the identity on the rest
+        (:mod:`physml.diffusion.density`); None: every direction.  The gauge-covariant U(1)
+        network with the song recipe's c_skip = 1: every update is B^T g(theta_P), so the
+        span of B^T (rank L^2 - 1; gauge directions and the two holonomies are its
+        complement)."""
+        if not (self.periodic and getattr(self.net, "gauge", False) and self.precond.recipe == "song"):
+            return None
+        unit = torch.eye(site_shape[-2] * site_shape[-1], dtype=torch.float64).reshape(-1, *site_shape[-2:])
+        bt = plaquette_transpose(unit).flatten(1).T                  # B^T: (2V, V)
+        u, s, _ = torch.linalg.svd(bt, full_matrices=False)
+        return u[:, s > 1e-9 * s.max()]
 
     def wrap(self, x: torch.Tensor) -> torch.Tensor:
         """Periodic fields into [-pi, pi) (identity for fields in R)."""

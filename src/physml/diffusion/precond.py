@@ -21,6 +21,9 @@ its own: the part of the model that is fitted, not learned (``law only``).
 - :class:`ZeroModeSplit`: the site average m of the field gets the exact posterior of a
   :class:`ZeroModeLaw` (its skip and output scale); the fluctuations h - m go to the
   preconditioner it wraps (scalar or spectral).
+- :class:`PlaquetteLaw` (U(1) links, song recipe): adds sigma^2 times the score of the
+  law of independent plaquettes at the training coupling, noised (the law of the torus
+  that is known, not learned; the network learns what it misses).
 
 The loss of every preconditioner is |err|^2 / c_out^2 per mode, averaged over the modes
 it owns, so that the network's target has unit variance at every noise level (EDM's
@@ -36,12 +39,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from scipy.special import ive
 
 from physml.diffusion.sde import make_sde
 from physml.lattice.phi4 import lattice_momenta_sq, momentum_propagator
+from physml.lattice.u1 import plaquette_angles, plaquette_transpose
 
 RECIPES = ("edm", "song")
-BIMODAL_SIGMAS = 4.0   # two peaks when U > this many errors of U (1 in 500 Gaussian laws of 1024)
+BIMODAL_SIGMAS = 4.0   # two peaks when U exceeds this many of its errors (docs/diffusion_phi4.md)
 
 
 def _bcast(v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -254,6 +259,67 @@ class ZeroModeSplit:
         return fluct + zero_mode_weight * e_mean.flatten(1).mean(1).square() / c_out0.square()
 
 
+class PlaquetteLaw:
+    """U(1) links ``h`` ``(batch, 2, L1, L2)`` (radians): the denoiser of ``inner`` (song)
+    plus sigma^2 s_law, the score of the law in which every plaquette angle is an
+    independent von Mises(``beta``) variable and, noised, its own marginal: link noise of
+    variance sigma^2 gives each plaquette (four links) noise of variance 4 sigma^2, so
+
+        f_sigma(t) = 1 + 2 sum_{n >= 1} I_n(beta) / I_0(beta) exp(-2 n^2 sigma^2) cos(n t),
+        s_law(h; sigma) = B^T (f_sigma' / f_sigma)(theta_P(h)),
+
+    the link-space score of the product of the f_sigma over plaquettes (B the link ->
+    plaquette map).  Exact at sigma -> 0 (s_law -> -beta B^T sin theta_P, the Wilson
+    force) and uniform at large sigma; in between it ignores the correlations that shared
+    links put between neighbouring plaquettes' noise and the plaquettes' global constraint.
+    Gauge covariant and periodic.  The series runs to the first n with I_n / I_0 < 1e-17."""
+
+    def __init__(self, inner: Scalings, beta: float):
+        if inner.recipe != "song":
+            raise ValueError("the plaquette law needs the song recipe")
+        if not beta > 0:
+            raise ValueError(f"the plaquette law needs beta > 0, got {beta}")
+        self.inner = inner
+        self.beta = float(beta)
+        ratios, n = [], 1
+        while not ratios or ratios[-1] > 1e-17:
+            ratios.append(float(ive(n, self.beta) / ive(0, self.beta)))
+            n += 1
+        self.ratios = torch.tensor(ratios, dtype=torch.float64)
+
+    recipe = property(lambda self: self.inner.recipe)
+    sde = property(lambda self: self.inner.sde)
+    sigma_data = property(lambda self: self.inner.sigma_data)
+
+    def config(self) -> dict[str, Any]:
+        return {**self.inner.config(), "plaquette_law": {"beta": self.beta}}
+
+    def zero_mode_law(self, volume: int) -> tuple[float, float]:
+        return 0.0, 0.0
+
+    def law_score(self, h: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """s_law(h; sigma) (class docstring), shape and dtype of ``h``."""
+        n = torch.arange(1, len(self.ratios) + 1, dtype=h.dtype, device=h.device)
+        coeff = self.ratios.to(h) * torch.exp(-2.0 * n * n * sigma.to(h.dtype)[:, None] ** 2)   # (batch, n)
+        nt = plaquette_angles(h)[..., None] * n
+        c = coeff[:, None, None, :]
+        f = 1 + 2 * (c * torch.cos(nt)).sum(-1)
+        df = -2 * (c * n * torch.sin(nt)).sum(-1)
+        return plaquette_transpose(df / f)
+
+    def noise_label(self, sigma):
+        return self.inner.noise_label(sigma)
+
+    def net_input(self, h, sigma):
+        return self.inner.net_input(h, sigma)
+
+    def combine(self, h, f, sigma):
+        return self.inner.combine(h, f, sigma) + _bcast(sigma * sigma, h) * self.law_score(h, sigma)
+
+    def loss(self, err, h, sigma, zero_mode_weight=0.0):
+        return self.inner.loss(err, h, sigma)
+
+
 def fit_propagator(y: torch.Tensor) -> dict[str, float]:
     """The law C(p) = 1 / (a + b p_hat^2) fitted by least squares in 1 / C to the mean
     power |y~(p)|^2 / V (:func:`physml.lattice.phi4.momentum_propagator`) of the
@@ -270,10 +336,14 @@ def fit_propagator(y: torch.Tensor) -> dict[str, float]:
 
 
 def make_precond(recipe: str, sigma_data: float = 1.0, sde: dict | None = None,
-                 propagator: dict | None = None, zero_mode: dict | None = None):
+                 propagator: dict | None = None, zero_mode: dict | None = None,
+                 plaquette_law: dict | None = None):
     """The preconditioner a plain-JSON config describes (``make_precond(**p.config())``
     round-trips): the recipe's :class:`Scalings`, per momentum with a ``propagator`` law,
-    inside a :class:`ZeroModeSplit` with a ``zero_mode`` law."""
+    inside a :class:`ZeroModeSplit` with a ``zero_mode`` law, or inside a
+    :class:`PlaquetteLaw` with a ``plaquette_law`` ({'beta': ...})."""
+    if plaquette_law is not None:
+        return PlaquetteLaw(Scalings(recipe, sigma_data, sde), **plaquette_law)
     if propagator is not None and recipe != "edm":
         raise ValueError(f"a propagator law needs the edm recipe; got recipe {recipe!r}")
     if zero_mode is not None and recipe != "edm":

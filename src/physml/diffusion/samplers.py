@@ -132,6 +132,13 @@ def prior(model, sigma_max: float, noise: Noise, shape, dtype, device) -> torch.
     return model.wrap(x)
 
 
+def tally(stats: dict[str, list[float]], name: str, values: torch.Tensor) -> None:
+    """Add ``values`` to the running [sum, count] of statistic ``name`` in ``stats``."""
+    entry = stats.setdefault(name, [0.0, 0])
+    entry[0] += float(values.sum())
+    entry[1] += values.numel()
+
+
 @dataclass
 class Walk:
     """What one batch's walk down the grid needs besides the model and the field: its
@@ -149,9 +156,7 @@ class Walk:
 
     def tally(self, name: str, values: torch.Tensor) -> None:
         """Accumulate a per-configuration statistic (e.g. acceptance) for the result's ``stats``."""
-        entry = self.stats.setdefault(name, [0.0, 0])
-        entry[0] += float(values.sum())
-        entry[1] += values.numel()
+        tally(self.stats, name, values)
 
     def add_path_term(self, x: torch.Tensor, x_next: torch.Tensor, z: torch.Tensor, dv: float) -> None:
         """log R - log F of one Gaussian step x -> x_next = mean + sqrt(dv) z against the
@@ -322,10 +327,12 @@ class Sampler(ABC):
         dtype = next(model.parameters()).dtype
         sigmas = self.noise_grid(model)
         snap_steps = self.snapshot_steps(snapshot_taus)
-        if density == "jacobian":   # V tangents per configuration: small batches
-            batch_size = min(batch_size, dens.jacobian_batch(site_shape))
+        basis = None
+        if density == "jacobian":   # V tangents per configuration (or k, module density): small batches
+            basis = getattr(model, "moved_subspace", lambda shape: None)(site_shape)
+            batch_size = min(batch_size, dens.jacobian_batch(site_shape if basis is None else (basis.shape[1],)))
         n_snap = min(int(n_snapshots), n, batch_size) if snap_steps else 0
-        snaps: list[list[torch.Tensor]] = [[] for _ in snap_steps]
+        snaps: list[torch.Tensor | None] = [None] * len(snap_steps)
         outs, log_qs, stats = [], [], {}
         n_batches = math.ceil(n / batch_size)
         bar = progress(total=n_batches * (self.n_steps + anneal_steps), desc=desc or f"sample {self.name}",
@@ -361,9 +368,10 @@ class Sampler(ABC):
             noise = Noise(seed, first_index + b * batch_size, m, device)
             z = prior(model, sigmas[0], noise, (m, *site_shape), dtype, device)
             if density == "jacobian":
-                x, kept, log_det, sign = dens.jacobian_walk(lambda v: walk_batch(v, None, b == 0)[:2], z)
+                x, kept, log_det, sign = dens.jacobian_walk(lambda v: walk_batch(v, None, b == 0)[:2], z,
+                                                            basis)
                 log_qs.append(dens.prior_log_density(model, z, sigmas[0]) - log_det)
-                Walk(None, stats=stats).tally("jacobian_sign_negative", (sign < 0).double())
+                tally(stats, "jacobian_sign_negative", (sign < 0).double())
             else:
                 x, kept, log_path = walk_batch(z, noise, b == 0)
                 if log_path is not None:
@@ -482,7 +490,13 @@ class MultistepODE(Sampler):
         D_eff = (1 + 1/(2r)) D_{k-1} - D_{k-2} / (2r)   (D_{k-1} alone at the first step),
 
     exact for pure noise at every step size, second order, and one score evaluation per
-    level, so twice the levels of Heun for the same cost."""
+    level, so twice the levels of Heun for the same cost.
+
+    Periodic fields: D_{k-2} and x_{k-1} must lie in the same image of the torus, so the
+    walk carries the unwrapped state (the lift of the ODE to the covering space, whose
+    vector field is periodic), evaluates the score at its wrapped value and wraps what it
+    hands on; wrapping the state at each step would shift D_eff by 2 pi / (2r) on every
+    link that had just crossed +-pi."""
 
     name = "ode2m"
 
@@ -494,13 +508,13 @@ class MultistepODE(Sampler):
         d_prev, h_prev = None, None
         for k in range(1, len(sigmas)):
             s0, s1 = sigmas[k - 1], sigmas[k]
-            d = x + s0 * s0 * model(x, s0, walk.beta)
+            d = x + s0 * s0 * model(model.wrap(x), s0, walk.beta)
             h = math.log(s0 / s1)
             d_eff = d if d_prev is None else (1 + h / (2 * h_prev)) * d - h / (2 * h_prev) * d_prev
-            x = model.wrap((s1 / s0) * x + (1 - s1 / s0) * d_eff)
+            x = (s1 / s0) * x + (1 - s1 / s0) * d_eff
             d_prev, h_prev = d, h
-            walk.on_step(k, x)
-        return x
+            walk.on_step(k, model.wrap(x))
+        return model.wrap(x)
 
 
 @register

@@ -43,6 +43,8 @@ sigma^2): its score is the posterior mean over the winding k of
 that occurred, so the minimiser of the loss is the exact score of the periodic
 marginal at every noise level.  At large sigma the marginal is uniform on the torus
 and the learned score tends to zero, which the wrapped prior matches.
+With ``plaquette_law`` the denoiser carries the noised law of independent plaquettes
+at beta0 (:class:`physml.diffusion.precond.PlaquetteLaw`) and the network learns the rest.
 
 Determinism and resume.  Every random number of the loop (data order,
 augmentation, sigma, z) comes from one ``torch.Generator`` seeded from ``seed``;
@@ -98,9 +100,10 @@ class TrainConfig:
     t_min: float = 1e-5              # song: smallest training time
     t_sampling: str = "uniform"      # song: uniform in t | log_sigma
     zero_mode_weight: float = 1.0    # weight of the zero mode's error (zero-mode split only)
-    spectral: bool = False           # edm, scalar fields: per-momentum scalings (module docstring)
+    spectral: bool = True            # edm, scalar fields: per-momentum scalings (module docstring)
     normalisation: str = "rms"       # rms | minmax (both without a shift) | none
     periodic: bool = False           # angles in [-pi, pi): wrapped inputs, gauge augmentation
+    plaquette_law: bool = False      # periodic: the law of independent plaquettes in the denoiser
     augment: bool = True
     odd: bool = True
     grad_clip: float = 1.0           # max global gradient norm (0 = off)
@@ -118,6 +121,8 @@ class TrainConfig:
                               or self.zero_mode_weight):
             raise ValueError("periodic fields (angles) need normalisation 'none', recipe 'song' "
                              "and zero_mode_weight 0")
+        if self.plaquette_law and not self.periodic:
+            raise ValueError("plaquette_law is for U(1) links (periodic fields)")
         if not 0 < self.ema_halflife <= 1:
             raise ValueError(f"ema_halflife must be in (0, 1] (a fraction of the steps), got {self.ema_halflife}")
         if not 0 < self.t_min < 1:
@@ -313,8 +318,7 @@ def _history_dataset(hist: dict[str, list], cfg: TrainConfig, edges: np.ndarray)
 
 # Network defaults per recipe, for keys the caller leaves out.  The edm noise label
 # ln(sigma)/4 spans about 2.5 over the noise range, where Fourier frequencies of scale 16
-# decorrelate neighbouring noise levels (measured, kappa = 0.21, L = 8: the score's relative
-# error to the drift at sigma = 0.055 was 1.07 with scale 16 and 0.23 with scale 1); the
+# decorrelate neighbouring noise levels (docs/diffusion_phi4.md, noise-label embedding); the
 # song label t in [0, 1] keeps the papers' 16.  The field statistics are for scalar fields.
 RECIPE_NETWORK = {"edm": {"field_stats": True, "adaptive_norm": True, "fourier_scale": 1.0},
                   "song": {"field_stats": False, "adaptive_norm": False, "fourier_scale": 16.0}}
@@ -381,6 +385,10 @@ def train_score_model(data: torch.Tensor, *, sde: dict[str, Any], net: dict[str,
         precond["sigma_data"] = float(x64.square().mean().sqrt())
     if cfg.recipe == "song":
         precond["sde"] = sde
+    if cfg.plaquette_law:
+        if beta0 is None:
+            raise ValueError("the plaquette law needs the training coupling beta0")
+        precond["plaquette_law"] = {"beta": float(beta0)}
     fp = fingerprint(precond, net, asdict(cfg), int(seed), data_sha256 or float(data.double().sum()),
                      list(data.shape), beta0)
 

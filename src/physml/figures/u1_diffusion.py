@@ -1,5 +1,7 @@
 """Figures of the U(1) diffusion study: generated ensembles against the exact torus results
-across volumes (model trained at beta_0 = 1, L = 16) and across couplings (at L = 16)."""
+across volumes (model trained at beta_0 = 1, L = 16) and across couplings (at L = 16), and
+the model as an exact sampler at each coupling (ESS/N and independence Metropolis
+acceptance against beta)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ SOURCES = {"exact": dict(label="exact sampler", color="C2", marker="x"),
            "dm_authors": dict(label="DM, the authors' sampler", color="C5", marker="*"),
            "hmc_flux": dict(label="HMC + flux moves", color="C7", marker="h"),
            "smc": dict(label="SMC in beta from beta_0 (control)", color="C8", marker="<"),
-           "dm_smc": dict(label="DM at beta_0 + SMC in beta", color="C9", marker=">")}
+           "dm_smc": dict(label="DM weighted by p / q + SMC in beta", color="C9", marker=">")}
 PULL_SOURCES = ("dm", "dm_mala", "mala_only")
 COST_SOURCES = ("hmc", "hmc_flux", "exact", "dm_mala", "mala_only", "dm_authors", "smc", "dm_smc")
 OPEN_NOTE = "open: flagged (e.g. frozen topology, low ESS)"
@@ -231,5 +233,42 @@ def plot_u1_coupling(datasets: list[xr.Dataset]):
         _empty(ax_k, title_k)
     fig.suptitle(f"U(1) at L = {L}: samplers against the exact torus results across beta "
                  f"(DM trained at beta_0 = {beta_0:g}, L = {L_0}; MALA only is the control)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_u1_exact_dm(datasets: list[xr.Dataset]):
+    """How far physics conditioning carries: for the model trained at beta_0, generating at
+    beta with the score times beta / beta_0, the Kish ESS/N of the importance weights
+    p_beta / q (dm_q ensembles with their density) and the independence Metropolis
+    acceptance (dm_imh) against beta, one curve per L; log scale, with 1 / N (the floor
+    where one proposal carries all the weight) dotted, and points where the sampler's map
+    folds (flagged rows) circled."""
+    proposals = [d for d in datasets if d.attrs.get("source") == "dm_q" and "ess_fraction" in d.attrs]
+    chains = {(int(d.attrs["L"]), float(d.attrs["beta"])): d for d in datasets if d.attrs.get("source") == "dm_imh"}
+    if not proposals:
+        raise ValueError("fig_u1_exact_dm needs dm_q ensembles with a density (physml diffusion sample --density)")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, L in enumerate(sorted({int(d.attrs["L"]) for d in proposals})):
+        pts = sorted((float(d.attrs["beta"]), d) for d in proposals if int(d.attrs["L"]) == L)
+        betas = [b for b, _ in pts]
+        ax.plot(betas, [float(d.attrs["ess_fraction"]) for _, d in pts], "o-", color=f"C{i}",
+                label=f"ESS/N, L={L}")
+        acc = [float(chains[(L, b)].attrs["imh_acceptance"]) if (L, b) in chains else np.nan for b in betas]
+        ax.plot(betas, acc, "s--", color=f"C{i}", label=f"IMH acceptance, L={L}")
+        ax.plot(betas, [1.0 / d.sizes["config"] for _, d in pts], ":", color=f"C{i}", lw=1,
+                label=f"1 / N, L={L}")
+        folds = [(b, float(d.attrs["ess_fraction"])) for b, d in pts
+                 if 0 < float(d.attrs.get("jacobian_sign_negative", 0.0)) < 1]
+        if folds:
+            ax.plot(*zip(*folds), "o", ms=11, mfc="none", color="C3",
+                    label="the map folds (Jacobian sign varies): log q is no density" if i == 0 else None)
+    beta0 = proposals[0].attrs.get("train_beta")
+    if beta0 is not None:
+        ax.axvline(float(beta0), color="0.6", lw=0.8)
+    floor = min(1.0 / d.sizes["config"] for d in proposals)
+    ax.set(yscale="log", ylim=(0.5 * floor, 1.5), xlabel="beta (score x beta / beta_0)", ylabel="fraction",
+           title=f"The conditioned model as an exact sampler (trained at beta_0 = {beta0})")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -96,6 +96,17 @@ def plaquette(beta: float, L: int) -> float:
     return float(np.sum(_powers(r, V - 1) * r_prime) / np.sum(_powers(r, V)))
 
 
+def log_partition(beta: float, L: int) -> float:
+    """ln Z on the periodic L x L torus with the measure prod over the 2 V links of dtheta
+    (each over [-pi, pi)): Z = int exp(beta sum_P cos theta_P) = (2 pi)^(2V) sum_n I_n(beta)^V
+    (integrating each link, which two plaquettes share with opposite signs, sets every
+    plaquette's representation equal); the normalisation of the model's density log q."""
+    _check(beta, L)
+    V = L * L
+    _, r = _bessel_ratios(beta)
+    return float(2 * V * math.log(2 * math.pi) + V * (beta + math.log(ive(0, beta))) + math.log(np.sum(_powers(r, V))))
+
+
 def plaquette_infinite(beta: float) -> float:
     """Infinite-volume plaquette I_1(beta) / I_0(beta)."""
     _check(beta)

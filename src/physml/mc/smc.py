@@ -8,7 +8,12 @@ at that coupling (:class:`physml.lattice.theory.LatticeTheory`, with
 :class:`~physml.lattice.theory.HasFluxShift` for flux moves), so the same code serves any
 such theory.
 
-One run, N particles x_i drawn from pi_{beta_0} with equal weights:
+One run, N particles x_i drawn from pi_{beta_0} with equal weights, or from any
+proposal q with importance weights W_i proportional to pi_{beta_0}(x_i) / q(x_i) (a
+generative model's samples with their density, ``log_w0``; then, before the ladder, the
+particles are resampled if the Kish ESS of those weights is below ``resample_below`` x N
+and moved at beta_0 as in step 4, so that a start at the target itself, beta_0 = beta,
+is importance resampling followed by MCMC moves):
 
 1. next coupling: beta_{k+1} = beta_k + d, with d found by bisection so that the
    conditional ESS of the step, (sum_i W_i w_i)^2 / sum_i W_i w_i^2 with W_i the
@@ -22,6 +27,17 @@ One run, N particles x_i drawn from pi_{beta_0} with equal weights:
 4. move: ``n_moves`` HMC trajectories at beta_{k+1} (:func:`physml.mc.hmc.hmc_step`),
    each followed by ``flux_moves`` global flux moves (:mod:`physml.mc.flux`); every
    move leaves pi_{beta_{k+1}} invariant, so the weights are unchanged.
+
+**Collapse.**  Particles that are copies of a few configurations make every ESS above
+meaningless: identical particles give a conditional ESS of 1 for any step, so the
+ladder jumps to the target at once.  The effective number of distinct particles,
+1 / sum_c (sum_{i in c} W_i)^2 over the classes c of identical configurations (the
+Kish ESS with the weights of copies summed), is recorded at the start and after every
+step's reweighting and resampling, before the moves (``distinct``, a fraction of N).
+A run whose smallest value is below ``min_distinct`` collapsed (``collapsed``): its
+estimates rest on a handful of configurations, whatever the moves did after.  Copies
+are found bit for bit; a model that draws nearly identical configurations is caught by
+the weights of its start instead (their ESS), which is why a model's start carries them.
 
 The final weighted particles estimate <O>_beta = sum_i W_i O(x_i); the estimate is
 consistent as N grows, with a bias of order 1/N, and the weights are correlated
@@ -60,8 +76,11 @@ class SMCResult:
     """One SMC run: final particles ``x`` ``(N, *site_shape)`` with normalised ``weights``
     ``(N,)``; per step k = 1 .. K: the ladder ``betas`` ``(K + 1,)`` (beta_0 first, the
     target last), ``ess`` (Kish ESS / N after the reweighting of step k, before any
-    resampling), ``hmc_acceptance`` and ``flux_acceptance`` (mean over particles and
-    moves); ``resampled``: (step k, ESS / N, reason) of every resampling; ``wall_time_s``."""
+    resampling), ``distinct`` (effective distinct particles / N before the moves),
+    ``hmc_acceptance`` and ``flux_acceptance`` (mean over particles and moves);
+    ``start_ess`` and ``start_distinct`` (/ N) of the start weights; ``resampled``:
+    (step k, ESS / N, reason) of every resampling, k = 0 for the start; ``collapsed``
+    (module docstring); ``wall_time_s``."""
 
     x: torch.Tensor
     weights: torch.Tensor
@@ -69,8 +88,17 @@ class SMCResult:
     ess: torch.Tensor
     hmc_acceptance: torch.Tensor
     flux_acceptance: torch.Tensor
+    distinct: torch.Tensor
+    start_ess: float = 1.0
+    start_distinct: float = 1.0
+    collapsed: bool = False
     resampled: list[tuple[int, float, str]] = field(default_factory=list)
     wall_time_s: float = 0.0
+
+    @property
+    def min_distinct(self) -> float:
+        """The smallest effective fraction of distinct particles, start included."""
+        return min([self.start_distinct, *self.distinct.tolist()])
 
 
 def normalised(log_w: torch.Tensor) -> torch.Tensor:
@@ -104,6 +132,17 @@ def next_beta(weights: torch.Tensor, unit_action: torch.Tensor, beta: float, tar
     return beta + lo if lo > 0 else beta + hi
 
 
+def distinct_fraction(x: torch.Tensor, weights: torch.Tensor) -> float:
+    """Effective number of distinct particles / N: the Kish ESS 1 / sum_c W_c^2 over the
+    classes c of bit-identical configurations, W_c the summed normalised weights of the
+    class (module docstring); 1 / N for N copies of one configuration."""
+    _, cls = torch.unique(x.flatten(1), dim=0, return_inverse=True)
+    w = torch.zeros(int(cls.max()) + 1, dtype=torch.float64, device=x.device)
+    w.index_add_(0, cls, weights.double())
+    w = w / w.sum()
+    return float(1.0 / torch.sum(w * w)) / x.shape[0]
+
+
 def systematic_resample(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Indices of N particles drawn by systematic resampling: one uniform u in [0, 1),
     points (u + j) / N, j = 0 .. N-1, against the cumulative weights.  Particle i is
@@ -118,15 +157,17 @@ def systematic_resample(weights: torch.Tensor, generator: torch.Generator) -> to
 
 
 def sample_smc(theory_at: TheoryAt, x: torch.Tensor, beta0: float, beta: float, *, generator: torch.Generator,
-               ess_fraction: float = 0.9, resample_below: float = 0.5, n_moves: int = 3,
-               flux_moves: int = 1, step_size: float = 0.05, n_steps: int = 20) -> SMCResult:
-    """Carry particles ``x`` (equally weighted draws from pi_{beta0}) to ``beta`` >= ``beta0``
+               log_w0: torch.Tensor | None = None, ess_fraction: float = 0.9, resample_below: float = 0.5,
+               n_moves: int = 3, flux_moves: int = 1, step_size: float = 0.05, n_steps: int = 20,
+               min_distinct: float = 0.1) -> SMCResult:
+    """Carry particles ``x`` (draws from pi_{beta0}: equally weighted, or with the
+    unnormalised log-weights ``log_w0``, -inf or NaN for none) to ``beta`` >= ``beta0``
     (module docstring); returns an :class:`SMCResult`."""
     if not beta >= beta0 > 0:
         raise ValueError(f"need beta >= beta0 > 0, got beta0={beta0}, beta={beta}")
-    if not 0 < ess_fraction < 1 or not 0 <= resample_below <= 1:
-        raise ValueError(f"need 0 < ess_fraction < 1 and 0 <= resample_below <= 1, got "
-                         f"{ess_fraction}, {resample_below}")
+    if not 0 < ess_fraction < 1 or not 0 <= resample_below <= 1 or not 0 <= min_distinct <= 1:
+        raise ValueError(f"need 0 < ess_fraction < 1 and 0 <= resample_below, min_distinct <= 1, got "
+                         f"{ess_fraction}, {resample_below}, {min_distinct}")
     if n_moves < 0 or flux_moves < 0:
         raise ValueError(f"need n_moves >= 0 and flux_moves >= 0, got {n_moves}, {flux_moves}")
     t0 = time.perf_counter()
@@ -134,8 +175,38 @@ def sample_smc(theory_at: TheoryAt, x: torch.Tensor, beta0: float, beta: float, 
     unit = theory_at(1.0)
     x = unit.project(x.clone())
     log_w = torch.zeros(n, dtype=torch.float64, device=x.device)
+    if log_w0 is not None:
+        log_w = torch.nan_to_num(log_w0.to(log_w), nan=-math.inf)
+        if not torch.isfinite(log_w).any():
+            raise ValueError(f"no finite start log-weight among {n} particles")
     flux = unit.flux_shift(x) if flux_moves else None
-    betas, ess, hmc_acc, flux_acc, resampled = [float(beta0)], [], [], [], []
+    betas, ess, distinct, hmc_acc, flux_acc, resampled = [float(beta0)], [], [], [], [], []
+
+    def move(x, coupling):
+        """``n_moves`` HMC trajectories at ``coupling``, each followed by ``flux_moves`` flux
+        moves; returns the particles and the two acceptance rates."""
+        theory = theory_at(coupling)
+        action = theory.action(x)
+        n_hmc = n_flux = 0
+        for _ in range(n_moves):
+            x, action, accepted, _ = hmc_step(theory, x, step_size, n_steps, generator, action)
+            n_hmc += int(accepted.sum())
+            for _ in range(flux_moves):
+                x, action, accepted = flux_move(theory, x, action, flux, generator)
+                n_flux += int(accepted.sum())
+        return (x, n_hmc / (n * n_moves) if n_moves else math.nan,
+                n_flux / (n * n_moves * flux_moves) if n_moves and flux_moves else math.nan)
+
+    weights = normalised(log_w)
+    start_ess = float(1.0 / torch.sum(weights * weights)) / n
+    start_distinct = distinct_fraction(x, weights)
+    if log_w0 is not None:   # importance resampling and moves at beta0
+        if start_ess < resample_below:
+            x = x[systematic_resample(weights, generator)]
+            log_w = torch.zeros_like(log_w)
+            resampled.append((0, start_ess, f"start: ESS {start_ess:.3f} N < {resample_below:g} N "
+                                            f"at beta {beta0:.6g}"))
+        x = move(x, float(beta0))[0]
     current = float(beta0)
     while current < beta:
         if len(betas) > MAX_STEPS:
@@ -153,31 +224,26 @@ def sample_smc(theory_at: TheoryAt, x: torch.Tensor, beta0: float, beta: float, 
             log_w = torch.zeros_like(log_w)
             resampled.append((len(betas) - 1, ess_k,
                               f"ESS {ess_k:.3f} N < {resample_below:g} N at beta {new:.6g}"))
-        theory = theory_at(current)
-        action = theory.action(x)
-        n_hmc = n_flux = 0
-        for _ in range(n_moves):
-            x, action, accepted, _ = hmc_step(theory, x, step_size, n_steps, generator, action)
-            n_hmc += int(accepted.sum())
-            for _ in range(flux_moves):
-                x, action, accepted = flux_move(theory, x, action, flux, generator)
-                n_flux += int(accepted.sum())
-        hmc_acc.append(n_hmc / (n * n_moves) if n_moves else math.nan)
-        flux_acc.append(n_flux / (n * n_moves * flux_moves) if n_moves and flux_moves else math.nan)
-    betas, ess, hmc_acc, flux_acc = (torch.tensor(v, dtype=torch.float64)
-                                     for v in (betas, ess, hmc_acc, flux_acc))
-    return SMCResult(x, normalised(log_w), betas, ess, hmc_acc, flux_acc, resampled,
-                     time.perf_counter() - t0)
+        distinct.append(distinct_fraction(x, normalised(log_w)))
+        x, a_hmc, a_flux = move(x, current)
+        hmc_acc.append(a_hmc)
+        flux_acc.append(a_flux)
+    betas, ess, distinct, hmc_acc, flux_acc = (torch.tensor(v, dtype=torch.float64)
+                                               for v in (betas, ess, distinct, hmc_acc, flux_acc))
+    collapsed = min([start_distinct, *distinct.tolist()]) < min_distinct
+    return SMCResult(x, normalised(log_w), betas, ess, hmc_acc, flux_acc, distinct, start_ess, start_distinct,
+                     collapsed, resampled, time.perf_counter() - t0)
 
 
 def run_replicas(theory_at: TheoryAt, pool: torch.Tensor, beta0: float, beta: float, *, replicas: int,
-                 n_particles: int, seed: int, show_progress: bool = False,
-                 **options) -> tuple[list[SMCResult], torch.Tensor]:
+                 n_particles: int, seed: int, pool_log_w: torch.Tensor | None = None,
+                 show_progress: bool = False, **options) -> tuple[list[SMCResult], torch.Tensor]:
     """``replicas`` independent SMC runs (:func:`sample_smc`, ``options`` passed on) from
-    disjoint sets of ``n_particles`` configurations of ``pool`` (drawn at beta0), chosen
-    without replacement by a permutation from seed derive_seed(seed, 'smc-draw');
-    replica r runs on its own generator, seed derive_seed(seed, 'smc-replica', r).
-    Returns the runs and the pool indices ``(replicas, n_particles)`` each started from."""
+    disjoint sets of ``n_particles`` configurations of ``pool`` (drawn at beta0, with the
+    start log-weights ``pool_log_w`` where given), chosen without replacement by a
+    permutation from seed derive_seed(seed, 'smc-draw'); replica r runs on its own
+    generator, seed derive_seed(seed, 'smc-replica', r).  Returns the runs and the pool
+    indices ``(replicas, n_particles)`` each started from."""
     if replicas < 1 or n_particles < 1:
         raise ValueError(f"need replicas >= 1 and n_particles >= 1, got {replicas}, {n_particles}")
     if replicas * n_particles > pool.shape[0]:
@@ -188,8 +254,9 @@ def run_replicas(theory_at: TheoryAt, pool: torch.Tensor, beta0: float, beta: fl
     runs = []
     for r in progress(range(replicas), desc=f"smc beta {beta0:g} -> {beta:g}", enabled=show_progress):
         gen = torch.Generator(device=pool.device).manual_seed(derive_seed(seed, "smc-replica", r))
-        runs.append(sample_smc(theory_at, pool[index[r].to(pool.device)], beta0, beta,
-                               generator=gen, **options))
+        part = index[r].to(pool.device)
+        runs.append(sample_smc(theory_at, pool[part], beta0, beta, generator=gen,
+                               log_w0=None if pool_log_w is None else pool_log_w[part], **options))
     return runs, index
 
 
@@ -206,8 +273,10 @@ def smc_ensemble(theory_at: TheoryAt, runs: list[SMCResult], beta0: float, beta:
     """The ensemble artifact of SMC replicas (layout in :mod:`physml.cli.smc`): particles
     ``config = replica * N + i``, per-configuration ``replica``, ``weight`` (normalised
     within each replica) and ``action`` (S at ``beta``); the ladder and per-step records
-    over ``(replica, smc_step)``; the resampling events over ``resample_event``; the
-    theory's couplings (at ``beta``), ``beta0``, ``source`` and ``attrs`` as attributes."""
+    over ``(replica, smc_step)``; per replica the start's ESS, its smallest fraction of
+    distinct particles and whether it collapsed; the resampling events over
+    ``resample_event``; the theory's couplings (at ``beta``), ``beta0``, ``source``,
+    ``collapsed_replicas`` and ``attrs`` as attributes."""
     theory = theory_at(beta)
     x = torch.cat([r.x for r in runs]).detach().double().cpu()
     n = runs[0].x.shape[0]
@@ -229,7 +298,15 @@ def smc_ensemble(theory_at: TheoryAt, runs: list[SMCResult], beta0: float, beta:
                                    {"long_name": "HMC acceptance of each step's moves"}),
             "smc_flux_acceptance": (("replica_id", "smc_step"), _padded([r.flux_acceptance for r in runs]),
                                     {"long_name": "flux-move acceptance of each step's moves"}),
+            "smc_distinct": (("replica_id", "smc_step"), _padded([r.distinct for r in runs]),
+                             {"long_name": "effective distinct particles / N before each step's moves"}),
             "smc_n_steps": ("replica_id", n_steps, {"long_name": "steps of the ladder of each replica"}),
+            "smc_start_ess": ("replica_id", np.array([r.start_ess for r in runs]),
+                              {"long_name": "Kish ESS / N of the start weights (1: equal weights)"}),
+            "smc_min_distinct": ("replica_id", np.array([r.min_distinct for r in runs]),
+                                 {"long_name": "smallest effective fraction of distinct particles, start included"}),
+            "smc_collapsed": ("replica_id", np.array([r.collapsed for r in runs], dtype=np.int8),
+                              {"long_name": "1: the replica's particles collapsed (physml.mc.smc)"}),
             "replica_wall_time_s": ("replica_id", np.array([r.wall_time_s for r in runs]), {"units": "s"}),
             "resample_replica": ("resample_event", np.array([e[0] for e in events], dtype=np.int64)),
             "resample_step": ("resample_event", np.array([e[1] for e in events], dtype=np.int64),
@@ -242,6 +319,7 @@ def smc_ensemble(theory_at: TheoryAt, runs: list[SMCResult], beta0: float, beta:
         attrs={"theory": theory.name, "source": source, "L": int(x.shape[-1]), "beta0": float(beta0),
                "replicas": len(runs), "n_particles": int(n),
                "resampling_reasons": "; ".join(f"replica {i} step {k}: {why}" for i, k, _, why in events),
+               "collapsed_replicas": int(sum(r.collapsed for r in runs)),
                "wall_time_s": float(sum(r.wall_time_s for r in runs))},
     )
     ds.attrs.update({**coupling_attrs(theory), **attrs})

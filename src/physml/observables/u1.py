@@ -22,7 +22,13 @@ in units of stored measurements, Wolff's convention: 0.5 for independent data):
 Reweighted ensembles (a ``weight`` variable, :mod:`physml.stats.reweighting`) give
 self-normalised weighted estimates with delta-method errors and carry the Kish
 effective sample size ``ess``; chi_t and everything else of such an ensemble is
-flagged when the ESS is below :data:`physml.stats.reweighting.MIN_ESS`.
+flagged when the ESS is below :data:`physml.stats.reweighting.MIN_ESS`.  Ensembles
+weighted by the model's density (``dm_rw``, attribute ``ess_fraction``) and the
+independence Metropolis chain over the same proposals (``dm_imh``) are graded as for
+phi^4 (:func:`physml.observables.phi4.correction_flag`: fewer than 20 effective or
+accepted samples, proposals left out, a folding map); they carry ``ess_fraction``
+(ESS / N, the table's ``ess``), ``imh_acceptance``, ``log_Z`` and a ``flag``
+attribute that flags all their rows.
 Ensembles of independent configurations (every chain holds one configuration: the
 diffusion model's and MALA's) need no tau_int(Q): their chi_t is reliable by
 construction, whatever its bias, which the comparison with the exact result shows.
@@ -35,7 +41,9 @@ are correlated with the particles through resampling, so no error from within on
 run is trusted.  tau_int is not defined there (NaN); ``smc_ess`` is the mean Kish
 ESS of the final weights per replica (information only, no flag); chi_t is flagged
 with fewer than :data:`MIN_REPLICAS` replicas or when every replica gave the same
-<Q^2> (a zero error that only says no replica saw the rare sectors).  ``P_Q`` and
+<Q^2> (a zero error that only says no replica saw the rare sectors), and all its rows
+(attribute ``flag``) when a replica's particles collapsed (``smc_collapsed``: fewer
+effective distinct particles than ``min_distinct`` x N, :mod:`physml.mc.smc`).  ``P_Q`` and
 its errors come from the replicas the same way, and ``P_Q_pvalue`` is Hotelling's
 T^2 test of the replica means of P(Q) against the exact P(Q) (:func:`replica_pvalue`).  The same test, with
 the chains as the groups, gives ``P_Q_pvalue`` of a multi-chain HMC ensemble whose
@@ -96,7 +104,7 @@ from scipy import stats
 
 from physml.lattice import u1_exact
 from physml.lattice.u1 import plaquette_angles, topological_charge_real, wilson_loop_angles
-from physml.observables.phi4 import _by_chain
+from physml.observables.phi4 import _by_chain, correction_flag
 from physml.stats.estimate import Estimate
 from physml.stats.gamma import ENSEMBLE, estimate, primary
 from physml.stats.reweighting import MIN_ESS, kish_ess, weighted_estimate
@@ -314,6 +322,11 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
         rate.update(tau=0.5, tau_err=0.0, lower_bound=0, independent=True)
     reliable, reason = reliability(ds, rate, converged)
     ess = kish_ess(weights) if weights is not None and replica is None else None
+    flag = correction_flag(ds) if replica is None else ""
+    if replica is not None and int(ds.attrs.get("collapsed_replicas", 0)):
+        flag = (f"{int(ds.attrs['collapsed_replicas'])} of {len(np.unique(replica))} replicas collapsed: "
+                f"effective distinct particles down to {float(ds['smc_min_distinct'].min()):.3g} N "
+                f"< {float(ds.attrs.get('min_distinct', 0)):g} N")
     n_replicas = len(np.unique(replica)) if replica is not None else 0
     if replica is not None:
         data_vars["smc_ess"] = ((), float(np.mean([kish_ess(weights[replica == r]) for r in np.unique(replica)])),
@@ -325,10 +338,12 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
             reliable, reason = False, "every replica gave the same <Q^2> (e.g. no Q != 0 seen): zero replica error"
         else:
             reliable, reason = True, "ok (replica errors)"
-    if ess is not None:
+    if ess is not None and "ess_fraction" not in ds.attrs:   # reweighted in beta
         data_vars["ess"] = ((), ess, {"long_name": "Kish effective sample size of the weights"})
         if ess < MIN_ESS:
             reliable, reason = False, f"reweighted: Kish ESS {ess:.3g} < {MIN_ESS:g}"
+    if flag:
+        reliable, reason = False, flag
     data_vars["tau_int_Q_rate"] = ((), rate["tau"], {
         "units": "trajectories",
         "long_name": "tau_int(Q) from the rate of Q changes, exact <Q^2> (see physml.observables.u1)"})
@@ -389,8 +404,14 @@ def measure_u1(ds: xr.Dataset) -> xr.Dataset:
                                                "train_L", "beta0", "score_factor", "mala_steps",
                                                "mala_step_size", "mala_acceptance_rate",
                                                "input_source", "n_particles", "flux_moves",
-                                               "flux_acceptance_rate")
+                                               "flux_acceptance_rate", "imh_acceptance", "log_Z",
+                                               "log_Z_err", "n_nonfinite", "density", "min_distinct",
+                                               "collapsed_replicas")
                       if k in ds.attrs})
+    if "ess_fraction" in ds.attrs and "weight" in ds:
+        out.attrs["ess_fraction"] = ds.attrs["ess_fraction"]
+    if flag:
+        out.attrs["flag"] = flag
     out.attrs.update({"n_configs": int(n), "n_chains": int(len(np.unique(chain))),
                       "chi_t_flag": reason, "chi_t_exact": u1_exact.chi_t(beta, L),
                       "plaquette_exact": u1_exact.plaquette(beta, L)})
