@@ -77,13 +77,13 @@ def jacobian_route(work: Path, kappa: float, args) -> None:
     print(f"\nkappa = {kappa:g}, model trained at L = {args.L} {' '.join(args.train_option)}, exact route at "
           f"L = {L}: {args.n_proposals} proposals, ode2m {args.n_steps} steps, {args.density_dtype}; sampling "
           f"with the Jacobian {wall / args.n_proposals:.2f} s per proposal")
-    print(f"{'source':8}" + "".join(f"{o:>24}" for o in OBSERVABLES))
-    print(f"{'hmc':8}" + "".join(f"{float(ref[o]):>15.4f}({float(ref[o + '_err']):.4f})" for o in OBSERVABLES))
+    print(f"{'source':8}" + "".join(f"{o:>27}" for o in OBSERVABLES))
+    print(f"{'hmc':8}" + "".join(f"{float(ref[o]):>12.4f}({float(ref[o + '_err']):.4f})       " for o in OBSERVABLES))
     for source, ens in out.items():
         obs = measured(ens)
         pulls = [(float(obs[o]) - float(ref[o])) / np.hypot(float(obs[o + "_err"]), float(ref[o + "_err"]))
                  for o in OBSERVABLES]
-        print(f"{source:8}" + "".join(f"{float(obs[o]):>9.4f}({float(obs[o + '_err']):.4f}) {p:+5.1f}s"
+        print(f"{source:8}" + "".join(f"{float(obs[o]):>12.4f}({float(obs[o + '_err']):.4f}) {p:+5.1f}s"
                                       for o, p in zip(OBSERVABLES, pulls)) + f"  {obs.attrs.get('flag', '')}")
     rw, imh = xr.open_dataset(out["dm_rw"]), measured(out["dm_imh"])
     ess = float(rw.attrs["ess_fraction"]) * args.n_proposals
@@ -114,9 +114,11 @@ def path_route(work: Path, kappa: float, args) -> None:
                  "--n-snapshots", "0", "--seed", "5", "--out", str(out))
             ds = xr.open_dataset(out)
             lw = ds["log_weight"].values
-            rate = float(ds.attrs["ess_fraction"]) * args.n_proposals / float(ds.attrs["sample_wall_time_s"])
+            ess = float(ds.attrs["ess_fraction"]) * args.n_proposals
+            rate = ess / float(ds.attrs["sample_wall_time_s"])
             print(f"  L = {L:3d}, {steps:5d} steps: var(log w) {np.nanvar(lw):9.1f}, ESS/N "
-                  f"{float(ds.attrs['ess_fraction']):.4f}, {rate:.3g} ESS per s")
+                  f"{float(ds.attrs['ess_fraction']):.4f}, {rate:.3g} ESS per s"
+                  + ("  (degenerate: one weight dominates)" if ess < 2 else ""))
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ def main() -> None:
             p = [(float(obs[o]) - float(ref[o])) / np.hypot(float(obs[o + "_err"]), float(ref[o + "_err"]))
                  for o in OBSERVABLES]
             pulls[source].append(p)
-            print(f"  {source:16}" + "".join(f"{float(obs[o]):>9.4f}({float(obs[o + '_err']):.4f}) {q:+5.1f}s"
+            print(f"  {source:16}" + "".join(f"{float(obs[o]):>12.4f}({float(obs[o + '_err']):.4f}) {q:+5.1f}s"
                                               for o, q in zip(OBSERVABLES, p)))
     for source, p in pulls.items():
         p = np.asarray(p)

@@ -97,6 +97,8 @@ CASES = [
     ("rmt spectra D/weights.nc --p-threshold nan --seed 1 --out D/sp.nc", ["--p-threshold", "finite"]),
     ("rmt tails D/spectra.nc --xmin-quantile inf --seed 1 --out D/t.nc --table D/tt.nc", ["--xmin-quantile", "finite"]),
     ("rmt temperature D/weights.nc --lr-linear-max nan --out D/t.nc", ["--lr-linear-max", "finite"]),
+    ("rmt report --results D/nowhere --out D/r.md", ["--results", "nowhere", "no such folder"]),
+    ("rmt report --results D/adir --out D/r.md --compare D/missing.md", ["--compare", "missing.md", "no such file"]),
     ("phases cell --lr inf --sigma-w 1 --seed 1 --out D/c.nc", ["--lr", "finite"]),
     ("phases cell --lr 1 --sigma-w 1 --seed 1 --snapshot-steps 0,inf --out D/c.nc", ["--snapshot-steps", "finite"]),
     ("phases gather D/cell_a.nc --ferro-max-test-loss nan --out D/g.nc", ["--ferro-max-test-loss", "finite"]),
@@ -142,6 +144,7 @@ CASES = [
     ("lattice compare D/obs.nc --out D/t.nc --csv D/t.txt", ["--csv", ".csv"]),
     ("rmt linear --lr 0.1 --batch-size 4 --seed 1 --out D/w.txt", ["--out", ".nc"]),
     ("rmt corpus --out D/corpus.nc", ["--out", ".txt"]),
+    ("rmt report --results D/adir --out D/r.txt", ["--out", "r.txt", ".md"]),
     ("figure phi4_hmc D/obs.nc --out D/fig.pdf", ["--out", "without extension"]),
     # artifacts that do not vouch for their contents
     ("lattice measure D/corrupt.nc --out D/o.nc", ["corrupt.nc", "checksum"]),

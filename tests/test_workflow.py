@@ -15,7 +15,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def _copy_workflow(root: Path, dest: Path) -> Path:
-    for item in ("Snakefile", "workflow", "config", "profiles", "envs"):
+    for item in ("Snakefile", "workflow", "config", "profiles", "envs", "docs"):
         src = root / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
     shutil.copy(root / "tests" / "data" / "tiny.yaml", dest / "tiny.yaml")

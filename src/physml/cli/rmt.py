@@ -267,6 +267,11 @@ def cmd_dbm(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from physml.rmt import report
 
+    if not Path(args.results).is_dir():
+        raise ValueError(f"--results {args.results}: no such folder (the results folder of a DAG run)")
+    for label, doc in (("--compare", args.compare), ("--write", args.write)):
+        if doc and not Path(doc).is_file():
+            raise ValueError(f"{label} {doc}: no such file")
     blocks = report.render(Path(args.results))
     with atomic_path(args.out) as tmp:
         tmp.write_text("".join(f"<!-- rmt:{k} -->\n{v}<!-- /rmt:{k} -->\n\n" for k, v in blocks.items()))
