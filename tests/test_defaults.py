@@ -29,7 +29,7 @@ PAIRS = [
                                                       "the U(1) rules pass it"}),
     ("diffusion.sample", "diffusion sample", {}, {}),
     *[("diffusion.mala", verb, {k: f"mala_{k}" for k in ("steps", "target_acceptance", "tune_steps", "pilot",
-                                                          "global_moves")},
+                                                          "global_moves", "fourier")},
        {"steps": "sample runs MALA only when asked (--mala-steps 0)"} if verb == "diffusion sample" else {})
       for verb in ("lattice mala phi4", "lattice mala u1", "diffusion sample")],
     ("phases", "phases cell", {}, {}),

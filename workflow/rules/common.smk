@@ -176,7 +176,7 @@ def train_command(diff, epochs, recipe, extra=""):
 
 def mala_flags(mala):
     """The MALA stage's options (--mala-*) from diffusion.mala, without the phi^4-only keys."""
-    return cli_flags(mala, skip=("phi4_constant_start_kappa", "global_moves"), prefix="mala_")
+    return cli_flags(mala, skip=("phi4_constant_start_kappa", "global_moves", "fourier"), prefix="mala_")
 
 
 def exact_command(exact, steps, extra, out):

@@ -10,7 +10,7 @@ DM_LS = [PHI4["L"] * f for f in DM_GEN["L_factors"]]
 DM_N_CONFIGS = dict(zip(DM_LS, DM_GEN["n_configs"]))
 MALA = DIFF["mala"]
 MALA_OPTIONS = mala_flags(MALA)
-PHI4_MALA_OPTIONS = f"{MALA_OPTIONS} {cli_flags(MALA, ['global_moves'], prefix='mala_')}"   # phi^4 only
+PHI4_MALA_OPTIONS = f"{MALA_OPTIONS} {cli_flags(MALA, ['global_moves', 'fourier'], prefix='mala_')}"   # phi^4 only
 EXACT = DIFF["exact"]
 
 

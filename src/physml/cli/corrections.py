@@ -51,6 +51,9 @@ def add_mala_options(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--mala-global-moves", type=int, default=0,
                    help="phi4: global moves after every MALA step, each a uniform shift of the field "
                         "(width tuned on the pilot, exact accept on Delta S) and a Z2 flip (0: none)")
+    p.add_argument("--mala-fourier", action=argparse.BooleanOptionalAction, default=False,
+                   help="phi4: Fourier-accelerated MALA, the steps and global moves preconditioned by "
+                        "K(p) ~ 1 / (mu^2 + p_hat^2) so that the long modes relax as fast as the short")
 
 
 def trivial_start(theory, start: str, n: int, L: int, scale: float, generator: torch.Generator,
@@ -84,7 +87,7 @@ def cmd_mala(args: argparse.Namespace) -> None:
     gen = torch.Generator(device=device).manual_seed(args.seed)
     pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
     stage = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance,
-                      shift_moves=args.mala_global_moves)
+                      shift_moves=args.mala_global_moves, fourier=args.mala_fourier)
     t0 = time.perf_counter()
     pilot = trivial_start(theory, args.start, args.mala_pilot, args.L, scale, pilot_gen, device)
     x = trivial_start(theory, args.start, args.n_configs, args.L, scale, gen, device)
