@@ -53,7 +53,7 @@ def test_paper_config_inherits_nothing_from_the_quick_one(root, schema, quick):
     ({"phi4": {"L": 7.5}}, "phi4.L", "type integer"),
     ({"phi4": {"L": "big"}}, "phi4.L", "type integer"),
     ({"phi4": {"hmc": {"start": "warm"}}}, "phi4.hmc.start", "['cold', 'hot']"),
-    ({"phi4": {"kapa": [0.2]}}, "phi4.kapa", "did you mean 'kappa'? (keys here: L, hmc, kappa, lam)"),
+    ({"phi4": {"kapa": [0.2]}}, "phi4.kapa", "did you mean 'kappa'? (keys here: L, hmc, kappa, lam, reference_factor)"),
     ({"sed": 3}, "sed", "did you mean 'seed'?"),
 ])
 def test_bad_values_name_key_and_allowed(schema, quick, patch, key, allowed):

@@ -4,8 +4,9 @@ PHI4 = config["phi4"]
 
 
 rule hmc_phi4:
-    """`hmc`: the reference of every comparison at (kappa, L); `hmc_train`: the training
-    ensemble of the diffusion models, the same settings with another seed."""
+    """`hmc`: the reference of every comparison at (kappa, L), phi4.reference_factor times the
+    configurations; `hmc_train`: the training ensemble of the diffusion models, the same
+    settings with another seed."""
     conda:
         CONDA_ENV
     output:
@@ -20,6 +21,7 @@ rule hmc_phi4:
         seed=lambda wc: derive_seed(config["seed"], *(["hmc_phi4"] if wc.source == "hmc" else ["hmc_phi4", "train"]),
                                     wc.L, wc.kappa, wc.lam),
         source=lambda wc: "" if wc.source == "hmc" else f" --source {wc.source}",
+        n_configs=lambda wc: PHI4["hmc"]["n_configs"] * (PHI4["reference_factor"] if wc.source == "hmc" else 1),
         device=config["device"],
     threads: 1
     resources:
@@ -27,7 +29,8 @@ rule hmc_phi4:
         runtime=60,
     shell:
         "python -m physml lattice hmc phi4 --L {wildcards.L} --kappa {wildcards.kappa} --lam {wildcards.lam}"
-        f" {cli_flags(PHI4['hmc'])}{{params.source}} --seed {{params.seed}} --device {{params.device}}"
+        f" {cli_flags(PHI4['hmc'], skip=('n_configs',))} --n-configs {{params.n_configs}}{{params.source}}"
+        " --seed {params.seed} --device {params.device}"
         " --threads {threads} --out {output.ensemble} > {log} 2>&1"
 
 
