@@ -102,6 +102,10 @@ CASES = [
     ("phases cell --lr inf --sigma-w 1 --seed 1 --out D/c.nc", ["--lr", "finite"]),
     ("phases cell --lr 1 --sigma-w 1 --seed 1 --snapshot-steps 0,inf --out D/c.nc", ["--snapshot-steps", "finite"]),
     ("phases gather D/cell_a.nc --ferro-max-test-loss nan --out D/g.nc", ["--ferro-max-test-loss", "finite"]),
+    # a move the theory has not got
+    ("lattice mala u1 --L 4 --beta 1 --n-configs 4 --seed 1 --mala-fourier --out D/m.nc", ["--mala-fourier", "not u1"]),
+    ("lattice mala u1 --L 4 --beta 1 --n-configs 4 --seed 1 --mala-global-moves 1 --out D/m.nc",
+     ["--mala-global-moves", "not u1"]),
     # a lattice no diffusion model trains on
     (f"{HMC.replace('--L 4', '--L 7')} --out D/e.nc", ["--L", "even", "7"]),
     # an input given as an output: directly, through a symlink, a hard link, a file beside one

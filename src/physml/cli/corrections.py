@@ -88,6 +88,7 @@ def cmd_mala(args: argparse.Namespace) -> None:
     pilot_gen = torch.Generator(device=device).manual_seed(derive_seed(args.seed, "mala-pilot"))
     stage = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance,
                       shift_moves=args.mala_global_moves, fourier=args.mala_fourier)
+    stage.check(theory)
     t0 = time.perf_counter()
     pilot = trivial_start(theory, args.start, args.mala_pilot, args.L, scale, pilot_gen, device)
     x = trivial_start(theory, args.start, args.n_configs, args.L, scale, gen, device)

@@ -172,6 +172,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         model = model.to(getattr(torch, args.density_dtype))
     mala = MALAStage(args.mala_steps, args.mala_tune_steps, args.mala_target_acceptance,
                       shift_moves=args.mala_global_moves, fourier=args.mala_fourier) if args.mala_steps else None
+    if mala:
+        mala.check(theory)
     site_shape = tuple(theory.cold_start(1, args.L).shape[1:])
     options = {"batch_size": args.batch_size, "anneal_steps": args.anneal_steps, "beta": beta,
                "anneal_snr": args.anneal_snr, "show_progress": args.progress,

@@ -103,8 +103,7 @@ class FourierAccelerated:
     in u are a uniform shift and the flip in phi."""
 
     def __init__(self, theory: Theory, L: int):
-        if not hasattr(theory, "symmetry_flip"):
-            raise ValueError(f"--mala-fourier: Fourier acceleration is for phi^4, not {theory.name}")
+        _check_fourier(theory, True)
         p = 2 * math.pi * torch.arange(L, dtype=torch.float64) / L
         s2 = 4 * torch.sin(p / 2) ** 2
         p_hat2 = s2[:, None] + s2[None, :]
@@ -196,6 +195,11 @@ def _sweep(theory, x, h, width, shift_moves, generator, action, force):
         shifted += moved.double() / shift_moves
         force = None
     return x, action, force, accepted, shifted
+
+
+def _check_fourier(theory: Theory, fourier: bool) -> None:
+    if fourier and not hasattr(theory, "symmetry_flip"):
+        raise ValueError(f"--mala-fourier: Fourier acceleration is for phi^4, not {theory.name}")
 
 
 def _check_shift(theory: Theory, shift_moves: int) -> None:
@@ -310,6 +314,11 @@ class MALAStage:
             raise ValueError(f"need steps >= 0, tune_steps >= 2 and shift_moves >= 0, got {self.steps}, "
                              f"{self.tune_steps}, {self.shift_moves}")
 
+    def check(self, theory: Theory) -> None:
+        """Refuse, before any work, moves that ``theory`` has not got."""
+        _check_shift(theory, self.shift_moves)
+        _check_fourier(theory, self.fourier)
+
     def run(self, theory: Theory, x: torch.Tensor, pilot: torch.Tensor, generator: torch.Generator,
             pilot_generator: torch.Generator, show_progress: bool = False, desc: str = "mala"):
         """(final fields (float64), a Dataset of the MALA variables, attributes) for the
@@ -324,6 +333,7 @@ class MALAStage:
         tuning = tune_step_size(theory, pilot.double(), self.tune_steps, pilot_generator,
                                 target=self.target, shift_moves=self.shift_moves)
         h, width = tuning.h, tuning.width
+        width_phi = width * (float(theory.sqrt_k[0, 0]) if self.fourier else 1.0)   # the shift of phi
         total = self.tune_steps + self.steps
         marks = [s for s in TRACE_STEPS if s < total] + [total]
         x = x.double()
@@ -348,7 +358,7 @@ class MALAStage:
         mean_acc = float(acc_all[self.tune_steps:].mean()) if self.steps else float("nan")
         shift_all = torch.cat(shifts) if shifts else torch.zeros(0, dtype=torch.float64)
         shift_rate = float(shift_all[self.tune_steps:].mean()) if self.steps and self.shift_moves else float("nan")
-        moves = (f", {self.shift_moves} global shift(s) of width {width:.4g} and Z2 flips after each step "
+        moves = (f", {self.shift_moves} global shift(s) of width {width_phi:.4g} and Z2 flips after each step "
                  f"(shift acceptance {shift_rate:.3f})" if self.shift_moves else "")
         moves += ", Fourier-accelerated" if self.fourier else ""
         print(f"MALA: step size {h:.4g} (tuned for acceptance {self.target} on {pilot.shape[0]} pilot "
@@ -379,5 +389,5 @@ class MALAStage:
                                 f"{self.tune_steps} steps; the measured chains replay the pilot's "
                                 f"schedule as warm-up, then run {self.steps} steps at h"}
         if self.shift_moves:
-            attrs.update(mala_shift_width=float(width), mala_shift_acceptance_rate=shift_rate)
+            attrs.update(mala_shift_width=width_phi, mala_shift_acceptance_rate=shift_rate)
         return to_field(x), xr.Dataset(data_vars, coords={"mala_trace_step": marks}), attrs
