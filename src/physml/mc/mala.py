@@ -36,7 +36,7 @@ average only by diffusion; a shift moves it directly, at a cost of O(V).
 Fourier acceleration (phi^4, ``fourier``): the steps and moves run in u = K^(-1/2) phi
 with K diagonal in momentum space (:class:`FourierAccelerated`), which is MALA with the
 preconditioner K in phi: drift h K F, noise sqrt(2 h) K^(1/2) z.  Near criticality the
-longest modes relax about (L / pi)^2 times more slowly than the shortest under plain
+longest modes relax up to 2 (L / pi)^2 times more slowly than the shortest under plain
 Langevin steps (critical slowing down); with K ~ 1 / (mu^2 + p_hat^2) all move alike.
 
 Step-size tuning (:func:`tune_step_size`) adapts log h by Robbins-Monro towards
