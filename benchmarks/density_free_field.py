@@ -28,14 +28,7 @@ from physml.diffusion.model import load_score_model
 from physml.diffusion.samplers import make_sampler
 from physml.lattice.phi4 import Phi4, free_propagator
 from physml.mc.importance import ess_fraction, log_partition, normalised_weights
-
-
-def jackknife_chi2(log_w: np.ndarray, m: np.ndarray, volume: int) -> tuple[float, float]:
-    """Self-normalised V <m^2> and its delete-one jackknife error (weights renormalised)."""
-    value = volume * float(np.sum(normalised_weights(log_w) * m ** 2))
-    keep = ~np.eye(len(m), dtype=bool)
-    loo = np.array([volume * np.sum(normalised_weights(log_w[k]) * m[k] ** 2) for k in keep])
-    return value, math.sqrt((len(m) - 1) * float(np.var(loo)))
+from physml.observables.phi4 import weighted_jackknife
 
 
 def main() -> None:
@@ -61,7 +54,8 @@ def main() -> None:
     for kappa, lam in targets:
         log_w = -Phi4(kappa, lam).action(phi).numpy() - log_q
         log_z, log_z_err = log_partition(log_w)
-        chi2, chi2_err = jackknife_chi2(log_w, m, volume)
+        chi2, chi2_err = weighted_jackknife({"m2": m ** 2}, normalised_weights(log_w),
+                                            lambda mean: volume * mean["m2"])
         line = (f"kappa {kappa:g}, lambda {lam:g}: ESS/N {ess_fraction(log_w):.3f}, log Z {log_z:.3f}({log_z_err:.3f}), "
                 f"chi_2 {chi2:.3f}({chi2_err:.3f})")
         if lam == 0:

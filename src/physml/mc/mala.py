@@ -325,18 +325,17 @@ class MALAStage:
         ensemble artifact."""
         if pilot.shape[0] < self.min_pilot:
             raise ValueError(f"MALA tuning needs at least {self.min_pilot} pilot chains, got {pilot.shape[0]}")
-        field_theory = theory
+        field_theory, x, pilot = theory, x.double(), pilot.double()
         if self.fourier:
             theory = FourierAccelerated(theory, x.shape[-1])
-            x, pilot = theory.to_u(x.double()), theory.to_u(pilot.double())
+            x, pilot = theory.to_u(x), theory.to_u(pilot)
         to_field = theory.to_field if self.fourier else (lambda u: u)
-        tuning = tune_step_size(theory, pilot.double(), self.tune_steps, pilot_generator,
+        tuning = tune_step_size(theory, pilot, self.tune_steps, pilot_generator,
                                 target=self.target, shift_moves=self.shift_moves)
         h, width = tuning.h, tuning.width
         width_phi = width * (float(theory.sqrt_k[0, 0]) if self.fourier else 1.0)   # the shift of phi
         total = self.tune_steps + self.steps
         marks = [s for s in TRACE_STEPS if s < total] + [total]
-        x = x.double()
         traces = {k: [v.cpu()] for k, v in trace_summaries(field_theory, to_field(x)).items()}
         acc, sizes, shifts = [], [], []
         accepted = torch.zeros(x.shape[0], dtype=torch.int64)
